@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Install what the ground-truth boot tests (tests/test_groundtruth_boot.py) need
+# on a Debian bookworm machine:
+#   - qemu-system-x86 (QEMU 7.2 in bookworm), installed with apt-get;
+#   - Debian's own Linux 6.1 kernel image (linux-image-6.1.0-XX-amd64) and
+#     busybox-static, fetched with `apt-get download` and unpacked (only
+#     ./boot of the kernel package, which is what -kernel needs) into
+#     $CPUSOLVE_GT_CACHE (default /var/cache/cpusolve-groundtruth).
+#
+# Idempotent: work already done is skipped (a second run takes well under a
+# second).  It never fails the build: if something cannot be installed or
+# downloaded it prints a warning and exits 0; the slow tests then skip.
+#
+# The kernel tried first is the one the recording in
+# tests/data/groundtruth/linux-6.1-tcg.json was made with (GT_KERNEL_PKG
+# below); if bookworm no longer serves it, the newest linux-image-6.1.0-*-amd64
+# is used instead (the reproducibility test then skips, saying to re-record).
+set -u
+
+GT_KERNEL_PKG="${GT_KERNEL_PKG:-linux-image-6.1.0-56-amd64}"
+CACHE="${CPUSOLVE_GT_CACHE:-/var/cache/cpusolve-groundtruth}"
+APT_TIMEOUT="${GT_APT_TIMEOUT:-600}"
+
+log() { echo "install-groundtruth: $*"; }
+warn() { echo "install-groundtruth: WARNING: $*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO="sudo -n"
+    fi
+fi
+
+apt_updated=0
+apt_update_once() {
+    [ "$apt_updated" = 1 ] && return 0
+    apt_updated=1
+    log "apt-get update"
+    timeout "$APT_TIMEOUT" $SUDO apt-get update -qq >/dev/null 2>&1 || warn "apt-get update failed"
+}
+
+# has_candidate PKG: apt knows a version of PKG to download
+has_candidate() {
+    apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+}
+
+ensure_candidate() {
+    has_candidate "$1" || { apt_update_once; has_candidate "$1"; }
+}
+
+# fetch_unpack PKG DESTROOT [TARPATTERN...]: apt-get download PKG and unpack it
+# (restricted to TARPATTERN when given) into DESTROOT/PKG_VERSION/, writing
+# DESTROOT/PKG_VERSION/PKG.version
+fetch_unpack() {
+    local pkg="$1" destroot="$2"
+    shift 2
+    local tmp deb ver dest
+    tmp="$(mktemp -d)" || return 1
+    chmod 755 "$tmp"
+    if ! (cd "$tmp" && timeout "$APT_TIMEOUT" apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1); then
+        rm -rf "$tmp"
+        return 1
+    fi
+    deb="$(ls "$tmp"/*.deb 2>/dev/null | head -n1)"
+    [ -n "$deb" ] || { rm -rf "$tmp"; return 1; }
+    ver="$(dpkg-deb -f "$deb" Version)"
+    dest="$destroot/${pkg}_${ver//:/%3a}"
+    rm -rf "$dest.partial"
+    mkdir -p "$dest.partial"
+    if [ "$#" -gt 0 ]; then
+        # a dpkg -x of only the named members (the kernel package is ~400 MB unpacked)
+        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dest.partial" --wildcards "$@" || { rm -rf "$tmp" "$dest.partial"; return 1; }
+    else
+        dpkg -x "$deb" "$dest.partial" || { rm -rf "$tmp" "$dest.partial"; return 1; }
+    fi
+    echo "$ver" >"$dest.partial/$pkg.version"
+    rm -rf "$dest"
+    mv "$dest.partial" "$dest"
+    rm -rf "$tmp"
+    log "unpacked $pkg $ver into $dest"
+}
+
+install_qemu() {
+    if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
+        warn "qemu-system-x86_64 missing and not root: apt-get install qemu-system-x86"
+        return 1
+    fi
+    ensure_candidate qemu-system-x86 || true
+    log "apt-get install qemu-system-x86"
+    if ! DEBIAN_FRONTEND=noninteractive timeout "$APT_TIMEOUT" $SUDO apt-get install -y -q --no-install-recommends qemu-system-x86 >/dev/null 2>&1; then
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive timeout "$APT_TIMEOUT" $SUDO apt-get install -y -q --no-install-recommends qemu-system-x86 >/dev/null 2>&1 \
+            || { warn "could not install qemu-system-x86"; return 1; }
+    fi
+}
+
+install_kernel() {
+    local release="${GT_KERNEL_PKG#linux-image-}"
+    if ls "$CACHE"/kernel/*/boot/vmlinuz-"$release" >/dev/null 2>&1; then
+        return 0
+    fi
+    if ensure_candidate "$GT_KERNEL_PKG" && fetch_unpack "$GT_KERNEL_PKG" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*'; then
+        return 0
+    fi
+    warn "$GT_KERNEL_PKG not downloadable; trying the newest linux-image-6.1.0-*-amd64"
+    apt_update_once
+    local newest
+    newest="$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n1)"
+    if [ -z "$newest" ]; then
+        warn "no linux-image-6.1.0-*-amd64 known to apt (not Debian bookworm?)"
+        return 1
+    fi
+    if ls "$CACHE"/kernel/*/boot/vmlinuz-"${newest#linux-image-}" >/dev/null 2>&1; then
+        return 0
+    fi
+    fetch_unpack "$newest" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*' || { warn "could not download $newest"; return 1; }
+}
+
+install_busybox() {
+    if ls "$CACHE"/busybox/*/bin/busybox >/dev/null 2>&1; then
+        return 0
+    fi
+    ensure_candidate busybox-static || true
+    fetch_unpack busybox-static "$CACHE/busybox" || { warn "could not download busybox-static"; return 1; }
+}
+
+main() {
+    if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+        warn "not a Debian system (no apt-get/dpkg-deb); ground-truth boot tests will skip"
+        return 0
+    fi
+    if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
+        warn "cannot write $CACHE (set CPUSOLVE_GT_CACHE to a writable dir); ground-truth boot tests will skip"
+        return 0
+    fi
+    local ok=1
+    install_qemu || ok=0
+    install_kernel || ok=0
+    install_busybox || ok=0
+    if [ "$ok" = 1 ]; then
+        log "ready: $(ls "$CACHE"/kernel/*/boot/vmlinuz-* 2>/dev/null | tr '\n' ' ')$(ls "$CACHE"/busybox/*/bin/busybox 2>/dev/null | head -n1)"
+    else
+        warn "ground-truth boot requirements incomplete; the slow ground-truth tests will skip"
+    fi
+}
+
+main "$@"
+exit 0

@@ -1,0 +1,25 @@
+"""cpusolve: safe, maximal guest CPU models for live-migration domains.
+
+The public API is re-exported lazily so that ``cpusolve --help`` does not import Z3.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_pool", "solve", "Result", "DomainResult", "GuestCpu", "Requirements",
+           "CpusolveError", "InputError", "qemu_cpu_arg"]
+
+_WHERE = {
+    "load_pool": "cpusolve.api", "solve": "cpusolve.api",
+    "Result": "cpusolve.result", "DomainResult": "cpusolve.result", "GuestCpu": "cpusolve.result",
+    "qemu_cpu_arg": "cpusolve.result",
+    "Requirements": "cpusolve.pool",
+    "CpusolveError": "cpusolve.errors", "InputError": "cpusolve.errors",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'cpusolve' has no attribute {name!r}")

@@ -1,0 +1,113 @@
+"""The library API: load a pool, solve every migration domain, get checked answers.
+
+    from cpusolve import load_pool, solve
+    result = solve(load_pool("pool.json"))
+    for d in result.domains:
+        print(d.status, d.guest and qemu_cpu_arg(d.guest))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import networkx as nx
+
+from cpusolve.checker import check_answer
+from cpusolve.domains import Domain, domains
+from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.rules import CpuView, load_rules
+from cpusolve.errors import InputError, InternalError
+from cpusolve.explain import conflicts_text, shortfalls
+from cpusolve.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
+from cpusolve.pool import POLICIES, Pool, Requirements
+from cpusolve.pool_file import load_pool as _load_pool
+from cpusolve.result import Conflict, DomainResult, HostRef, Result, is_mitigation_flag
+
+
+def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
+    """A pool from a pool.json path ('-' for stdin), a dict of the same shape, or a graph."""
+    return _load_pool(source)
+
+
+def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
+          policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> Result:
+    """Solve every distinct migration domain of ``pool``; every answer is re-checked."""
+    if not isinstance(pool, Pool):
+        pool = load_pool(pool)
+    req = requirements or pool.requirements
+    if policy is not None:
+        if policy not in POLICIES:
+            raise InputError(f"policy must be one of {', '.join(POLICIES)}, not '{policy}'")
+        req = dataclasses.replace(req, policy=policy)
+    cat = catalog()
+    cache: dict[tuple, Outcome] = {}
+    results = []
+    for index, dom in enumerate(domains(pool), start=1):
+        results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
+    return Result(source=pool.source, requirements=req.to_dict(), domains=results)
+
+
+def _refs(pool: Pool, names) -> tuple[HostRef, ...]:
+    return tuple(HostRef(n, pool.hosts[n].count) for n in names)
+
+
+def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,
+                  cache: dict, cat) -> DomainResult:
+    hosts = _refs(pool, dom.hosts)
+    base = DomainResult(index=index, hosts=hosts, starts=dom.starts, vendor=None, status="infeasible")
+    names_by_type = [[h.name for h in dom.members(pool, t)] for t in dom.types]
+    vendors = sorted({t.vendor for t in dom.types})
+    if len(vendors) > 1:
+        by_vendor = {v: [h for h in dom.hosts if pool.hosts[h].facts.vendor == v] for v in vendors}
+        text = "mixed vendors: " + "; ".join(
+            f"{v}: {', '.join(hs)}" for v, hs in by_vendor.items())
+        base.conflicts = (Conflict("vendor", text, "live migration across CPU vendors is refused: "
+                                   "split the domain by vendor", hosts),)
+        return base
+    vendor = vendors[0]
+    base.vendor = vendor
+    base.host_bugs = tuple(sorted(set().union(*(t.bugs for t in dom.types))))
+    base.waived = tuple(sorted(req.waive & set(base.host_bugs)))
+    base.shortfalls = shortfalls(pool, dom, cat)
+    if req.vendor and req.vendor != vendor:
+        base.conflicts = (Conflict("vendor", f"requirement vendor {req.vendor}, but the hosts are {vendor}",
+                                   "drop requirements.vendor or solve another pool", hosts),)
+        return base
+    key = (vendor, dom.types)
+    if key not in cache:
+        cache[key] = optimize(cat, vendor, dom.types, req, timeout)
+    outcome = cache[key]
+    base.solve_ms = outcome.millis
+    if outcome.status == "timeout":
+        base.status = "timeout"
+        base.notes = (f"Z3 did not finish within {timeout:g} s (--timeout)",)
+        return base
+    if outcome.status == "unsat":
+        base.conflicts = conflicts_text(pool, dom, outcome, names_by_type)
+        return base
+    guest = outcome.guest
+    labels = [", ".join(n) for n in names_by_type]
+    problems = check_answer(cat, dom.types, req, guest, labels)
+    if problems:
+        raise InternalError(f"checker rejected the answer for domain {index} ({guest.model}): "
+                            + "; ".join(problems))
+    vendor_, fam, mod, step = guest.identity()
+    view = CpuView(vendor=vendor_, family=fam, model=mod, stepping=step,
+                   features=guest.visible(), hypervisor=True)
+    base.guest = guest
+    base.features = guest.visible()
+    base.status = "ok-waived" if base.waived else "ok"
+    base.mitigations = tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f))
+    base.guest_bugs = {k: tuple(b for b, hit in load_rules(k).sysfs_affected(view).items() if hit)
+                       for k in req.kernels}
+    notes = []
+    if guest.fms is not None:
+        notes.append(f"shows family/model/stepping {fam}/{mod}/{step} instead of "
+                     f"{cat.model(guest.model).family}/{cat.model(guest.model).model}/"
+                     f"{cat.model(guest.model).stepping} so that guests still mitigate "
+                     "what the hosts' silicon needs")
+    for bug in base.waived:
+        notes.append(f"WAIVED: {bug} is present on hosts of this domain and guests may not mitigate it")
+    base.notes = tuple(notes)
+    return base

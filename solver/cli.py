@@ -1,0 +1,122 @@
+"""The ``cpusolve`` command.  ``cpusolve POOL`` solves; subcommands read and probe hosts.
+
+Errors are one line on stderr and an exit code: 0 every domain solved, 1 some domain has no
+answer (infeasible or timed out), 2 bad input, 3 internal error (an answer the checker
+rejected: never printed).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from cpusolve.errors import CpusolveError
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, is a pool to solve."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args.insert(0, "solve")
+        return super().parse_args(ctx, args)
+
+
+def write_atomic(text: str, output: str | None) -> None:
+    """Write all or nothing: a failed run never leaves half a config behind."""
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    target = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(fn) -> None:
+    try:
+        code = fn()
+    except CpusolveError as e:
+        click.echo(f"cpusolve: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # a bug: one line, details on request
+        if os.environ.get("CPUSOLVE_DEBUG"):
+            raise
+        click.echo(f"cpusolve: internal error: {type(e).__name__}: {e} (set CPUSOLVE_DEBUG=1 for details)",
+                   err=True)
+        sys.exit(3)
+    sys.exit(code or 0)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cpusolve")
+def main() -> None:
+    """Pick, for every migration domain of a pool, the maximal guest CPU model that every host
+    can run and that leaves no guest believing it is immune to a bug its hosts have.
+
+    \b
+    cpusolve POOL.json [--format text|json|qemu|libvirt]   solve a pool
+    cpusolve probe [-o FILE]                                this host's facts from /dev/kvm
+    cpusolve pool init FILES... [--group NAME]              a pool from host fact files
+    """
+
+
+@main.command("solve")
+@click.argument("pool", metavar="POOL")
+@click.option("--format", "fmt", default="text", show_default=True,
+              type=click.Choice(["text", "json", "qemu", "libvirt"]), help="Output format.")
+@click.option("--policy", type=click.Choice(["strict", "compat"]), default=None,
+              help="strict: guests also get each bug's mitigation mechanism (default from the pool, "
+                   "else strict); compat: only truthful bug verdicts.")
+@click.option("--kernel", "kernels", multiple=True, metavar="VERSION",
+              help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
+@click.option("--qemu", "qemu", type=click.Choice(["7.2", "current"]), default=None,
+              help="Only use models and feature names this QEMU knows.")
+@click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds Z3 may spend on one domain.")
+@click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
+def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, output) -> None:
+    """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
+    def go() -> int:
+        import dataclasses
+
+        from cpusolve.api import load_pool, solve
+        from cpusolve.pool_file import read_requirements
+        from cpusolve.writers import render
+
+        if timeout <= 0:
+            raise CpusolveError("--timeout must be positive")
+        p = load_pool(pool)
+        req = p.requirements
+        changes: dict = {}
+        if kernels:
+            changes["kernels"] = read_requirements({"kernels": list(kernels)}, "--kernel").kernels
+        if qemu:
+            changes["qemu"] = None if qemu == "current" else qemu
+        if waive:
+            changes["waive"] = req.waive | read_requirements({"waive": list(waive)}, "--waive").waive
+        if policy:
+            changes["policy"] = policy
+        req = dataclasses.replace(req, **changes)
+        result = solve(p, requirements=req, timeout=timeout)
+        write_atomic(render(result, fmt), output)
+        return result.exit_code
+
+    run(go)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Find each domain's maximal safe guest CPU with Z3, or a minimal reason why there is none."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import z3
+
+from cpusolve.encodings.catalog import Catalog
+from cpusolve.encode import Encoding, encode, objectives
+from cpusolve.hosts import HostFacts
+from cpusolve.pool import Requirements
+from cpusolve.result import GuestCpu
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass
+class Outcome:
+    status: str  # "sat" | "unsat" | "timeout"
+    guest: GuestCpu | None = None
+    features: frozenset[str] = frozenset()
+    core: list[tuple] | None = None  # fact keys of a minimal conflict
+    encoding: Encoding | None = None
+    millis: float = 0.0
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+             timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+    """Lexicographic optimum of DESIGN.md section 3 for one domain."""
+    start = time.perf_counter()
+    enc = encode(cat, vendor, types, req)
+    opt = z3.Optimize(ctx=enc.ctx)
+    opt.set("timeout", _ms(timeout))
+    opt.set("priority", "lex")
+    opt.add(enc.hard)
+    for direction, term in objectives(enc):
+        (opt.maximize if direction == "max" else opt.minimize)(term)
+    answer = opt.check()
+    elapsed = time.perf_counter() - start
+    if answer == z3.unsat:
+        outcome = explain(cat, vendor, types, req, max(timeout - elapsed, 1.0))
+        outcome.millis = (time.perf_counter() - start) * 1000
+        return outcome
+    if answer != z3.sat:
+        return Outcome("timeout", encoding=enc, millis=elapsed * 1000)
+    model = opt.model()
+    features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
+    chosen = next(m for s, m in zip(enc.sel, enc.models) if z3.is_true(model.eval(s, model_completion=True)))
+    own = z3.is_true(model.eval(enc.own_fms, model_completion=True))
+    fms = None
+    if not own:
+        fms = tuple(model.eval(enc.fms_terms[k], model_completion=True).as_long()
+                    for k in ("family", "model", "stepping"))
+        if fms == chosen.fms:
+            fms = None
+    guest = GuestCpu(model=chosen.name,
+                     plus=tuple(sorted(features - chosen.features)),
+                     minus=tuple(sorted(chosen.features - features)),
+                     fms=fms)
+    return Outcome("sat", guest=guest, features=features, encoding=enc,
+                   millis=(time.perf_counter() - start) * 1000)
+
+
+def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+            timeout: float) -> Outcome:
+    """A minimal set of named facts that cannot all hold (deletion-minimised unsat core)."""
+    deadline = time.perf_counter() + timeout
+    enc = encode(cat, vendor, types, req, wide=True)
+    solver = z3.Solver(ctx=enc.ctx)
+    solver.set("timeout", _ms(timeout))
+    solver.add(enc.hard)
+    lits = [lit for lit, _ in enc.facts]
+    answer = solver.check(lits)
+    if answer != z3.unsat:
+        return Outcome("timeout" if answer == z3.unknown else "unsat", core=[], encoding=enc)
+    core = [c for c in lits if any(c.eq(x) for x in solver.unsat_core())]
+    # Deletion-based minimisation: drop each fact whose absence keeps the rest unsat.
+    i = 0
+    while i < len(core):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        solver.set("timeout", _ms(remaining))
+        trial = core[:i] + core[i + 1:]
+        if solver.check(trial) == z3.unsat:
+            shrunk = {c.get_id() for c in solver.unsat_core()}
+            core = [c for c in trial if c.get_id() in shrunk]
+        else:
+            i += 1
+    keys = {lit.get_id(): key for lit, key in enc.facts}
+    return Outcome("unsat", core=[keys[c.get_id()] for c in core], encoding=enc)

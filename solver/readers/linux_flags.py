@@ -1,0 +1,96 @@
+"""Linux ``/proc/cpuinfo`` flags -> canonical QEMU feature names: the one place that knows how.
+
+Once the catalog carries Linux spellings (``encodings/data/linux-cpufeatures.json`` imported
+into ``Feature.linux``), :meth:`Catalog.from_linux_flags` does the work, including Linux's
+synthetic flags.  Until then this module folds spellings itself, conservatively: a flag
+that may stand for different CPUID bits on different vendors is mapped per vendor or not at
+all, because claiming a bit the host lacks is worse than missing one it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cpusolve.encodings.catalog import catalog
+from cpusolve.readers.common import FeatureNames
+
+#: Linux names that differ from every QEMU/libvirt spelling of the same CPUID bit.
+RENAMED = {
+    "tsc_deadline_timer": "tsc-deadline", "pausefilter": "pause-filter", "tsxldtrk": "tsx-ldtrk",
+    "ibrs_enhanced": "ibrs-all",  # Linux sets it from ARCH_CAPABILITIES.IBRS_ALL
+    "amd_ibpb": "ibpb", "amd_ibrs": "ibrs", "amd_stibp": "amd-stibp",
+}
+#: Linux's synthetic speculation-control flags: set from a different CPUID bit per vendor
+#: (arch/x86/kernel/cpu/common.c init_speculation_control()).  None = cannot tell which bit
+#: (AMD "ssbd" may come from AMD_SSBD, VIRT_SSBD or the LS_CFG MSR), so claim nothing.
+PER_VENDOR = {
+    "ibpb": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibpb", "HygonGenuine": "ibpb"},
+    "ibrs": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibrs", "HygonGenuine": "ibrs"},
+    "stibp": {"GenuineIntel": "stibp", "AuthenticAMD": "amd-stibp", "HygonGenuine": "amd-stibp"},
+    "ssbd": {"GenuineIntel": "ssbd"},
+    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},  # Intel's is a VMX capability
+}
+#: Linux flags with no CPUID bit of their own (kernel state, VMX capabilities, derived bits):
+#: dropped silently rather than reported as unknown features.
+SYNTHETIC = frozenset("""
+    constant_tsc rep_good nopl xtopology nonstop_tsc nonstop_tsc_s3 cpuid extd_apicid
+    tsc_known_freq tsc_reliable aperfmperf arch_perfmon pebs bts art amd_dcm pln pts dtherm ida
+    hwp hwp_notify hwp_act_window hwp_epp hwp_pkg_req hwp_highest_perf_change hfi epb
+    cat_l3 cdp_l3 cat_l2 cdp_l2 mba rdt_a cqm_llc cqm_occup_llc cqm_mbm_total cqm_mbm_local
+    invpcid_single ring3mwait cpuid_fault hw_pstate proc_feedback cpb cppc
+    sme sev sev_es sev_snp tme total_memory_encryption sgx_lc sgx1 sgx2
+    vmmcall xcompacted user_shstk pti kaiser retpoline retpoline_amd eagerfpu lfence_rdtsc
+    tpr_shadow flexpriority ept vpid ept_ad ept_1gb ept_5level v_spec_ctrl x2avic
+    intel_ppin amd_ppin smca perfmon_v2 amd_lbr_v2 amd_lbr_pmc_freeze
+""".split())
+
+
+def linux_data_present() -> bool:
+    """True once the catalog has been imported with Linux spellings."""
+    return any(f.linux for f in catalog().features.values())
+
+
+def features_from_flags(flags: Iterable[str], vendor: str, names: FeatureNames) -> frozenset[str]:
+    """Canonical QEMU names for the CPUID bits behind a cpuinfo ``flags`` line."""
+    flags = list(flags)
+    cat = catalog()
+    if linux_data_present():
+        mapped = cat.from_linux_flags(flags)
+        for flag in flags:
+            if cat.canonical(flag) is None and flag not in SYNTHETIC and not _known_linux(flag):
+                names.report(flag)
+        return mapped
+    out = set()
+    for flag in flags:
+        if flag in PER_VENDOR:
+            name = PER_VENDOR[flag].get(vendor)
+            if name is not None and name in cat.features:
+                out.add(name)
+            continue
+        name = _fold(flag)
+        if name is not None:
+            out.add(name)
+        elif flag not in SYNTHETIC:
+            names.report(flag)
+    return frozenset(out)
+
+
+def _fold(flag: str) -> str | None:
+    cat = catalog()
+    if flag in RENAMED:
+        return RENAMED[flag] if RENAMED[flag] in cat.features else None
+    for spelling in (flag, flag.replace("_", "-"), flag.replace("_", "")):
+        name = cat.canonical(spelling)
+        if name is not None:
+            return name
+    return None
+
+
+def _known_linux(flag: str) -> bool:
+    """Whether Linux's own feature table names this flag (synthetic ones included)."""
+    from cpusolve.encodings import catalog as catalog_module
+
+    data = catalog_module._linux_cpufeatures()
+    entries = data.get("features", [])
+    spellings = {e.get("cpuinfo") for e in entries if isinstance(e, dict)}
+    return flag in spellings or flag in data.get("synthetic_from", {})

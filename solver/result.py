@@ -1,0 +1,159 @@
+"""Results: plain dataclasses whose ``to_dict()`` is the stable JSON schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cpusolve.encodings.catalog import catalog
+
+#: The JSON schema version of ``Result.to_dict()``; bump on incompatible change.
+SCHEMA = "cpusolve-result/1"
+
+MECHANISM_FEATURES = frozenset({
+    "spec-ctrl", "ibrs", "ibpb", "stibp", "amd-stibp", "ssbd", "virt-ssbd", "amd-ssbd",
+    "md-clear", "arch-capabilities", "flush-l1d", "ibpb-brtype", "sbpb", "verw-clear",
+})
+
+
+def is_mitigation_flag(name: str) -> bool:
+    """Flags that exist to let a guest mitigate CPU bugs (mechanisms and ARCH_CAP hints)."""
+    feat = catalog().features.get(name)
+    return name in MECHANISM_FEATURES or (feat is not None and feat.is_arch_cap)
+
+
+@dataclass(frozen=True)
+class GuestCpu:
+    """A guest CPU: a catalog model plus flags, optionally showing another f/m/s."""
+
+    model: str
+    plus: tuple[str, ...] = ()
+    minus: tuple[str, ...] = ()
+    #: family/model/stepping shown instead of the model's own, when truthfulness needs it
+    fms: tuple[int, int, int] | None = None
+
+    def visible(self) -> frozenset[str]:
+        base = catalog().model(self.model).features
+        return (base - frozenset(self.minus)) | frozenset(self.plus)
+
+    def identity(self) -> tuple[str, int, int, int]:
+        m = catalog().model(self.model)
+        fam, mod, step = self.fms or m.fms
+        return (m.vendor, fam, mod, step)
+
+    def flags(self) -> list[str]:
+        return [f"+{f}" for f in self.plus] + [f"-{f}" for f in self.minus]
+
+    def to_dict(self) -> dict:
+        vendor, fam, mod, step = self.identity()
+        return {
+            "model": self.model, "plus": list(self.plus), "minus": list(self.minus),
+            "vendor": vendor, "family": fam, "model_number": mod, "stepping": step,
+            "fms_override": self.fms is not None,
+        }
+
+
+@dataclass(frozen=True)
+class HostRef:
+    name: str
+    count: int
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "count": self.count}
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One named fact of a minimal infeasible set."""
+
+    kind: str  # "lacks", "require", "forbid", "min_model", "vendor", "truthful", "mechanism", "hint", "qemu"
+    text: str
+    fix: str
+    hosts: tuple[HostRef, ...] = ()
+    feature: str | None = None
+    bug: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "text": self.text, "fix": self.fix,
+                "hosts": [h.to_dict() for h in self.hosts], "feature": self.feature, "bug": self.bug}
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A feature some hosts of the domain have and others lack."""
+
+    feature: str
+    lacking: tuple[HostRef, ...]
+    having: int  # machines that have it
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "lacking": [h.to_dict() for h in self.lacking],
+                "having_count": self.having}
+
+
+@dataclass
+class DomainResult:
+    index: int
+    hosts: tuple[HostRef, ...]
+    starts: tuple[str, ...]
+    vendor: str | None
+    status: str  # "ok" | "ok-waived" | "infeasible" | "timeout"
+    guest: GuestCpu | None = None
+    features: frozenset[str] = frozenset()
+    mitigations: tuple[str, ...] = ()
+    guest_bugs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> bugs
+    host_bugs: tuple[str, ...] = ()
+    waived: tuple[str, ...] = ()
+    shortfalls: tuple[Shortfall, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    notes: tuple[str, ...] = ()
+    solve_ms: float = 0.0
+
+    @property
+    def solved(self) -> bool:
+        return self.status in ("ok", "ok-waived")
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "hosts": [h.to_dict() for h in self.hosts],
+            "machines": sum(h.count for h in self.hosts),
+            "starts": list(self.starts),
+            "vendor": self.vendor,
+            "status": self.status,
+            "guest": self.guest.to_dict() if self.guest else None,
+            "qemu": qemu_cpu_arg(self.guest) if self.guest else None,
+            "features": sorted(self.features),
+            "mitigations": list(self.mitigations),
+            "guest_bugs": {k: list(v) for k, v in self.guest_bugs.items()},
+            "host_bugs": list(self.host_bugs),
+            "waived": list(self.waived),
+            "shortfalls": [s.to_dict() for s in self.shortfalls],
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Result:
+    source: str
+    requirements: dict
+    domains: list[DomainResult]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(d.solved for d in self.domains) else 1
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
+                "domains": [d.to_dict() for d in self.domains]}
+
+
+def qemu_cpu_arg(guest: GuestCpu) -> str:
+    """The ``-cpu`` argument: versioned model, f/m/s override, flags, and enforce."""
+    parts = [guest.model]
+    if guest.fms is not None:
+        fam, mod, step = guest.fms
+        parts += [f"family={fam}", f"model={mod}", f"stepping={step}"]
+    parts += guest.flags()
+    parts.append("enforce")
+    return ",".join(parts)

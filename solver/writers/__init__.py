@@ -1,0 +1,22 @@
+"""Output writers: one module per format, each a pure function of a checked Result."""
+
+from __future__ import annotations
+
+from cpusolve.errors import InputError
+from cpusolve.result import Result
+
+FORMATS = ("text", "json", "qemu", "libvirt")
+
+
+def render(result: Result, fmt: str) -> str:
+    if fmt == "text":
+        from cpusolve.writers.text import render_text as fn
+    elif fmt == "json":
+        from cpusolve.writers.json_out import render_json as fn
+    elif fmt == "qemu":
+        from cpusolve.writers.qemu import render_qemu as fn
+    elif fmt == "libvirt":
+        from cpusolve.writers.libvirt import render_libvirt as fn
+    else:
+        raise InputError(f"unknown output format '{fmt}' (known: {', '.join(FORMATS)})")
+    return fn(result)

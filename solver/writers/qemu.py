@@ -1,0 +1,17 @@
+"""QEMU ``-cpu`` arguments, one line per domain, with a comment naming its hosts."""
+
+from __future__ import annotations
+
+from cpusolve.result import Result, qemu_cpu_arg
+
+
+def render_qemu(result: Result) -> str:
+    lines = []
+    for d in result.domains:
+        hosts = ", ".join(h.name for h in d.hosts)
+        lines.append(f"# domain {d.index}: {hosts}")
+        if d.guest is None:
+            lines.append(f"# {d.status}: no safe guest CPU; see --format text")
+        else:
+            lines.append(qemu_cpu_arg(d.guest))
+    return "\n".join(lines) + "\n"

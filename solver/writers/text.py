@@ -1,0 +1,59 @@
+"""The default terminal report: per domain its hosts, answer, mitigations and blockers."""
+
+from __future__ import annotations
+
+from cpusolve.result import DomainResult, Result, qemu_cpu_arg
+
+MAX_SHORTFALLS = 25
+
+
+def _hosts(refs) -> str:
+    return ", ".join(f"{r.name} (x{r.count})" if r.count > 1 else r.name for r in refs)
+
+
+def _domain(d: DomainResult, directed: bool) -> list[str]:
+    machines = sum(h.count for h in d.hosts)
+    head = f"Domain {d.index}: {len(d.hosts)} host{'s' if len(d.hosts) != 1 else ''}, " \
+           f"{machines} machine{'s' if machines != 1 else ''}"
+    if d.vendor:
+        head += f", {d.vendor}"
+    lines = [f"{head}: {d.status.upper()}"]
+    lines.append(f"  hosts:        {_hosts(d.hosts)}")
+    if directed and d.starts != tuple(h.name for h in d.hosts):
+        lines.append(f"  for VMs on:   {', '.join(d.starts)}")
+    if d.guest:
+        g = d.guest
+        lines.append(f"  model:        {g.model}")
+        lines.append(f"  flags:        {','.join(g.flags()) or '(none)'}")
+        if g.fms:
+            lines.append(f"  f/m/s shown:  family={g.fms[0]} model={g.fms[1]} stepping={g.fms[2]}")
+        lines.append(f"  mitigations:  {', '.join(d.mitigations) or '(none needed beyond the model)'}")
+        lines.append(f"  qemu:         -cpu {qemu_cpu_arg(g)}")
+        for kernel, bugs in d.guest_bugs.items():
+            lines.append(f"  guest (Linux {kernel}) mitigates: {', '.join(bugs) or '(nothing)'}")
+    if d.host_bugs:
+        lines.append(f"  host bugs:    {', '.join(d.host_bugs)}")
+    for note in d.notes:
+        lines.append(f"  note: {note}")
+    for c in d.conflicts:
+        lines.append(f"  conflict: {c.text}")
+        lines.append(f"      fix: {c.fix}")
+    if d.shortfalls:
+        lines.append("  held back by (feature: hosts lacking it):")
+        for s in d.shortfalls[:MAX_SHORTFALLS]:
+            lines.append(f"    {s.feature:<22} {_hosts(s.lacking)}")
+        if len(d.shortfalls) > MAX_SHORTFALLS:
+            lines.append(f"    ... {len(d.shortfalls) - MAX_SHORTFALLS} more (see --format json)")
+    return lines
+
+
+def render_text(result: Result) -> str:
+    directed = any(d.starts != tuple(h.name for h in d.hosts) for d in result.domains)
+    out = []
+    for d in result.domains:
+        out += _domain(d, directed)
+        out.append("")
+    ok = sum(d.solved for d in result.domains)
+    out.append(f"{ok} of {len(result.domains)} domain{'s' if len(result.domains) != 1 else ''} solved"
+               + ("" if ok == len(result.domains) else "; see conflicts above"))
+    return "\n".join(out) + "\n"

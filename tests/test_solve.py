@@ -1,0 +1,164 @@
+"""The optimizer on hand-checked pools, and the checker that guards every answer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cpusolve.api import load_pool, solve
+from cpusolve.checker import check_answer
+from cpusolve.domains import domains
+from cpusolve.pool import Requirements
+from cpusolve.result import GuestCpu, qemu_cpu_arg
+
+from .conftest import pool_dict
+
+MICROCODE = ["md-clear", "ssbd", "stibp", "flush-l1d"]  # what 2018-2019 microcode gives Intel hosts
+
+
+def only(result):
+    assert len(result.domains) == 1
+    return result.domains[0]
+
+
+def test_skylake_plus_cascadelake_gives_a_skylake_model():
+    d = only(solve(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE},
+                              "clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})))
+    assert d.status == "ok"
+    assert d.guest.model.startswith("Skylake-Server-v")
+    # Cascade Lake's AVX-512 VNNI is not on Skylake, so the guest cannot have it.
+    assert "avx512vnni" not in d.features
+    assert {"avx512f", "md-clear", "ssbd", "spec-ctrl"} <= d.features
+    # Skylake silicon has MDS: no guest may be told mds-no.
+    assert "mds-no" not in d.features
+    assert "+md-clear" in d.mitigations
+    assert "mds" in d.guest_bugs["6.1"] and "mds" in d.guest_bugs["6.12"]
+
+
+def test_single_host_type_gets_its_own_model_exactly():
+    d = only(solve(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})))
+    assert d.status == "ok"
+    assert d.guest.model == "Cascadelake-Server-v5"
+    assert d.guest.minus == ()
+
+
+def test_compat_policy_drops_mechanisms_but_stays_truthful():
+    pool = pool_dict({"skx": {"cpu": "Skylake-Server-v4"}, "clx": {"cpu": "Cascadelake-Server-v5"}})
+    strict = only(solve(pool))
+    assert strict.status == "infeasible"
+    compat = only(solve(pool, policy="compat"))
+    assert compat.status == "ok" and compat.guest.model.startswith("Skylake-Server")
+    assert "mds" in compat.guest_bugs["6.12"]
+
+
+def test_strict_infeasible_names_host_and_mechanism():
+    d = only(solve(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "count": 40, "add": MICROCODE},
+                              "skx-07": {"cpu": "Skylake-Server-v4", "add": ["ssbd", "stibp", "flush-l1d"]}})))
+    assert d.status == "infeasible"
+    texts = " | ".join(c.text for c in d.conflicts)
+    assert "skx-07 lacks md-clear" in texts and "mds affects" in texts
+    assert any(c.kind == "mechanism" and c.bug in ("mds", "tsx_async_abort", "mmio_stale_data")
+               for c in d.conflicts)
+
+
+def test_required_feature_missing_names_the_hosts():
+    d = only(solve(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE, "count": 4},
+                              "clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}},
+                             require=["avx512vnni"])))
+    assert d.status == "infeasible"
+    kinds = {c.kind for c in d.conflicts}
+    assert kinds == {"require", "lacks"}
+    lack = next(c for c in d.conflicts if c.kind == "lacks")
+    assert lack.feature == "avx512vnni" and [h.name for h in lack.hosts] == ["skx"]
+
+
+def test_forbid_and_min_model_are_hard():
+    pool = pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}},
+                     forbid=["avx512f"], min_model="Haswell-v4")
+    d = only(solve(pool))
+    assert d.status == "ok"
+    assert not {"avx512f", "avx512bw", "avx512vl"} & d.features
+    assert {"avx2", "fma", "bmi2"} <= d.features
+    d = only(solve(pool_dict({"old": {"cpu": "Westmere-v2", "add": MICROCODE}}, min_model="Haswell-v4")))
+    assert d.status == "infeasible" and any(c.kind == "min_model" for c in d.conflicts)
+
+
+def test_mixed_vendor_domain_is_infeasible_with_hosts_by_vendor():
+    d = only(solve(pool_dict({"skx": {"cpu": "Skylake-Server-v4"}, "rome": {"cpu": "EPYC-Rome-v4"}})))
+    assert d.status == "infeasible"
+    assert "GenuineIntel: skx" in d.conflicts[0].text and "AuthenticAMD: rome" in d.conflicts[0].text
+
+
+def test_old_model_shows_affected_fms_on_skylake_hosts():
+    # Westmere's f/m/s tells Linux it has no Retbleed; Skylake hosts do.  The answer must
+    # either give rsba (impossible: no host's KVM can set it) or show a Skylake f/m/s.
+    d = only(solve(pool_dict({"wsm": {"cpu": "Westmere-v2", "add": MICROCODE},
+                              "skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE}})))
+    assert d.status == "ok"
+    assert d.guest.model.startswith("Westmere")
+    assert d.guest.fms is not None
+    assert "retbleed" in d.guest_bugs["6.1"]
+    assert ",family=6,model=" in qemu_cpu_arg(d.guest)
+
+
+def test_equal_domains_are_solved_once():
+    hosts = {f"h{i}": {"cpu": "Skylake-Server-v4" if i % 2 else "Cascadelake-Server-v5", "add": MICROCODE}
+             for i in range(40)}
+    groups = [[f"h{i}", f"h{i + 1}"] for i in range(0, 40, 2)]
+    result = solve(pool_dict(hosts, {"groups": groups}))
+    assert len(result.domains) == 20
+    assert len({d.guest for d in result.domains}) == 1
+    assert sum(d.solve_ms > 0 for d in result.domains) == 20  # cached outcome carries its time
+
+
+def test_deterministic_output():
+    from cpusolve.writers import render
+
+    pool = pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE},
+                      "clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})
+    first = render(solve(pool), "json")
+    assert all(render(solve(pool), "json") == first for _ in range(3))
+
+
+def test_checker_rejects_planted_wrong_answers():
+    pool = load_pool(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE},
+                                "clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}}))
+    dom = domains(pool)[0]
+    from cpusolve.encodings.catalog import catalog
+
+    cat, req = catalog(), pool.requirements
+    good = only(solve(pool)).guest
+    assert check_answer(cat, dom.types, req, good) == []
+    # Too much: Cascade Lake's model needs avx512vnni, which the Skylake host lacks.
+    bad = GuestCpu("Cascadelake-Server-v5", plus=("md-clear", "ssbd", "stibp"))
+    assert any("cannot expose avx512vnni" in p for p in check_answer(cat, dom.types, req, bad))
+    # A lie about security: claiming mds-no while the Skylake host has MDS.
+    lie = dataclasses.replace(good, plus=tuple(sorted({*good.plus, "mds-no", "arch-capabilities"})))
+    problems = check_answer(cat, dom.types, req, lie)
+    assert any("mds" in p and "unsafe" in p for p in problems) or any("mds-no" in p for p in problems)
+    # Hiding the mechanism under strict policy.
+    hidden = dataclasses.replace(good, plus=tuple(f for f in good.plus if f != "md-clear"))
+    assert any("md-clear" in p for p in check_answer(cat, dom.types, req, hidden))
+    # Dependency broken: avx512f without avx2.
+    broken = dataclasses.replace(good, minus=tuple(sorted({*good.minus, "avx2"})))
+    assert any("avx512f needs avx2" in p for p in check_answer(cat, dom.types, req, broken))
+
+
+def test_requirements_override_via_api():
+    pool = load_pool(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}}))
+    d = only(solve(pool, requirements=Requirements(forbid=frozenset({"avx512f"}))))
+    assert "avx512f" not in d.features
+
+
+@pytest.mark.parametrize("example", ["intel-rack", "epyc-evacuation", "one-old-host",
+                                     "westmere-false-immunity", "mixed-inline"])
+def test_examples_solve_and_pass_the_checker(example):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{example}.json"
+    result = solve(str(path))  # solve() raises InternalError if the checker disagrees
+    assert result.domains
+    for d in result.domains:
+        assert d.status in ("ok", "ok-waived", "infeasible")
+        assert (d.guest is not None) == d.solved
