@@ -239,8 +239,19 @@ def _atom_text(rt: RuleTable, expr: dict, ops: ConcreteOps, value: bool) -> str:
     if op == "hypervisor":
         return "running as a guest" if cpu.hypervisor else "running on bare metal"
     if op == "cpu":
-        return f"family/model/stepping {cpu.family}/{cpu.model}/{cpu.stepping} {'matches' if value else 'does not match'} {arg}"
+        verb = "matches" if value else "does not match"
+        return f"family/model/stepping {cpu.family}/{cpu.model}/{cpu.stepping} {verb} {_cpu_text(arg)}"
     return f"{op} {arg}"
+
+
+def _cpu_text(arg: dict) -> str:
+    """Readable form of a {"cpu": ...} test; model lists become ranges."""
+    parts = []
+    for key, value in arg.items():
+        if isinstance(value, list) and len(value) > 4 and value == list(range(value[0], value[-1] + 1)):
+            value = f"{value[0]}..{value[-1]}"
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
 
 
 def _explain(rt: RuleTable, expr: Any, ops: ConcreteOps, memo: dict) -> tuple[bool, str]:

@@ -22,7 +22,7 @@ from cpusolve.explain import conflicts_text, shortfalls
 from cpusolve.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.pool import POLICIES, Pool, Requirements
 from cpusolve.pool_file import load_pool as _load_pool
-from cpusolve.result import Conflict, DomainResult, HostRef, Result, is_mitigation_flag
+from cpusolve.result import Conflict, DomainResult, HostRef, Result, is_immunity_claim, is_mitigation_flag
 
 
 def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
@@ -99,6 +99,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     base.features = guest.visible()
     base.status = "ok-waived" if base.waived else "ok"
     base.mitigations = tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f))
+    base.claims = tuple(sorted(f for f in base.features if is_immunity_claim(f)))
     base.guest_bugs = {k: tuple(b for b, hit in load_rules(k).sysfs_affected(view).items() if hit)
                        for k in req.kernels}
     notes = []

@@ -174,7 +174,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     fam, mod, step = (z3.Int(n, ctx=ctx) for n in ("family", "model", "stepping"))
     enc.fms_terms = {"family": fam, "model": mod, "stepping": step}
     enc.own_fms = z3.Bool("own_fms", ctx=ctx)
-    for s, m in zip(enc.sel, enc.models):
+    for s, m in zip(enc.sel, enc.models, strict=True):
         enc.hard.append(z3.Implies(z3.And(enc.own_fms, s),
                                    z3.And(fam == m.family, mod == m.model, step == m.stepping)))
     host_fms = sorted({t.fms for t in types})
@@ -215,15 +215,15 @@ def objectives(enc: Encoding) -> list[tuple[str, z3.ArithRef]]:
     hints = [z3.If(v, one, zero) for f, v in g.items() if f in HINT_BITS]
     flags = []
     for f, v in g.items():
-        having = [s for s, m in zip(enc.sel, enc.models) if f in m.features]
+        having = [s for s, m in zip(enc.sel, enc.models, strict=True) if f in m.features]
         in_model = z3.Or(having) if having else z3.BoolVal(False, ctx=ctx)
         flags.append(z3.If(v != in_model, one, zero))
     universe = set(g)
-    for s, m in zip(enc.sel, enc.models):
+    for s, m in zip(enc.sel, enc.models, strict=True):
         const = len(m.features - universe)
         if const:
             flags.append(z3.If(s, z3.IntVal(const, ctx=ctx), zero))
-    rank = [z3.If(s, z3.IntVal(m.index, ctx=ctx), zero) for s, m in zip(enc.sel, enc.models)]
+    rank = [z3.If(s, z3.IntVal(m.index, ctx=ctx), zero) for s, m in zip(enc.sel, enc.models, strict=True)]
     return [
         ("max", z3.Sum(perf) if perf else zero),
         ("min", z3.Sum(hints) if hints else zero),

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import z3
 
-from cpusolve.encodings.catalog import Catalog
 from cpusolve.encode import Encoding, encode, objectives
+from cpusolve.encodings.catalog import Catalog
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
 from cpusolve.result import GuestCpu
@@ -51,7 +51,8 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
         return Outcome("timeout", encoding=enc, millis=elapsed * 1000)
     model = opt.model()
     features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
-    chosen = next(m for s, m in zip(enc.sel, enc.models) if z3.is_true(model.eval(s, model_completion=True)))
+    chosen = next(m for s, m in zip(enc.sel, enc.models, strict=True)
+                  if z3.is_true(model.eval(s, model_completion=True)))
     own = z3.is_true(model.eval(enc.own_fms, model_completion=True))
     fms = None
     if not own:

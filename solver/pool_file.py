@@ -289,8 +289,8 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
     if migration is None:
         names = list(hosts)
         # One domain of every host: a path is enough for components.
-        graph.add_edges_from(zip(names, names[1:]))
-        graph.add_edges_from(zip(names[1:], names))
+        graph.add_edges_from(zip(names, names[1:], strict=False))
+        graph.add_edges_from(zip(names[1:], names, strict=False))
         return graph, False
     where = f"{label}: migration: "
     _expect(migration, dict, f"{label}: ", "'migration'")

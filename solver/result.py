@@ -16,9 +16,15 @@ MECHANISM_FEATURES = frozenset({
 
 
 def is_mitigation_flag(name: str) -> bool:
-    """Flags that exist to let a guest mitigate CPU bugs (mechanisms and ARCH_CAP hints)."""
+    """Flags that exist to let a guest mitigate CPU bugs: mechanisms and worst-case hints."""
     feat = catalog().features.get(name)
-    return name in MECHANISM_FEATURES or (feat is not None and feat.is_arch_cap)
+    return name in MECHANISM_FEATURES or (feat is not None and feat.is_arch_cap and not is_immunity_claim(name))
+
+
+def is_immunity_claim(name: str) -> bool:
+    """ARCH_CAPABILITIES bits that tell the guest it need not mitigate something."""
+    feat = catalog().features.get(name)
+    return feat is not None and feat.is_arch_cap and (name.endswith("-no") or name == "skip-l1dfl-vmentry")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class DomainResult:
     guest: GuestCpu | None = None
     features: frozenset[str] = frozenset()
     mitigations: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()  # "*-no" immunity bits shown, each checked against every host
     guest_bugs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> bugs
     host_bugs: tuple[str, ...] = ()
     waived: tuple[str, ...] = ()
@@ -124,6 +131,7 @@ class DomainResult:
             "qemu": qemu_cpu_arg(self.guest) if self.guest else None,
             "features": sorted(self.features),
             "mitigations": list(self.mitigations),
+            "immunity_claims": list(self.claims),
             "guest_bugs": {k: list(v) for k, v in self.guest_bugs.items()},
             "host_bugs": list(self.host_bugs),
             "waived": list(self.waived),

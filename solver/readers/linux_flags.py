@@ -17,7 +17,6 @@ from cpusolve.readers.common import FeatureNames
 #: Linux names that differ from every QEMU/libvirt spelling of the same CPUID bit.
 RENAMED = {
     "tsc_deadline_timer": "tsc-deadline", "pausefilter": "pause-filter", "tsxldtrk": "tsx-ldtrk",
-    "ibrs_enhanced": "ibrs-all",  # Linux sets it from ARCH_CAPABILITIES.IBRS_ALL
     "amd_ibpb": "ibpb", "amd_ibrs": "ibrs", "amd_stibp": "amd-stibp",
 }
 #: Linux's synthetic speculation-control flags: set from a different CPUID bit per vendor
@@ -28,7 +27,9 @@ PER_VENDOR = {
     "ibrs": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibrs", "HygonGenuine": "ibrs"},
     "stibp": {"GenuineIntel": "stibp", "AuthenticAMD": "amd-stibp", "HygonGenuine": "amd-stibp"},
     "ssbd": {"GenuineIntel": "ssbd"},
-    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},  # Intel's is a VMX capability
+    "ibrs_enhanced": {"GenuineIntel": "ibrs-all", "AuthenticAMD": "auto-ibrs", "HygonGenuine": "auto-ibrs"},
+    # Linux 6.1 shows Intel's VMX virtual-NMI capability as "vnmi" too; only AMD's is CPUID.
+    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},
 }
 #: Linux flags with no CPUID bit of their own (kernel state, VMX capabilities, derived bits):
 #: dropped silently rather than reported as unknown features.
@@ -52,27 +53,25 @@ def linux_data_present() -> bool:
 
 def features_from_flags(flags: Iterable[str], vendor: str, names: FeatureNames) -> frozenset[str]:
     """Canonical QEMU names for the CPUID bits behind a cpuinfo ``flags`` line."""
-    flags = list(flags)
     cat = catalog()
+    flags = sorted(set(flags))
+    # Linux hides the vendor CPUID bits behind these (AMD_IBPB, SPEC_CTRL, INTEL_STIBP...
+    # have no cpuinfo name) and shows one synthetic flag instead: the vendor says which bit.
+    out = {PER_VENDOR[f].get(vendor) for f in flags if f in PER_VENDOR} - {None}
+    rest = [f for f in flags if f not in PER_VENDOR]
     if linux_data_present():
-        mapped = cat.from_linux_flags(flags)
-        for flag in flags:
+        out |= cat.from_linux_flags(rest)
+        for flag in rest:
             if cat.canonical(flag) is None and flag not in SYNTHETIC and not _known_linux(flag):
                 names.report(flag)
-        return mapped
-    out = set()
-    for flag in flags:
-        if flag in PER_VENDOR:
-            name = PER_VENDOR[flag].get(vendor)
-            if name is not None and name in cat.features:
+    else:
+        for flag in rest:
+            name = _fold(flag)
+            if name is not None:
                 out.add(name)
-            continue
-        name = _fold(flag)
-        if name is not None:
-            out.add(name)
-        elif flag not in SYNTHETIC:
-            names.report(flag)
-    return frozenset(out)
+            elif flag not in SYNTHETIC:
+                names.report(flag)
+    return frozenset(n for n in out if n in cat.features)
 
 
 def _fold(flag: str) -> str | None:

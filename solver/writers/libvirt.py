@@ -28,7 +28,7 @@ def cpu_element(d: DomainResult) -> ET.Element:
 def fms_passthrough(d: DomainResult) -> ET.Element:
     ns = "http://libvirt.org/schemas/domain/qemu/1.0"
     cmd = ET.Element(f"{{{ns}}}commandline")
-    for prop, value in zip(("family", "model", "stepping"), d.guest.fms):
+    for prop, value in zip(("family", "model", "stepping"), d.guest.fms, strict=True):
         ET.SubElement(cmd, f"{{{ns}}}arg", {"value": "-global"})
         ET.SubElement(cmd, f"{{{ns}}}arg", {"value": f"{d.guest.model}-x86_64-cpu.{prop}={value}"})
     return cmd

@@ -27,10 +27,12 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
         lines.append(f"  flags:        {','.join(g.flags()) or '(none)'}")
         if g.fms:
             lines.append(f"  f/m/s shown:  family={g.fms[0]} model={g.fms[1]} stepping={g.fms[2]}")
-        lines.append(f"  mitigations:  {', '.join(d.mitigations) or '(none needed beyond the model)'}")
+        lines.append(f"  mitigations:  {', '.join(d.mitigations) or '(none beyond the model)'}")
+        if d.claims:
+            lines.append(f"  immunity bits: {', '.join(d.claims)}")
         lines.append(f"  qemu:         -cpu {qemu_cpu_arg(g)}")
         for kernel, bugs in d.guest_bugs.items():
-            lines.append(f"  guest (Linux {kernel}) mitigates: {', '.join(bugs) or '(nothing)'}")
+            lines.append(f"  Linux {kernel} guest sees itself affected by: {', '.join(bugs) or '(nothing)'}")
     if d.host_bugs:
         lines.append(f"  host bugs:    {', '.join(d.host_bugs)}")
     for note in d.notes:
