@@ -69,8 +69,11 @@ def conflicts_text(pool: Pool, dom: Domain, outcome, names_by_type) -> tuple[Con
         if c.kind == "mechanism":
             needed = set(c.text.rsplit(" and guests need ", 1)[-1].replace(" to mitigate it", "")
                          .replace(" or ", " + ").split(" + "))
+            relevant = {f: hs for f, hs in lacks.items() if f in needed}
+            # An alternative no host has at all is noise next to one some hosts have.
+            fewest = min((len(hs) for hs in relevant.values()), default=0)
             short = [f"{_names(hs)} lack{'s' if len(hs) == 1 else ''} {f}"
-                     for f, hs in lacks.items() if f in needed]
+                     for f, hs in relevant.items() if len(hs) == fewest or len(hs) < len(dom.hosts)]
             if short:
                 absorbed |= {f for f in lacks if f in needed}
                 out[i] = Conflict(c.kind, f"{'; '.join(short)} (microcode update needed) while {c.text}",

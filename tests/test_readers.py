@@ -365,3 +365,21 @@ def test_error_host_model_unsupported(tmp_path):
     text = (FACTS / "qemu_4.2.0-q35.x86_64.xml").read_text()
     refused(bad(tmp_path, "tcg.xml", text.replace("<domain>kvm</domain>", "<domain>qemu</domain>")),
             "not 'kvm'")
+
+
+def test_linux_flag_folding_agrees_with_catalog_linux_names(monkeypatch):
+    """The interim folding (no Linux data in the catalog) gives what the Linux table gives."""
+    from cpusolve.readers import linux_flags
+
+    if not linux_flags.linux_data_present():
+        pytest.skip("catalog imported without Linux spellings")
+    flags = (FACTS / "this-host" / "cpuinfo").read_text().split("flags\t\t: ")[1].split("\n")[0].split()
+    names = FeatureNames("cpuinfo")
+    with_table = linux_flags.features_from_flags(flags, "AuthenticAMD", names)
+    monkeypatch.setattr(linux_flags, "linux_data_present", lambda: False)
+    assert linux_flags.features_from_flags(flags, "AuthenticAMD", names) == with_table
+
+
+def test_error_qmp_expansion_of_an_arm_cpu(tmp_path):
+    reply = {"return": {"model": {"name": "host", "props": {"aarch64": True, "sve": True, "pmu": True}}}}
+    refused(bad(tmp_path, "arm.json", json.dumps(reply)), "aarch64")

@@ -28,6 +28,9 @@ SETTINGS = frozenset({
     "amd-topoext-features-only",
 })
 SETTING_PREFIXES = ("hv-", "x-", "vmx-")
+#: Properties only other architectures' CPUs have, to name the architecture in the error.
+FOREIGN_PROPS = (("aarch64", frozenset({"aarch64", "sve", "pauth", "pmu-v3"})),
+                 ("s390x", frozenset({"vx", "msa1", "zpci", "gs", "ppa15"})))
 
 
 def find_expansion(docs: list[Any]) -> dict | None:
@@ -52,6 +55,9 @@ def read(expansion: dict, label: str) -> dict:
     if name not in HOST_NAMES:
         raise InputError(f"{label}: QMP expansion of model '{str(name)[:40]}', not of 'host'; "
                          f"expand model 'host' under KVM to describe a host")
+    foreign = next((arch for arch, keys in FOREIGN_PROPS if keys & props.keys()), None)
+    if foreign and "family" not in props:
+        raise InputError(f"{label}: QMP expansion of an {foreign} CPU; cpusolve models x86_64 hosts only")
     identity = {}
     for key in ("family", "model", "stepping"):
         value = props.get(key)

@@ -1,0 +1,116 @@
+"""The command line: formats, exit codes, one-line errors, atomic output, stdin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cpusolve.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(main, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_solve_text_default_exit_zero():
+    code, out, err = run(str(EXAMPLES / "intel-rack.json"))
+    assert code == 0, err
+    assert "Domain 1: 4 hosts, 96 machines, GenuineIntel: OK" in out
+    assert "model:        Skylake-Server-v4" in out
+    assert "1 of 1 domain solved" in out
+
+
+def test_infeasible_exit_one_with_conflict():
+    code, out, _ = run(str(EXAMPLES / "mixed-inline.json"))
+    assert code == 1
+    assert "INFEASIBLE" in out and "skx-01 (x40) lacks md-clear" in out
+
+
+def test_json_schema_and_determinism():
+    code, out, _ = run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["schema"] == "cpusolve-result/1"
+    doms = data["domains"]
+    assert [d["status"] for d in doms] == ["ok", "infeasible"]
+    assert doms[0]["guest"]["model"] == "EPYC-Milan-v2"
+    assert doms[1]["starts"] == ["rome-01", "rome-02"]
+    assert doms[0]["qemu"].endswith(",enforce")
+    assert run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json")[1] == out
+
+
+def test_qemu_and_libvirt_formats():
+    code, out, _ = run(str(EXAMPLES / "westmere-false-immunity.json"), "--format", "qemu")
+    assert code == 0
+    line = [x for x in out.splitlines() if not x.startswith("#")][0]
+    assert line.startswith("Westmere-v2,family=6,model=85,stepping=4,") and line.endswith(",enforce")
+    code, out, _ = run(str(EXAMPLES / "westmere-false-immunity.json"), "--format", "libvirt")
+    assert "<model fallback=\"forbid\">Westmere-v2</model>" in out
+    assert "Westmere-v2-x86_64-cpu.model=85" in out and "REQUIRED" in out
+    import xml.etree.ElementTree as ET
+
+    for chunk in out.split("<!--"):
+        body = chunk.split("-->", 1)[-1].strip()
+        if body:
+            ET.fromstring(body)  # every element is well-formed XML
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"hosts": {"a": {"cpu": "Skylake-Server-v9"}}}', "unknown CPU model 'Skylake-Server-v9'"),
+    ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"}}', "malformed JSON"),
+    ('{"hosts": {}}', "empty pool"),
+    ('\x00\x01binary', "malformed JSON"),
+])
+def test_bad_input_exit_two_one_line(tmp_path, content, message):
+    path = tmp_path / "pool.json"
+    path.write_text(content)
+    code, out, err = run(str(path))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(path) in lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_file_and_stdin():
+    code, _, err = run("/nonexistent/pool.json")
+    assert code == 2 and "no such file" in err
+    pool = (EXAMPLES / "intel-rack.json").read_text()
+    code, out, _ = run("-", "--format", "qemu", input=pool)
+    assert code == 0 and out.count(",enforce") == 1
+
+
+def test_output_file_is_atomic(tmp_path):
+    target = tmp_path / "cpu.txt"
+    code, out, _ = run(str(EXAMPLES / "intel-rack.json"), "--format", "qemu", "-o", str(target))
+    assert code == 0 and out == "" and target.read_text().count("enforce") == 1
+    target.write_text("previous config\n")
+    code, _, _ = run(str(tmp_path / "missing.json"), "-o", str(target))
+    assert code == 2 and target.read_text() == "previous config\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["cpu.txt"]
+
+
+def test_policy_and_waive_options():
+    code, out, _ = run(str(EXAMPLES / "mixed-inline.json"), "--policy", "compat")
+    assert code == 0 and "OK" in out
+    waive = [a for bug in ("mds", "tsx_async_abort", "mmio_stale_data", "spec_store_bypass")
+             for a in ("--waive", bug)]
+    code, out, _ = run(str(EXAMPLES / "mixed-inline.json"), *waive)
+    assert code == 0 and "OK-WAIVED" in out
+    assert "WAIVED: mds is present on hosts of this domain and guests may not mitigate it" in out
+    code, _, err = run(str(EXAMPLES / "mixed-inline.json"), "--waive", "mdss")
+    assert code == 2 and "did you mean 'mds'" in err
+
+
+def test_console_script_runs_as_a_process():
+    proc = subprocess.run([sys.executable, "-m", "cpusolve.cli", str(EXAMPLES / "intel-rack.json"),
+                           "--format", "qemu"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Skylake-Server-v4," in proc.stdout
