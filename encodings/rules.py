@@ -167,9 +167,22 @@ class RuleTable:
         return {b: self.walk(self._sysfs_expr(b), ops, memo) for b in self.bugs}
 
     def explain(self, cpu: CpuView, bug: str) -> str:
-        """Why the kernel decides as it does: the deciding atoms of the rule, in words."""
+        """Why the kernel decides as it does: the deciding atoms of the rule, in words.
+
+        Where sysfs says something other than the bug bit (an "Unknown" state, or "Not
+        affected" despite the bit), that is explained too.
+        """
         ops = ConcreteOps(cpu)
-        value, text = _explain(self, self._rule(bug)["affected"], ops, {})
+        rule = self._rule(bug)
+        value, text = _explain(self, rule["affected"], ops, {})
+        if value and rule.get("sysfs_not_affected_if"):
+            hidden, why = _explain(self, rule["sysfs_not_affected_if"], ops, {})
+            if hidden:
+                return f"bug bit set but sysfs says Not affected: {why}"
+        if not value and rule.get("sysfs_unknown"):
+            unknown, why = _explain(self, rule["sysfs_unknown"], ops, {})
+            if unknown:
+                return f"sysfs reports an unknown state, not mitigated ({why}); bug bit clear: {text}"
         return ("affected: " if value else "not affected: ") + text
 
     # -- symbolic interpreter ------------------------------------------------------

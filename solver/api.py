@@ -100,7 +100,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     base.status = "ok-waived" if base.waived else "ok"
     base.mitigations = tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f))
     base.claims = tuple(sorted(f for f in base.features if is_immunity_claim(f)))
-    base.guest_bugs = {k: tuple(b for b, hit in load_rules(k).sysfs_affected(view).items() if hit)
+    base.guest_bugs = {k: tuple(b for b, hit in load_rules(k).affected(view).items() if hit)
                        for k in req.kernels}
     notes = []
     if guest.fms is not None:

@@ -70,6 +70,7 @@ def main() -> None:
     cpusolve POOL.json [--format text|json|qemu|libvirt]   solve a pool
     cpusolve probe [-o FILE]                                this host's facts from /dev/kvm
     cpusolve pool init FILES... [--group NAME]              a pool from host fact files
+    cpusolve verdict CPU [--kernel 6.1|6.12]                what a Linux guest concludes on CPU
     """
 
 
@@ -114,6 +115,44 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, output) -> None:
         result = solve(p, requirements=req, timeout=timeout)
         write_atomic(render(result, fmt), output)
         return result.exit_code
+
+    run(go)
+
+
+@main.command("verdict")
+@click.argument("cpu", metavar="CPU")
+@click.option("--kernel", default="6.1", show_default=True, help="Guest Linux rule table (6.1 or 6.12).")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+def verdict_cmd(cpu, kernel, fmt) -> None:
+    """What a Linux guest concludes about each CPU bug on CPU.
+
+    CPU is a QEMU -cpu string ('Westmere-v1', 'Skylake-Server-v4,+md-clear,-arch-capabilities')
+    or a libvirt XML file with a <cpu> element.
+    """
+    def go() -> int:
+        import json
+
+        from cpusolve.cpu_string import parse_cpu
+        from cpusolve.encodings.rules import CpuView, load_rules
+
+        parsed = parse_cpu(cpu)
+        table = load_rules(kernel)
+        view = CpuView(parsed.vendor, parsed.family, parsed.model_number, parsed.stepping,
+                       parsed.features, hypervisor=True)
+        verdicts = table.sysfs_affected(view)
+        bugs = {b: {"affected": verdicts[b], "why": table.explain(view, b)} for b in table.bugs}
+        if fmt == "json":
+            out = {"cpu": parsed.source, "model": parsed.model, "kernel": table.kernel,
+                   "vendor": parsed.vendor, "family": parsed.family, "model_number": parsed.model_number,
+                   "stepping": parsed.stepping, "bugs": bugs}
+            click.echo(json.dumps(out, indent=2, sort_keys=True))
+        else:
+            click.echo(f"{parsed.source}: {parsed.vendor} family {parsed.family} model "
+                       f"{parsed.model_number} stepping {parsed.stepping}, Linux {table.kernel} guest")
+            width = max(len(b) for b in bugs)
+            for b, v in bugs.items():
+                click.echo(f"  {b:<{width}}  {'affected' if v['affected'] else 'NOT affected':<12}  {v['why']}")
+        return 0
 
     run(go)
 

@@ -1,10 +1,12 @@
 """Linux ``/proc/cpuinfo`` flags -> canonical QEMU feature names: the one place that knows how.
 
-Once the catalog carries Linux spellings (``encodings/data/linux-cpufeatures.json`` imported
-into ``Feature.linux``), :meth:`Catalog.from_linux_flags` does the work, including Linux's
-synthetic flags.  Until then this module folds spellings itself, conservatively: a flag
-that may stand for different CPUID bits on different vendors is mapped per vendor or not at
-all, because claiming a bit the host lacks is worse than missing one it has.
+When the catalog carries Linux spellings (``encodings/data/linux-cpufeatures.json`` imported
+into ``Feature.linux``), :meth:`Catalog.from_linux_flags` does the work; without them this
+module folds spellings itself (a test checks both give the same answer).  Either way the
+synthetic speculation flags (``ibpb``, ``stibp``, ``ssbd``...) are resolved here by vendor:
+Linux hides the vendor CPUID bits behind them, and the catalog alone cannot tell which bit
+was meant.  Ambiguous ones claim nothing: missing a bit the host has is safe, claiming one
+it lacks is not.
 """
 
 from __future__ import annotations
