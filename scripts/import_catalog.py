@@ -132,6 +132,8 @@ def feature_class(name: str, info: dict) -> str:
         return "paravirt"
     if info.get("vmx"):
         return "vmx"
+    if info.get("unmigratable"):
+        return "unmigratable"  # QEMU refuses to migrate a guest with it (invtsc)
     if name in PMU_ONLY or info["word"] == "FEAT_PERF_CAPABILITIES":
         return "pmu"
     if info["word"] == "FEAT_ARCH_CAPABILITIES":

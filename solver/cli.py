@@ -119,6 +119,46 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, output) -> None:
     run(go)
 
 
+@main.command("probe")
+@click.option("-o", "--output", default="-", show_default=True, help="Fact file to write (atomically).")
+@click.option("--device", default="/dev/kvm", show_default=True, help="The KVM device to ask.")
+def probe_cmd(output, device) -> None:
+    """Write this host's fact file from KVM's own answers (/dev/kvm), for a pool's "facts"."""
+    def go() -> int:
+        from cpusolve.probe import write_probe
+
+        write_probe(output, dev=device)
+        return 0
+
+    run(go)
+
+
+@main.group("pool")
+def pool_group() -> None:
+    """Build pool files."""
+
+
+@pool_group.command("init")
+@click.argument("files", nargs=-1, required=True, metavar="FACT_FILES...")
+@click.option("--group", default=None, help="Put every host in one migration group with this name.")
+@click.option("--directed", is_flag=True, help="Mark the migration graph as directed.")
+@click.option("--no-merge", is_flag=True, help="Keep hosts with identical facts separate.")
+@click.option("-o", "--output", default=None, help="Pool file to write (atomically); default stdout.")
+def pool_init_cmd(files, group, directed, no_merge, output) -> None:
+    """A pool.json with one host per fact file (libvirt XML, QMP JSON, cpuinfo, probe output...)."""
+    def go() -> int:
+        import json
+
+        from cpusolve.pool_init import pool_from_facts
+
+        base = Path(output).parent if output not in (None, "-") else Path.cwd()
+        pool = pool_from_facts(files, group, directed=directed, merge=not no_merge, base=base)
+        write_atomic(json.dumps(pool, indent=2) + "\n", output)
+        return 0
+
+    run(go)
+
+
 @main.command("verdict")
 @click.argument("cpu", metavar="CPU")
 @click.option("--kernel", default="6.1", show_default=True, help="Guest Linux rule table (6.1 or 6.12).")

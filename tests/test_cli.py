@@ -114,3 +114,42 @@ def test_console_script_runs_as_a_process():
                            "--format", "qemu"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Skylake-Server-v4," in proc.stdout
+
+
+FACTS = Path(__file__).resolve().parent / "data" / "facts"
+
+
+def test_pool_init_from_real_cpuid_dumps_then_solve(tmp_path):
+    import shutil
+
+    for name in ("x86_64-cpuid-Xeon-Gold-6148.xml", "x86_64-cpuid-Cooperlake.xml"):
+        shutil.copy(FACTS / name, tmp_path / name)
+    pool_path = tmp_path / "pool.json"
+    code, out, err = run("pool", "init", str(tmp_path / "x86_64-cpuid-Xeon-Gold-6148.xml"),
+                         str(tmp_path / "x86_64-cpuid-Cooperlake.xml"), "--group", "rack1", "-o", str(pool_path))
+    assert code == 0, err
+    pool = json.loads(pool_path.read_text())
+    assert pool["hosts"]["x86_64-cpuid-Cooperlake"]["facts"] == "x86_64-cpuid-Cooperlake.xml"
+    assert pool["migration"]["groups"] == [sorted(pool["hosts"])]
+    # The Skylake-SP dump predates the MDS microcode: strict policy cannot be met.
+    code, out, _ = run(str(pool_path))
+    assert code == 1 and "x86_64-cpuid-Xeon-Gold-6148 lacks md-clear" in out
+    code, out, _ = run(str(pool_path), "--policy", "compat", "--format", "json")
+    assert code == 0
+    guest = json.loads(out)["domains"][0]
+    assert guest["guest"]["model"].startswith("Skylake-Server")
+    assert "invtsc" not in guest["features"]  # unmigratable: never in a migration domain's guest
+
+
+def test_probe_writes_a_fact_file(tmp_path):
+    import os
+
+    target = tmp_path / "me.json"
+    code, _, err = run("probe", "-o", str(target), "--device", "/nonexistent/kvm")
+    assert code == 0, err
+    facts = json.loads(target.read_text())
+    assert facts["schema"] == "cpusolve-facts/1" and facts["features"]
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        code, _, err = run("probe", "-o", str(target))
+        assert code == 0, err
+        assert "arch-capabilities" in json.loads(target.read_text())["features"]
