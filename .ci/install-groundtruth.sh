@@ -19,7 +19,7 @@ set -u
 
 GT_KERNEL_PKG="${GT_KERNEL_PKG:-linux-image-6.1.0-56-amd64}"
 CACHE="${CPUSOLVE_GT_CACHE:-/var/cache/cpusolve-groundtruth}"
-APT_TIMEOUT="${GT_APT_TIMEOUT:-600}"
+APT_TIMEOUT="${GT_APT_TIMEOUT:-300}"
 
 log() { echo "install-groundtruth: $*"; }
 warn() { echo "install-groundtruth: WARNING: $*" >&2; }
@@ -80,6 +80,17 @@ fetch_unpack() {
     log "unpacked $pkg $ver into $dest"
 }
 
+# fetch_retry PKG DESTROOT [TARPATTERN...]: fetch_unpack, and once more after an
+# apt-get update when apt knew no version or the download failed (stale lists)
+fetch_retry() {
+    if has_candidate "$1" && fetch_unpack "$@"; then
+        return 0
+    fi
+    [ "$apt_updated" = 1 ] && return 1
+    apt_update_once
+    has_candidate "$1" && fetch_unpack "$@"
+}
+
 install_qemu() {
     if command -v qemu-system-x86_64 >/dev/null 2>&1; then
         return 0
@@ -102,7 +113,7 @@ install_kernel() {
     if ls "$CACHE"/kernel/*/boot/vmlinuz-"$release" >/dev/null 2>&1; then
         return 0
     fi
-    if ensure_candidate "$GT_KERNEL_PKG" && fetch_unpack "$GT_KERNEL_PKG" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*'; then
+    if fetch_retry "$GT_KERNEL_PKG" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*'; then
         return 0
     fi
     warn "$GT_KERNEL_PKG not downloadable; trying the newest linux-image-6.1.0-*-amd64"
@@ -123,8 +134,7 @@ install_busybox() {
     if ls "$CACHE"/busybox/*/bin/busybox >/dev/null 2>&1; then
         return 0
     fi
-    ensure_candidate busybox-static || true
-    fetch_unpack busybox-static "$CACHE/busybox" || { warn "could not download busybox-static"; return 1; }
+    fetch_retry busybox-static "$CACHE/busybox" || { warn "could not download busybox-static"; return 1; }
 }
 
 main() {

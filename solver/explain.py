@@ -7,9 +7,17 @@ from cpusolve.encodings.safety import Obligation, mechanism_text
 from cpusolve.pool import Pool
 from cpusolve.result import Conflict, HostRef, Shortfall
 
+MAX_NAMES = 8
+
 
 def _names(refs) -> str:
-    return ", ".join(f"{r.name} (x{r.count})" if r.count > 1 else r.name for r in refs)
+    """Host names with counts; long lists end in "and N more hosts (M machines)"."""
+    refs = list(refs)
+    shown = [f"{r.name} (x{r.count})" if r.count > 1 else r.name for r in refs[:MAX_NAMES]]
+    rest = refs[MAX_NAMES:]
+    if rest:
+        shown.append(f"and {len(rest)} more hosts ({sum(r.count for r in rest)} machines)")
+    return ", ".join(shown)
 
 
 def shortfalls(pool: Pool, dom: Domain, cat) -> tuple[Shortfall, ...]:

@@ -134,7 +134,8 @@ def _from_dict(data: Any, label: str) -> Pool:
     if not hosts_data:
         raise InputError(f"{label}: empty pool: 'hosts' has no host")
     base = Path(label).parent if label not in ("-", "<pool>") else Path(".")
-    hosts = {name: read_host(name, spec, label, base) for name, spec in hosts_data.items()}
+    memo: dict[str, HostFacts] = {}
+    hosts = {name: read_host(name, spec, label, base, memo) for name, spec in hosts_data.items()}
     requirements = read_requirements(data.get("requirements", {}), label)
     graph, directed = _graph(data.get("migration"), hosts, label)
     return Pool(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label)
@@ -203,14 +204,21 @@ def host_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> fr
     return frozenset(b for b, hit in rules.affected(view).items() if hit)
 
 
-def read_host(name: str, spec: Any, label: str, base: Path) -> Host:
-    """One host entry: by catalog model, inline facts, or a fact file."""
+#: host keys that do not change a host's facts (hosts differing only in these share facts)
+NON_FACT_KEYS = ("count", "labels", "description")
+
+
+def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = None) -> Host:
+    """One host entry: by catalog model, inline facts, or a fact file.
+
+    ``memo`` maps an entry's fact-bearing keys to facts already read, so that a pool of
+    10,000 hosts of 20 kinds derives bugs and KVM's bits 20 times, not 10,000.
+    """
     where = f"{label}: host '{name}': "
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{label}: host names must be non-empty strings")
     _expect(spec, dict, where[:-2] + " ", "its entry")
     _unknown_keys(spec, HOST_KEYS, where)
-    cat = catalog()
     count = spec.get("count", 1)
     _expect(count, int, where, "'count'")
     if count < 1:
@@ -219,6 +227,19 @@ def read_host(name: str, spec: Any, label: str, base: Path) -> Host:
     if isinstance(labels, list):
         labels = {str(x): "" for x in labels}
     _expect(labels, dict, where, "'labels'")
+    key = json.dumps({k: v for k, v in spec.items() if k not in NON_FACT_KEYS}, sort_keys=True, default=str)
+    if memo is not None and key in memo:
+        facts = memo[key]
+    else:
+        facts = _host_facts(spec, where, base)
+        if memo is not None:
+            memo[key] = facts
+    return Host(name=name, facts=facts, count=count,
+                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+
+
+def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
+    cat = catalog()
     hv = spec.get("hypervisor", "kvm")
     if hv not in ("kvm", "as-is"):
         raise InputError(f"{where}'hypervisor' must be 'kvm' (apply KVM's emulated bits) or 'as-is'")
@@ -277,10 +298,8 @@ def read_host(name: str, spec: Any, label: str, base: Path) -> Host:
     exposable = (exposable | add) - remove
     if add or remove:
         origin += "".join(f" +{f}" for f in sorted(add)) + "".join(f" -{f}" for f in sorted(remove))
-    facts = HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
-                      features=exposable, bugs=bugs, origin=origin)
-    return Host(name=name, facts=facts, count=count,
-                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+    return HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
+                     features=exposable, bugs=bugs, origin=origin)
 
 
 def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGraph, bool]:
@@ -336,12 +355,14 @@ def _from_node_link(data: dict, label: str) -> Pool:
 def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -> Pool:
     if graph.number_of_nodes() == 0:
         raise InputError(f"{label}: empty pool: the graph has no host")
-    hosts = {}
+    hosts: dict[str, Host] = {}
+    memo: dict[str, HostFacts] = {}
     for node, attrs in graph.nodes(data=True):
         name = str(node)
         if name in hosts:
             raise InputError(f"{label}: duplicate host name '{name}'")
-        hosts[name] = read_host(name, {k: v for k, v in attrs.items() if k != "id"}, label, Path("."))
+        base = Path(label).parent if label not in ("-", "<graph>") else Path(".")
+        hosts[name] = read_host(name, {k: v for k, v in attrs.items() if k != "id"}, label, base, memo)
     req = requirements if requirements is not None else graph.graph.get("requirements", {})
     digraph = nx.DiGraph()
     digraph.add_nodes_from(hosts)

@@ -50,8 +50,19 @@ RUN_KEYS = {
 }
 TOP_KEYS = {"qemu_version", "kernel_release", "kernel_package", "command", "recorded_at", "runs", "refused"}
 # files every x86 6.1 kernel has in /sys/devices/system/cpu/vulnerabilities/
-CORE_BUGS = {"meltdown", "spectre_v1", "spectre_v2", "spec_store_bypass", "l1tf", "mds", "tsx_async_abort",
-             "itlb_multihit", "srbds", "mmio_stale_data", "retbleed"}
+CORE_BUGS = {
+    "meltdown",
+    "spectre_v1",
+    "spectre_v2",
+    "spec_store_bypass",
+    "l1tf",
+    "mds",
+    "tsx_async_abort",
+    "itlb_multihit",
+    "srbds",
+    "mmio_stale_data",
+    "retbleed",
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +127,24 @@ def test_initramfs_is_newc_cpio(tmp_path):
 
 
 def test_parse_console():
-    console = "\r\n".join([
-        "SeaBIOS junk", boot.BEGIN,
-        "@@GT uname_r 6.1.0-1-amd64",
-        "@@GT proc_version Linux version 6.1.0-1-amd64 (x) #1",
-        "@@GT cpuinfo vendor_id\t: GenuineIntel",
-        "@@GT cpuinfo cpu family\t: 6",
-        "@@GT cpuinfo model\t\t: 44",
-        "@@GT cpuinfo model name\t: Westmere",
-        "@@GT cpuinfo stepping\t: 1",
-        "@@GT cpuinfo flags\t\t: fpu sse2 hypervisor",
-        "@@GT vuln retbleed Not affected",
-        "@@GT vuln mds Vulnerable: Clear CPU buffers attempted, no microcode; SMT Host state unknown",
-        boot.END, "[    3.4] reboot: Power down",
-    ])
+    console = "\r\n".join(
+        [
+            "SeaBIOS junk",
+            boot.BEGIN,
+            "@@GT uname_r 6.1.0-1-amd64",
+            "@@GT proc_version Linux version 6.1.0-1-amd64 (x) #1",
+            "@@GT cpuinfo vendor_id\t: GenuineIntel",
+            "@@GT cpuinfo cpu family\t: 6",
+            "@@GT cpuinfo model\t\t: 44",
+            "@@GT cpuinfo model name\t: Westmere",
+            "@@GT cpuinfo stepping\t: 1",
+            "@@GT cpuinfo flags\t\t: fpu sse2 hypervisor",
+            "@@GT vuln retbleed Not affected",
+            "@@GT vuln mds Vulnerable: Clear CPU buffers attempted, no microcode; SMT Host state unknown",
+            boot.END,
+            "[    3.4] reboot: Power down",
+        ]
+    )
     stderr = "qemu-system-x86_64: warning: TCG doesn't support requested feature: CPUID.07H:EDX.spec-ctrl [bit 26]\n"
     r = boot.parse_console("Westmere-v2", console, stderr, 1.0, 0)
     assert r.ok and (r.vendor, r.family, r.model, r.stepping) == ("GenuineIntel", 6, 44, 1)
@@ -148,10 +163,12 @@ def test_boot_reproduces_recording(recording):
     release = recording["kernel_release"]
     kernel = boot.find_kernel(release)
     if kernel is None:
-        pytest.skip(f"the recording was made with {release}, but only "
-                    f"{[boot.kernel_release_of(k) for k in boot.find_kernels()]} is unpacked under "
-                    f"{boot.cache_dir()}: re-record (python -m tests.groundtruth.boot record) or "
-                    f"GT_KERNEL_PKG=linux-image-{release} bash .ci/install-groundtruth.sh")
+        pytest.skip(
+            f"the recording was made with {release}, but only "
+            f"{[boot.kernel_release_of(k) for k in boot.find_kernels()]} is unpacked under "
+            f"{boot.cache_dir()}: re-record (python -m tests.groundtruth.boot record) or "
+            f"GT_KERNEL_PKG=linux-image-{release} bash .ci/install-groundtruth.sh"
+        )
     qv = boot.qemu_version()
     if qv != recording["qemu_version"]:
         pytest.skip(f"recording made with {recording['qemu_version']!r}, this is {qv!r}")
@@ -172,13 +189,17 @@ def test_boot_reproduces_recording(recording):
         if ident != (rec["vendor"], rec["family"], rec["model"], rec["stepping"]):
             problems.append(f"{res.cpu}: identity {ident}")
         if res.vulnerabilities != rec["vulnerabilities"]:
-            diff = {k: (rec["vulnerabilities"].get(k), res.vulnerabilities.get(k))
-                    for k in rec["vulnerabilities"].keys() | res.vulnerabilities.keys()
-                    if rec["vulnerabilities"].get(k) != res.vulnerabilities.get(k)}
+            diff = {
+                k: (rec["vulnerabilities"].get(k), res.vulnerabilities.get(k))
+                for k in rec["vulnerabilities"].keys() | res.vulnerabilities.keys()
+                if rec["vulnerabilities"].get(k) != res.vulnerabilities.get(k)
+            }
             problems.append(f"{res.cpu}: vulnerabilities (recorded, live) differ: {diff}")
         if res.flags != set(rec["flags"]):
-            problems.append(f"{res.cpu}: flags only recorded {sorted(set(rec['flags']) - res.flags)}, "
-                            f"only live {sorted(res.flags - set(rec['flags']))}")
+            problems.append(
+                f"{res.cpu}: flags only recorded {sorted(set(rec['flags']) - res.flags)}, "
+                f"only live {sorted(res.flags - set(rec['flags']))}"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -189,9 +210,8 @@ def _rule_api():
 
         cat = catalog()
         rules = load_rules("6.1")
-        cat.from_linux_flags
-        rules.sysfs_affected
-        rules.explain
+        for obj, attr in ((cat, "from_linux_flags"), (rules, "sysfs_affected"), (rules, "explain")):
+            getattr(obj, attr)
     except (ImportError, AttributeError) as e:
         pytest.skip(f"rule evaluator not available yet ({type(e).__name__}: {e})")
     return cat, rules, CpuView
@@ -205,8 +225,14 @@ def test_rules_match_kernel(recording):
     for run in recording["runs"]:
         flags = set(run["flags"])
         features = cat.from_linux_flags(flags, vendor=run["vendor"]) if takes_vendor else cat.from_linux_flags(flags)
-        view = CpuView(vendor=run["vendor"], family=run["family"], model=run["model"],
-                       stepping=run["stepping"], features=frozenset(features), hypervisor=True)
+        view = CpuView(
+            vendor=run["vendor"],
+            family=run["family"],
+            model=run["model"],
+            stepping=run["stepping"],
+            features=frozenset(features),
+            hypervisor=True,
+        )
         verdicts = rules.sysfs_affected(view)
         for bug, text in sorted(run["vulnerabilities"].items()):
             if bug not in verdicts:
@@ -217,6 +243,7 @@ def test_rules_match_kernel(recording):
                 mismatches.append(
                     f"{run['cpu']} [{run['vendor']} {run['family']}/{run['model']}/{run['stepping']}] {bug}: "
                     f"kernel says {text!r}, rules say {'affected' if verdicts[bug] else 'Not affected'}; "
-                    f"{rules.explain(view, bug)}")
+                    f"{rules.explain(view, bug)}"
+                )
     assert compared > 0, "no bug in common between the rule table and the recording"
     assert not mismatches, f"{len(mismatches)} of {compared} verdicts differ from the kernel:\n" + "\n".join(mismatches)

@@ -215,7 +215,8 @@ for f in /sys/devices/system/cpu/vulnerabilities/*; do
   [ -f "$f" ] && echo "@@GT vuln ${f##*/} $(cat "$f")"
 done
 dmesg | sed -e 's/^\[[ 0-9.]*\] *//' \
-  | grep -iE 'mitigat|vulnerab|spectre|speculat|retbleed|microcode|mmio stale|tsx|vmscape|smpboot: cpu0|(^| |/)(mds|taa|srbds|gds|rfds|srso|l1tf|its|tsa|ibrs|ibpb|ssb|bhi|bugs)( |:)' \
+  | grep -iE -e 'mitigat|vulnerab|spectre|speculat|retbleed|microcode|mmio stale|tsx|vmscape|smpboot: cpu0' \
+             -e '(^| |/)(mds|taa|srbds|gds|rfds|srso|l1tf|its|tsa|ibrs|ibpb|ssb|bhi|bugs)( |:)' \
   | while IFS= read -r line; do echo "@@GT dmesg $line"; done
 echo "@@GT-END"
 poweroff -f
@@ -226,7 +227,9 @@ echo o > /proc/sysrq-trigger
 APPLETS = ("sh", "mount", "cat", "echo", "sed", "grep", "uname", "dmesg", "poweroff", "sleep", "mkdir", "ls")
 
 
-def _cpio_entry(name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0), nlink: int = 1) -> bytes:
+def _cpio_entry(
+    name: str, mode: int, data: bytes = b"", ino: int = 0, rdev: tuple[int, int] = (0, 0), nlink: int = 1
+) -> bytes:
     name_b = name.encode() + b"\0"
     fields = (
         ino,
@@ -405,7 +408,14 @@ def qemu_command(cpu: str, kernel: Path, initrd: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def boot(cpu: str, timeout: float = 60, *, kernel: Path | None = None, busybox: Path | None = None, initrd: Path | None = None) -> BootResult:
+def boot(
+    cpu: str,
+    timeout: float = 60,
+    *,
+    kernel: Path | None = None,
+    busybox: Path | None = None,
+    initrd: Path | None = None,
+) -> BootResult:
     """Boot the Debian 6.1 kernel under ``-cpu <cpu>`` and parse what the guest reports.
 
     Raises ``BootError`` when qemu, the kernel or busybox are missing.  A boot
@@ -441,7 +451,9 @@ def boot(cpu: str, timeout: float = 60, *, kernel: Path | None = None, busybox: 
 # recording
 
 
-def record(cpus: tuple[str, ...] | list[str] = DEFAULT_CPUS, out: Path = RECORDING, jobs: int = 2, timeout: float = 90) -> dict:
+def record(
+    cpus: tuple[str, ...] | list[str] = DEFAULT_CPUS, out: Path = RECORDING, jobs: int = 2, timeout: float = 90
+) -> dict:
     """Boot every ``-cpu`` string (``jobs`` at a time) and write the recording JSON."""
     kernel, busybox = find_kernel(), find_busybox()
     if kernel is None or busybox is None or find_qemu() is None:
