@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import datetime as _dt
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -33,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -384,12 +386,26 @@ def parse_console(cpu: str, stdout: str, stderr: str, seconds: float, returncode
 
 
 _INITRD_CACHE: dict[Path, Path] = {}
+_INITRD_LOCK = threading.Lock()
 
 
 def _initrd_for(busybox: Path) -> Path:
+    """The initramfs for ``busybox``, built once into the temp dir (named by content, so reused)."""
+    with _INITRD_LOCK:
+        return _initrd_locked(busybox)
+
+
+def _initrd_locked(busybox: Path) -> Path:
     if busybox not in _INITRD_CACHE:
-        d = Path(tempfile.mkdtemp(prefix="cpusolve-gt-"))
-        _INITRD_CACHE[busybox] = build_initramfs(busybox, d / "initrd.cpio.gz")
+        digest = hashlib.sha256(INIT_SCRIPT.encode() + repr(APPLETS).encode() + Path(busybox).read_bytes())
+        path = Path(tempfile.gettempdir()) / f"cpusolve-gt-initrd-{digest.hexdigest()[:16]}.cpio.gz"
+        if not path.is_file():
+            fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            build_initramfs(busybox, Path(tmp))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        _INITRD_CACHE[busybox] = path
     return _INITRD_CACHE[busybox]
 
 
