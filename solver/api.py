@@ -9,20 +9,98 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
 
+from cpusolve.blockers import with_blockers
 from cpusolve.checker import check_answer
 from cpusolve.domains import Domain, domains
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.errors import InputError, InternalError
 from cpusolve.explain import conflicts_text, shortfalls
+from cpusolve.hosts import Host, HostFacts
 from cpusolve.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.pool import POLICIES, Pool, Requirements
 from cpusolve.pool_file import load_pool as _load_pool
-from cpusolve.result import Conflict, DomainResult, HostRef, Result, is_immunity_claim, is_mitigation_flag
+from cpusolve.result import (
+    Conflict,
+    DomainResult,
+    GuestCpu,
+    HostRef,
+    Result,
+    is_immunity_claim,
+    is_mitigation_flag,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a guest CPU may run on a host: runnable, and safe for a Linux guest."""
+
+    ok: bool
+    missing: tuple[str, ...] = ()  # features the host cannot expose (or vendor mismatch)
+    unsafe: tuple[str, ...] = ()  # false immunities and missing mitigation mechanisms
+    other: tuple[str, ...] = ()  # requirement, dependency and flag problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "missing": list(self.missing), "unsafe": list(self.unsafe),
+                "other": list(self.other)}
+
+
+def as_guest(guest: GuestCpu | str) -> GuestCpu:
+    """A GuestCpu from itself or a QEMU ``-cpu`` string."""
+    if isinstance(guest, GuestCpu):
+        return guest
+    from cpusolve.cpu_string import parse_qemu_cpu
+
+    parsed = parse_qemu_cpu(guest)
+    model = catalog().model(parsed.model)
+    fms = parsed.fms() if parsed.fms() != model.fms else None
+    return GuestCpu(model=model.name, plus=tuple(sorted(parsed.features - model.features)),
+                    minus=tuple(sorted(model.features - parsed.features)), fms=fms)
+
+
+def _facts(host: Host | HostFacts | dict) -> HostFacts:
+    if isinstance(host, HostFacts):
+        return host
+    if isinstance(host, Host):
+        return host.facts
+    from cpusolve.pool_file import read_host
+
+    return read_host("host", host, "<host>", Path(".")).facts
+
+
+def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
+          requirements: Requirements | None = None) -> Verdict:
+    """May ``guest`` run on ``host``, and does a Linux guest stay truthful about its bugs there?"""
+    from cpusolve.checker import problems
+
+    req = requirements or Requirements()
+    found = problems(catalog(), (_facts(host),), req, as_guest(guest), ["host"])
+    missing = tuple(p.text for p in found if p.kind in ("missing", "vendor"))
+    unsafe = tuple(p.text for p in found if p.unsafe)
+    other = tuple(p.text for p in found if p.kind not in ("missing", "vendor", "fms") and not p.unsafe)
+    return Verdict(ok=not (missing or unsafe or other), missing=missing, unsafe=unsafe, other=other)
+
+
+def targets(guest: GuestCpu | str, pool: Pool | str | Path | dict,
+            requirements: Requirements | None = None) -> list[str]:
+    """The hosts of ``pool`` a VM with this guest CPU may run on or be migrated to."""
+    if not isinstance(pool, Pool):
+        pool = load_pool(pool)
+    guest = as_guest(guest)
+    req = requirements or pool.requirements
+    verdicts: dict[HostFacts, bool] = {}
+    out = []
+    for name, host in sorted(pool.hosts.items()):
+        if host.facts not in verdicts:
+            verdicts[host.facts] = check(guest, host.facts, req).ok
+        if verdicts[host.facts]:
+            out.append(name)
+    return out
 
 
 def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
@@ -45,7 +123,10 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     results = []
     for index, dom in enumerate(domains(pool), start=1):
         results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
-    return Result(source=pool.source, requirements=req.to_dict(), domains=results)
+    edges = sorted(pool.graph.edges()) if pool.directed else sorted(
+        {tuple(sorted(e)) for e in pool.graph.edges()})
+    return Result(source=pool.source, requirements=req.to_dict(), domains=results,
+                  directed=pool.directed, edges=edges)
 
 
 def _refs(pool: Pool, names) -> tuple[HostRef, ...]:
@@ -111,4 +192,4 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     for bug in base.waived:
         notes.append(f"WAIVED: {bug} is present on hosts of this domain and guests may not mitigate it")
     base.notes = tuple(notes)
-    return base
+    return with_blockers(base, cat, pool, dom, req)

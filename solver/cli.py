@@ -77,7 +77,7 @@ def main() -> None:
 @main.command("solve")
 @click.argument("pool", metavar="POOL")
 @click.option("--format", "fmt", default="text", show_default=True,
-              type=click.Choice(["text", "json", "qemu", "libvirt"]), help="Output format.")
+              type=click.Choice(["text", "json", "qemu", "libvirt", "nova", "dot"]), help="Output format.")
 @click.option("--policy", type=click.Choice(["strict", "compat"]), default=None,
               help="strict: guests also get each bug's mitigation mechanism (default from the pool, "
                    "else strict); compat: only truthful bug verdicts.")

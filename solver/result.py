@@ -113,6 +113,8 @@ class DomainResult:
     shortfalls: tuple[Shortfall, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     notes: tuple[str, ...] = ()
+    better: tuple = ()  # blockers.BetterModel: newer models out of reach and why
+    safety_costs: tuple = ()  # blockers.SafetyCost: what truthfulness cost, and which host/bug
     solve_ms: float = 0.0
 
     @property
@@ -138,6 +140,8 @@ class DomainResult:
             "shortfalls": [s.to_dict() for s in self.shortfalls],
             "conflicts": [c.to_dict() for c in self.conflicts],
             "notes": list(self.notes),
+            "better_models": [b.to_dict() for b in self.better],
+            "safety_costs": [c.to_dict() for c in self.safety_costs],
         }
 
 
@@ -146,6 +150,8 @@ class Result:
     source: str
     requirements: dict
     domains: list[DomainResult]
+    directed: bool = False
+    edges: list[tuple[str, str]] = field(default_factory=list)  # the migration graph, for pictures
 
     @property
     def exit_code(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cpusolve.errors import InputError
 from cpusolve.result import Result
 
-FORMATS = ("text", "json", "qemu", "libvirt")
+FORMATS = ("text", "json", "qemu", "libvirt", "nova", "dot")
 
 
 def render(result: Result, fmt: str) -> str:
@@ -17,6 +17,10 @@ def render(result: Result, fmt: str) -> str:
         from cpusolve.writers.qemu import render_qemu as fn
     elif fmt == "libvirt":
         from cpusolve.writers.libvirt import render_libvirt as fn
+    elif fmt == "nova":
+        from cpusolve.writers.nova import render_nova as fn
+    elif fmt == "dot":
+        from cpusolve.writers.dot import render_dot as fn
     else:
         raise InputError(f"unknown output format '{fmt}' (known: {', '.join(FORMATS)})")
     return fn(result)

@@ -40,6 +40,16 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
     for c in d.conflicts:
         lines.append(f"  conflict: {c.text}")
         lines.append(f"      fix: {c.fix}")
+    for c in d.safety_costs:
+        lines.append(f"  safety cost:  {c.text}")
+    if d.better:
+        lines.append("  next better models:")
+        for b in d.better:
+            parts = []
+            for m in b.missing:
+                who = _hosts(m.lacking) if m.lacking else m.reason
+                parts.append(f"{m.feature} ({who})")
+            lines.append(f"    {b.model:<24} needs {'; '.join(parts)}")
     if d.shortfalls:
         lines.append("  held back by (feature: hosts lacking it):")
         for s in d.shortfalls[:MAX_SHORTFALLS]:

@@ -1,0 +1,159 @@
+"""What holds a solved domain back: better models it misses, and what safety cost it.
+
+Computed concretely (no Z3) from the checked answer, so it explains the answer rather than
+re-deriving it: which newer catalog models are out of reach and which hosts lack what they
+need, and for every safety constraint that cost something (a feature withheld, a hint bit
+added, another family/model/stepping shown) the host and bug that caused it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from cpusolve.domains import Domain
+from cpusolve.encodings.catalog import HINT_BITS, Catalog
+from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
+from cpusolve.encodings.safety import obligations
+from cpusolve.pool import Pool, Requirements
+from cpusolve.result import GuestCpu, HostRef
+
+MAX_BETTER = 3
+
+
+@dataclass(frozen=True)
+class Missing:
+    feature: str
+    lacking: tuple[HostRef, ...]  # empty: no host lacks it (withheld for safety or forbidden)
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "lacking": [h.to_dict() for h in self.lacking], "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class BetterModel:
+    model: str
+    missing: tuple[Missing, ...]
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "missing": [m.to_dict() for m in self.missing]}
+
+
+@dataclass(frozen=True)
+class SafetyCost:
+    kind: str  # "withheld" | "hint" | "fms"
+    text: str
+    feature: str | None = None
+    bug: str | None = None
+    hosts: tuple[HostRef, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "text": self.text, "feature": self.feature, "bug": self.bug,
+                "hosts": [h.to_dict() for h in self.hosts]}
+
+
+def _refs(pool: Pool, dom: Domain, type_indexes) -> tuple[HostRef, ...]:
+    wanted = {dom.types[i] for i in type_indexes}
+    return tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts if pool.hosts[h].facts in wanted)
+
+
+def _failing(view: CpuView, vendor: str, dom: Domain, req: Requirements):
+    for ob in obligations(vendor, dom.types, req.kernels, req.policy, req.waive):
+        if not load_rules(ob.kernel).walk(ob.expr, ConcreteOps(view), {}):
+            yield ob
+
+
+def _view(guest: GuestCpu, features: frozenset[str], fms=None) -> CpuView:
+    vendor, fam, mod, step = guest.identity()
+    if fms is not None:
+        fam, mod, step = fms
+    return CpuView(vendor, fam, mod, step, features, hypervisor=True)
+
+
+def reachable_set(cat: Catalog, dom: Domain, req: Requirements) -> frozenset[str]:
+    """The largest guest feature set ignoring safety: common, allowed, dependency-closed."""
+    feats = set(frozenset.intersection(*(t.features for t in dom.types)) & cat.guest_features) - req.forbid
+    changed = True
+    while changed:
+        changed = False
+        for f in sorted(feats):
+            if any(not any(g in feats for g in group) for group in cat.features[f].requires):
+                feats.discard(f)
+                changed = True
+    return frozenset(feats)
+
+
+def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
+                 features: frozenset[str]) -> tuple[SafetyCost, ...]:
+    vendor = guest.identity()[0]
+    out: list[SafetyCost] = []
+    for f in sorted(reachable_set(cat, dom, req) - features - HINT_BITS):
+        causes = list(_failing(_view(guest, features | {f}), vendor, dom, req))
+        if causes:
+            ob = causes[0]
+            hs = _refs(pool, dom, ob.causes)
+            out.append(SafetyCost("withheld", f"{f} withheld: {ob.describe()} "
+                                  f"({', '.join(h.name for h in hs)})", f, ob.bug, hs))
+    for f in sorted(features & HINT_BITS):
+        suffer = [i for i, t in enumerate(dom.types) if f in t.features]
+        hs = _refs(pool, dom, suffer)
+        out.append(SafetyCost("hint", f"{f} shown because {', '.join(h.name for h in hs)} suffer it", f,
+                              hosts=hs))
+    if guest.fms is not None:
+        own = cat.model(guest.model).fms
+        hidden: dict[tuple, list[str]] = {}
+        for ob in _failing(_view(guest, features, own), vendor, dom, req):
+            hidden.setdefault((ob.bug, ob.causes), []).append(ob.kernel)
+        for (bug, causes), kernels in hidden.items():
+            hs = _refs(pool, dom, causes)
+            out.append(SafetyCost("fms", f"family/model/stepping {own[0]}/{own[1]}/{own[2]} of {guest.model} "
+                                  f"would hide {bug} (Linux {', '.join(kernels)}) on "
+                                  f"{', '.join(h.name for h in hs)}", bug=bug, hosts=hs))
+    return tuple(dict.fromkeys(out))
+
+
+def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
+                  features: frozenset[str]) -> tuple[BetterModel, ...]:
+    """The newer catalog models nearest to being reachable, and what each one misses."""
+    chosen = cat.model(guest.model)
+    vendor = chosen.vendor
+    safe_reach = reachable_set(cat, dom, req)
+    size = len(chosen.features & cat.guest_features)
+    candidates = []
+    for m in cat.models:
+        if m.vendor != vendor or m.index <= chosen.index or (req.qemu == "7.2" and not m.qemu_7_2):
+            continue
+        if len(m.features & cat.guest_features) <= size:
+            continue  # newer but not bigger (an Atom after a Xeon) is not "better"
+        need = (m.features & cat.guest_features) - features - HINT_BITS
+        if need:
+            candidates.append((len(need), -m.index, m, need))
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    out = []
+    for _, _, m, need in candidates[:MAX_BETTER]:
+        missing = []
+        for f in sorted(need):
+            lacking = tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts
+                            if f not in pool.hosts[h].facts.features)
+            if lacking:
+                reason = "hosts lack it"
+            elif f in req.forbid:
+                reason = "forbidden by requirements"
+            elif f in safe_reach:
+                reason = "withheld for guest safety"
+            else:
+                reason = "a feature it needs is missing"
+            missing.append(Missing(f, lacking, reason))
+        out.append(BetterModel(m.name, tuple(missing)))
+    return tuple(out)
+
+
+def with_blockers(result, cat: Catalog, pool: Pool, dom: Domain, req: Requirements):
+    """The domain result with better models and safety costs filled in."""
+    if result.guest is None:
+        return result
+    return dataclasses.replace(
+        result,
+        better=better_models(cat, pool, dom, req, result.guest, result.features),
+        safety_costs=safety_costs(cat, pool, dom, req, result.guest, result.features))

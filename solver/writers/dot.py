@@ -1,0 +1,38 @@
+"""The migration graph in Graphviz DOT, hosts grouped and coloured by their answer.
+
+Render with ``cpusolve pool.json --format dot | dot -Tpng -o pool.png``.  Each host is
+drawn once, in the cluster of the answer for VMs started on it (in a directed pool a host
+can also be a target of other domains; edges show that).
+"""
+
+from __future__ import annotations
+
+from cpusolve.result import Result
+
+PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69",
+           "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f"]
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_dot(result: Result) -> str:
+    lines = [f"{'digraph' if result.directed else 'graph'} cpusolve {{",
+             "  graph [rankdir=LR, fontname=Helvetica];",
+             "  node [shape=box, style=filled, fontname=Helvetica];"]
+    counts = {h.name: h.count for d in result.domains for h in d.hosts}
+    for d in result.domains:
+        answer = d.guest.model if d.guest else d.status.upper()
+        colour = PALETTE[(d.index - 1) % len(PALETTE)] if d.guest else "#ff6666"
+        lines.append(f"  subgraph cluster_{d.index} {{")
+        lines.append(f"    label={_q(f'domain {d.index}: {answer}')}; style=rounded;")
+        for name in d.starts:
+            label = f"{name} (x{counts[name]})" if counts.get(name, 1) > 1 else name
+            lines.append(f"    {_q(name)} [label={_q(label)}, fillcolor={_q(colour)}];")
+        lines.append("  }")
+    arrow = " -> " if result.directed else " -- "
+    for a, b in result.edges:
+        lines.append(f"  {_q(a)}{arrow}{_q(b)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
