@@ -5,11 +5,12 @@ The public API is re-exported lazily so that ``cpusolve --help`` does not import
 
 from __future__ import annotations
 
-__all__ = ["load_pool", "solve", "Result", "DomainResult", "GuestCpu", "Requirements",
-           "CpusolveError", "InputError", "qemu_cpu_arg"]
+__all__ = ["load_pool", "solve", "check", "targets", "Verdict", "Planner", "Result", "DomainResult",
+           "GuestCpu", "Requirements", "CpusolveError", "InputError", "qemu_cpu_arg"]
 
 _WHERE = {
-    "load_pool": "cpusolve.api", "solve": "cpusolve.api",
+    "load_pool": "cpusolve.api", "solve": "cpusolve.api", "check": "cpusolve.api",
+    "targets": "cpusolve.api", "Verdict": "cpusolve.api", "Planner": "cpusolve.plan",
     "Result": "cpusolve.result", "DomainResult": "cpusolve.result", "GuestCpu": "cpusolve.result",
     "qemu_cpu_arg": "cpusolve.result",
     "Requirements": "cpusolve.pool",

@@ -22,7 +22,7 @@ from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.errors import InputError, InternalError
 from cpusolve.explain import conflicts_text, shortfalls
 from cpusolve.hosts import Host, HostFacts
-from cpusolve.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
+from cpusolve.optimize import DEFAULT_TIMEOUT_S, optimize
 from cpusolve.pool import POLICIES, Pool, Requirements
 from cpusolve.pool_file import load_pool as _load_pool
 from cpusolve.result import (
@@ -109,8 +109,13 @@ def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
 
 
 def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
-          policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> Result:
-    """Solve every distinct migration domain of ``pool``; every answer is re-checked."""
+          policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+          cache: dict | None = None) -> Result:
+    """Solve every distinct migration domain of ``pool``; every answer is re-checked.
+
+    ``cache`` (a dict the caller keeps) maps a domain's host kinds and requirements to its
+    solver outcome, so repeated solves of a changing pool redo only the changed domains.
+    """
     if not isinstance(pool, Pool):
         pool = load_pool(pool)
     req = requirements or pool.requirements
@@ -119,7 +124,7 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
             raise InputError(f"policy must be one of {', '.join(POLICIES)}, not '{policy}'")
         req = dataclasses.replace(req, policy=policy)
     cat = catalog()
-    cache: dict[tuple, Outcome] = {}
+    cache = {} if cache is None else cache
     results = []
     for index, dom in enumerate(domains(pool), start=1):
         results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
@@ -155,7 +160,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         base.conflicts = (Conflict("vendor", f"requirement vendor {req.vendor}, but the hosts are {vendor}",
                                    "drop requirements.vendor or solve another pool", hosts),)
         return base
-    key = (vendor, dom.types)
+    key = (vendor, dom.types, req, timeout)
     if key not in cache:
         cache[key] = optimize(cat, vendor, dom.types, req, timeout)
     outcome = cache[key]

@@ -88,8 +88,14 @@ def main() -> None:
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds Z3 may spend on one domain.")
+@click.option("--without", "without", multiple=True, metavar="HOST",
+              help="What if HOST were retired (repeatable); prints how answers change.")
+@click.option("--add", "add", multiple=True, metavar="NAME=MODEL[xN][@PEER]",
+              help="What if host NAME were upgraded to MODEL, or a new host joined PEER (repeatable).")
+@click.option("--suggest", "suggest_k", type=int, default=0, metavar="K",
+              help="Name the K host kinds whose retirement or upgrade gains the most.")
 @click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
-def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, output) -> None:
+def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, suggest_k, output) -> None:
     """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
     def go() -> int:
         import dataclasses
@@ -112,7 +118,29 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, output) -> None:
         if policy:
             changes["policy"] = policy
         req = dataclasses.replace(req, **changes)
+        p.requirements = req
         result = solve(p, requirements=req, timeout=timeout)
+        if without or add:
+            from cpusolve.plan import add as add_host
+            from cpusolve.plan import compare
+            from cpusolve.plan import without as drop_hosts
+
+            changed = drop_hosts(p, without) if without else p
+            for spec in add:
+                changed = add_host(changed, spec)
+            after = solve(changed, requirements=req, timeout=timeout)
+            after.whatif = {"without": list(without), "add": list(add),
+                            "changes": [c.to_dict() for c in compare(result, after)]}
+            after.whatif_text = [c.text() for c in compare(result, after)] or ["no answer changes"]
+            result = after
+        if suggest_k:
+            if suggest_k < 0:
+                raise CpusolveError("--suggest needs a positive number")
+            from cpusolve.plan import suggest
+
+            found = suggest(p, result, suggest_k, timeout)
+            result.suggestions = [s.to_dict() for s in found]
+            result.suggestions_text = [s.text() for s in found] or ["no single host kind holds a domain back"]
         write_atomic(render(result, fmt), output)
         return result.exit_code
 

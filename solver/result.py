@@ -152,14 +152,23 @@ class Result:
     domains: list[DomainResult]
     directed: bool = False
     edges: list[tuple[str, str]] = field(default_factory=list)  # the migration graph, for pictures
+    whatif: dict | None = None  # --without/--add: what changed (plan.compare)
+    whatif_text: list[str] = field(default_factory=list)
+    suggestions: list[dict] | None = None  # --suggest K (plan.suggest)
+    suggestions_text: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 0 if all(d.solved for d in self.domains) else 1
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
-                "domains": [d.to_dict() for d in self.domains]}
+        out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
+               "domains": [d.to_dict() for d in self.domains]}
+        if self.whatif is not None:
+            out["whatif"] = self.whatif
+        if self.suggestions is not None:
+            out["suggestions"] = self.suggestions
+        return out
 
 
 def qemu_cpu_arg(guest: GuestCpu) -> str:

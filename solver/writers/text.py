@@ -65,6 +65,14 @@ def render_text(result: Result) -> str:
     for d in result.domains:
         out += _domain(d, directed)
         out.append("")
+    if result.whatif_text:
+        out.append("What changes:")
+        out += [f"  {line}" for line in result.whatif_text]
+        out.append("")
+    if result.suggestions_text:
+        out.append("Suggestions (gain = features gained x machines still served):")
+        out += [f"  {i}. {line}" for i, line in enumerate(result.suggestions_text, 1)]
+        out.append("")
     ok = sum(d.solved for d in result.domains)
     out.append(f"{ok} of {len(result.domains)} domain{'s' if len(result.domains) != 1 else ''} solved"
                + ("" if ok == len(result.domains) else "; see conflicts above"))

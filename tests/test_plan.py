@@ -1,0 +1,162 @@
+"""Explain and plan: blockers, what-if, suggestions, the library API a scheduler calls."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cpusolve
+from cpusolve import Planner, check, load_pool, solve, targets
+from cpusolve.cli import main
+from cpusolve.errors import InputError
+
+from .conftest import pool_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+UCODE = ["md-clear", "flush-l1d", "ssbd", "stibp"]
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_blockers_name_better_models_and_the_hosts_lacking():
+    d = solve(str(EXAMPLES / "intel-rack.json")).domains[0]
+    nxt = d.better[0]
+    assert nxt.model == "Skylake-Server-v5"
+    assert [(m.feature, [h.name for h in m.lacking]) for m in nxt.missing] == [("xsaves", ["skx-r1"])]
+    clx = next(b for b in d.better if b.model.startswith("Cascadelake"))
+    vnni = next(m for m in clx.missing if m.feature == "avx512vnni")
+    assert [(h.name, h.count) for h in vnni.lacking] == [("skx-r1", 40)]
+
+
+def test_safety_costs_name_host_and_bug():
+    d = solve(str(EXAMPLES / "westmere-false-immunity.json")).domains[0]
+    fms = [c for c in d.safety_costs if c.kind == "fms"]
+    assert {c.bug for c in fms} == {"retbleed", "mmio_stale_data"}
+    assert all([h.name for h in c.hosts] == ["skx-01"] for c in fms)
+    data = json.loads(cli(EXAMPLES / "westmere-false-immunity.json", "--format", "json")[1])
+    assert {c["bug"] for c in data["domains"][0]["safety_costs"]} == {"retbleed", "mmio_stale_data"}
+
+
+def test_withheld_immunity_bit_is_a_safety_cost():
+    # Both hosts' KVM can say mds-no, but one host's facts say it has MDS: mds-no is withheld.
+    hosts = {"a": {"cpu": "Icelake-Server-v7", "add": UCODE},
+             "b": {"cpu": "Icelake-Server-v7", "add": UCODE, "bugs": ["mds", "spectre_v2", "spectre_v1"]}}
+    d = solve(pool_dict(hosts)).domains[0]
+    assert d.status == "ok" and "mds-no" not in d.features
+    cost = next(c for c in d.safety_costs if c.feature == "mds-no")
+    assert cost.kind == "withheld" and cost.bug == "mds" and [h.name for h in cost.hosts] == ["b"]
+
+
+def test_what_if_without_the_old_host():
+    code, out, _ = cli(EXAMPLES / "one-old-host.json", "--without", "bdw-legacy")
+    assert code == 0
+    assert "VMs on clx-01, clx-02: Broadwell-v4 -> Cascadelake-Server-v5; gains avx512bw" in out
+    code, out, _ = cli(EXAMPLES / "one-old-host.json", "--without", "bdw-legcy")
+    assert code == 2 and out == ""
+
+
+def test_what_if_upgrade_and_add():
+    code, out, _ = cli(EXAMPLES / "intel-rack.json", "--add",
+                       "skx-r1=Cascadelake-Server-v5,+md-clear,+flush-l1d,+ssbd,+stibp,-hle,-rtm",
+                       "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["domains"][0]["guest"]["model"] == "Cascadelake-Server-v5"
+    change = data["whatif"]["changes"][0]
+    assert change["before"] == "Skylake-Server-v4" and "avx512vnni" in change["gained"]
+    pool = load_pool(str(EXAMPLES / "intel-rack.json"))
+    from cpusolve.plan import add
+
+    grown = add(pool, "icx-09=Icelake-Server-v7,+md-clearx8@clx-r2")
+    assert grown.hosts["icx-09"].count == 8 and grown.graph.has_edge("icx-09", "clx-r2")
+    with pytest.raises(InputError, match="NAME=MODEL"):
+        add(pool, "nonsense")
+
+
+def test_suggest_ranks_the_old_host_first():
+    code, out, _ = cli(EXAMPLES / "one-old-host.json", "--suggest", "2", "--format", "json")
+    sugg = json.loads(out)["suggestions"]
+    assert sugg[0]["hosts"] == ["bdw-legacy"] and sugg[0]["model_after"] == "Cascadelake-Server-v5"
+    assert sugg[0]["gain"] == len(sugg[0]["gained"]) * 60
+    assert all(a["gain"] >= b["gain"] for a, b in zip(sugg, sugg[1:]))
+
+
+def test_check_and_targets():
+    skx = {"cpu": "Skylake-Server-v4", "add": UCODE}
+    v = check("Skylake-Server-v4,+md-clear,+flush-l1d,+ssbd,+stibp", skx)
+    assert v.ok and v.to_dict()["ok"] is True
+    v = check("Cascadelake-Server-v5", skx)
+    assert not v.ok and any("avx512vnni" in m for m in v.missing)
+    v = check("Westmere-v2,+md-clear,+flush-l1d,+ssbd,+stibp", skx)
+    assert not v.ok and not v.missing and any("retbleed" in u for u in v.unsafe)
+    cpu = "Skylake-Server-v4,+arch-capabilities,+flush-l1d,+md-clear,+ssbd,+stibp"
+    assert targets(cpu, str(EXAMPLES / "intel-rack.json")) == ["clx-r1", "clx-r2", "icx-r2", "skx-r1"]
+    assert targets("Icelake-Server-v7", str(EXAMPLES / "intel-rack.json")) == []
+
+
+def test_planner_resolves_only_what_changed(monkeypatch):
+    import cpusolve.api as api
+
+    calls = []
+    real = api.optimize
+    monkeypatch.setattr(api, "optimize", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE},
+             "c": {"cpu": "Icelake-Server-v7", "add": UCODE}}
+    planner = Planner(load_pool(pool_dict(hosts, {"edges": [["a", "b"]]})))
+    planner.solve()
+    assert len(calls) == 2
+    planner.add_host("a2", {"cpu": "Skylake-Server-v4", "add": UCODE}, peers=["a"])
+    assert planner.domain_of("a2").guest.model.startswith("Skylake-Server")
+    assert len(calls) == 2  # same host kinds: no new solve
+    planner.add_host("c2", {"cpu": "Cascadelake-Server-v5", "add": UCODE}, peers=["c"])
+    assert planner.domain_of("c").guest.model == "Cascadelake-Server-v5"
+    assert len(calls) == 3  # only the changed domain
+    planner.remove_host("c2")
+    assert planner.domain_of("c").guest.model == "Icelake-Server-v7"
+    assert len(calls) == 3  # back to a cached domain
+    with pytest.raises(InputError):
+        planner.remove_host("zz")
+
+
+def test_public_api_names_and_to_dict_matches_json():
+    for name in cpusolve.__all__:
+        assert getattr(cpusolve, name) is not None
+    result = solve(str(EXAMPLES / "intel-rack.json"))
+    from cpusolve.writers import render
+
+    assert json.loads(render(result, "json")) == json.loads(json.dumps(result.to_dict()))
+
+
+def test_nova_and_dot_outputs():
+    code, out, _ = cli(EXAMPLES / "intel-rack.json", "--format", "nova")
+    assert code == 0
+    assert "[libvirt]\ncpu_mode = custom\ncpu_models = Skylake-Server-v4\ncpu_model_extra_flags = " in out
+    assert "+md-clear" in out
+    code, out, _ = cli(EXAMPLES / "westmere-false-immunity.json", "--format", "nova")
+    assert "WARNING: guests must see family 6 model 85 stepping 4" in out
+    code, out, _ = cli(EXAMPLES / "epyc-evacuation.json", "--format", "dot")
+    assert out.startswith("digraph cpusolve {") and '"rome-01" -> "milan-01";' in out
+    assert 'label="domain 1: EPYC-Milan-v2"' in out
+    import shutil
+
+    if shutil.which("dot"):
+        proc = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, text=True)
+        assert proc.returncode == 0 and "<svg" in proc.stdout
+
+
+def test_scheduler_example_runs_on_the_public_api():
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "scheduler.py"), str(EXAMPLES / "intel-rack.json")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "new VM on clx-r1: -cpu Skylake-Server-v4," in proc.stdout
+    assert "running VM may go to: clx-r1, clx-r2, icx-new, icx-r2, skx-r1" in proc.stdout
+    source = (EXAMPLES / "scheduler.py").read_text()
+    assert "from cpusolve import" in source and "cpusolve." not in source.replace("from cpusolve import", "")
