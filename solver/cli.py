@@ -71,6 +71,7 @@ def main() -> None:
     cpusolve probe [-o FILE]                                this host's facts from /dev/kvm
     cpusolve pool init FILES... [--group NAME]              a pool from host fact files
     cpusolve verdict CPU [--kernel 6.1|6.12]                what a Linux guest concludes on CPU
+    cpusolve audit POOL --guests FILE                       which running guests are unsafe
     """
 
 
@@ -183,6 +184,31 @@ def pool_init_cmd(files, group, directed, no_merge, output) -> None:
         pool = pool_from_facts(files, group, directed=directed, merge=not no_merge, base=base)
         write_atomic(json.dumps(pool, indent=2) + "\n", output)
         return 0
+
+    run(go)
+
+
+@main.command("audit")
+@click.argument("pool", metavar="POOL")
+@click.option("--guests", "guests", required=True, metavar="FILE", help="The running guests (JSON).")
+@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+@click.option("--policy", type=click.Choice(["strict", "compat"]), default=None)
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+@click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
+def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
+    """Which running guests cannot run where they may migrate, or believe a false immunity."""
+    def go() -> int:
+        import dataclasses
+
+        from cpusolve.api import load_pool
+        from cpusolve.audit import audit, read_guests, render_audit
+
+        p = load_pool(pool)
+        if policy:
+            p.requirements = dataclasses.replace(p.requirements, policy=policy)
+        results = audit(p, read_guests(guests, p), timeout)
+        write_atomic(render_audit(results, fmt), output)
+        return 0 if all(r.status == "safe" for r in results) else 1
 
     run(go)
 

@@ -96,3 +96,38 @@ def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
             i += 1
     keys = {lit.get_id(): key for lit, key in enc.facts}
     return Outcome("unsat", core=[keys[c.get_id()] for c in core], encoding=enc)
+
+
+def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements, current: GuestCpu,
+            timeout: float = DEFAULT_TIMEOUT_S) -> GuestCpu | None:
+    """The safe, runnable guest CPU on ``current``'s model that changes the fewest visible bits.
+
+    Used to repair a running guest: keep its model (a model change is a bigger step for an
+    operator), flip as few features as possible, keep its family/model/stepping if it can.
+    """
+    model = cat.model(current.model)
+    enc = encode(cat, vendor, types, req)
+    if model not in enc.models:
+        return None
+    opt = z3.Optimize(ctx=enc.ctx)
+    opt.set("timeout", _ms(timeout))
+    opt.set("priority", "lex")
+    opt.add(enc.hard)
+    opt.add(enc.sel[enc.models.index(model)])
+    visible = current.visible()
+    one, zero = z3.IntVal(1, ctx=enc.ctx), z3.IntVal(0, ctx=enc.ctx)
+    flips = [z3.If(v != z3.BoolVal(f in visible, ctx=enc.ctx), one, zero) for f, v in enc.g.items()]
+    fam, mod, step = current.identity()[1:]
+    t = enc.fms_terms
+    moved = z3.If(z3.And(t["family"] == fam, t["model"] == mod, t["stepping"] == step), zero, one)
+    opt.minimize(z3.Sum(flips) if flips else zero)
+    opt.minimize(moved)
+    opt.maximize(z3.Sum([z3.If(v, one, zero) for v in enc.g.values()]) if enc.g else zero)
+    if opt.check() != z3.sat:
+        return None
+    m = opt.model()
+    features = frozenset(f for f, v in enc.g.items() if z3.is_true(m.eval(v, model_completion=True)))
+    shown = tuple(m.eval(t[k], model_completion=True).as_long() for k in ("family", "model", "stepping"))
+    return GuestCpu(model=model.name, plus=tuple(sorted(features - model.features)),
+                    minus=tuple(sorted(model.features - features)),
+                    fms=None if shown == model.fms else shown)

@@ -10,7 +10,9 @@ For every CPU in CPUS it copies, verbatim,
   x86_64-cpuid-<CPU>.xml       the raw CPUID (+MSR) dump of the real host (cpusolve's input)
   x86_64-cpuid-<CPU>-host.xml  libvirt 11.3.0's decode of that dump (provenance only)
 and writes
-  <CPU>.libvirt9.xml           the same host as a host-type <cpu> that libvirt 9.0 accepts.
+  <CPU>.libvirt9.xml           the same host as a host-type <cpu> that libvirt 9.0 accepts;
+  libvirt9-features.txt        every feature name libvirt 9.0's cpu_map knows (the test
+                               compares the two guests on these).
 
 Why the third file: libvirt 11.3 decodes hosts to versioned models (Haswell-v2 ...) and
 names features (flush-l1d, zero-fcs-fds, vmx-* ...) that libvirt 9.0's cpu_map does not
@@ -40,7 +42,7 @@ CPUS = [
     "Xeon-Platinum-8268", "Cooperlake",
     "Core-i7-2600", "Core-i7-3770",
     "Xeon-E7-4830", "Xeon-W3520",
-    "Core-i5-4670T", "Core-i7-4600U",
+    "Core-i5-4670T",
     "Opteron-6282", "A10-5800K",
 ]
 
@@ -121,6 +123,8 @@ def main(shared="/work/shared/data", map9="/usr/share/libvirt/cpu_map"):
     feats9, models9 = load_map(map9)
     for name in feats9:
         assert feats9[name] == feats11.get(name), f"{name}: CPUID bits differ between maps"
+    with open(os.path.join(HERE, "libvirt9-features.txt"), "w") as fh:
+        fh.write("\n".join(sorted(feats9)) + "\n")
     src = os.path.join(shared, "libvirt-cputestdata")
     for cpu in CPUS:
         raw = os.path.join(src, f"x86_64-cpuid-{cpu}.xml")

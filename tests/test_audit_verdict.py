@@ -1,0 +1,123 @@
+"""cpusolve verdict (against the real kernel's own verdicts) and cpusolve audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cpusolve.cli import main
+from cpusolve.cpu_string import parse_qemu_cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+FLEET = ROOT / "examples" / "fleet"
+GROUND = Path(__file__).resolve().parent / "data" / "groundtruth" / "linux-6.1-tcg.json"
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def clean_runs():
+    """Recorded boots where QEMU's TCG dropped no feature: the -cpu string is what the guest saw."""
+    data = json.loads(GROUND.read_text())
+    return [r for r in data["runs"] if not r.get("qemu_warnings")]
+
+
+@pytest.mark.parametrize("run", clean_runs(), ids=lambda r: r["cpu"])
+def test_verdict_matches_the_real_kernel(run):
+    code, out, err = cli("verdict", run["cpu"], "--kernel", "6.1", "--format", "json")
+    if code == 2 and "unknown CPU model" in err:
+        pytest.skip(f"{run['cpu']} is not a versioned catalog name")
+    assert code == 0, err
+    bugs = json.loads(out)["bugs"]
+    for bug, text in run["vulnerabilities"].items():
+        if bug in bugs:
+            assert bugs[bug]["affected"] == (text != "Not affected"), (bug, text, bugs[bug]["why"])
+
+
+def test_enough_clean_runs_recorded():
+    assert len(clean_runs()) >= 5
+
+
+def test_verdict_json_shape_and_westmere_retbleed():
+    code, out, _ = cli("verdict", "Westmere-v1", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["kernel"].startswith("6.1")
+    assert data["bugs"]["retbleed"] == {"affected": False, "why": data["bugs"]["retbleed"]["why"]}
+    assert "RETBLEED" in data["bugs"]["retbleed"]["why"]
+    code, out, _ = cli("verdict", "Westmere-v2,family=6,model=85,stepping=4", "--format", "json")
+    assert json.loads(out)["bugs"]["retbleed"]["affected"] is True
+
+
+def test_removing_a_feature_removes_what_depends_on_it():
+    cpu = parse_qemu_cpu("Cascadelake-Server-v5,-arch-capabilities")
+    assert not {"mds-no", "rdctl-no", "ibrs-all", "arch-capabilities"} & cpu.features
+    assert "avx2" not in parse_qemu_cpu("Skylake-Server-v4,-avx").features
+    assert "avx512f" not in parse_qemu_cpu("Skylake-Server-v4,-avx2").features
+    code, out, _ = cli("verdict", "Cascadelake-Server-v5,-arch-capabilities", "--format", "json")
+    assert json.loads(out)["bugs"]["mds"]["affected"] is True
+    code, out, _ = cli("verdict", "Cascadelake-Server-v5", "--format", "json")
+    assert json.loads(out)["bugs"]["mds"]["affected"] is False
+
+
+def test_verdict_bad_cpu():
+    code, _, err = cli("verdict", "Westmere-v9")
+    assert code == 2 and "did you mean" in err and "'Westmere-v1'" in err
+    code, _, err = cli("verdict", "Westmere-v1,+md-claer")
+    assert code == 2 and "md-clear" in err
+
+
+def test_audit_finds_planted_problems():
+    code, out, err = cli("audit", FLEET / "pool.json", "--guests", FLEET / "guests.json", "--format", "json")
+    assert code == 1, err
+    guests = {g["name"]: g for g in json.loads(out)["guests"]}
+    assert guests["web-17"]["status"] == "safe" and guests["web-17"]["fix"] is None
+    # A Westmere-era pin on Skylake/Cascade Lake hosts: Retbleed false immunity.
+    erp = guests["erp-db"]
+    assert erp["status"] == "unsafe"
+    assert {f["bug"] for f in erp["false_immunities"]} >= {"retbleed"}
+    assert erp["fix"].startswith("Westmere-v1,family=6,model=85,") and erp["fix_kind"] == "flags"
+    # TSX was removed from the Cascade Lake hosts: the 2018 guest cannot run there.
+    ci = guests["ci-runner-3"]
+    assert ci["status"] == "unrunnable"
+    assert {"hle", "rtm"} <= set(next(u for u in ci["unrunnable"] if u["hosts"] == "clx-01")["missing"])
+    assert "-hle" in ci["fix"] and "-rtm" in ci["fix"]
+    # A libvirt XML claiming Cascade Lake's immunities on Skylake hosts.
+    an = guests["analytics"]
+    assert {f["bug"] for f in an["false_immunities"]} == {"mds", "meltdown", "l1tf"}
+    assert "mds-no" not in an["fix"]
+
+
+def test_audit_fix_is_itself_safe():
+    code, out, _ = cli("audit", FLEET / "pool.json", "--guests", FLEET / "guests.json", "--format", "json")
+    fixed = [{"name": g["name"], "cpu": g["fix"], "host": "skx-01"}
+             for g in json.loads(out)["guests"] if g["fix"]]
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"guests": fixed}, fh)
+    code, out, _ = cli("audit", FLEET / "pool.json", "--guests", fh.name, "--format", "json")
+    assert code == 0, out
+    Path(fh.name).unlink()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[", "malformed guests file"),
+    ('{"guests": []}', "a guests file is a JSON list"),
+    ('[{"name": "a", "cpu": "Westmere-v1", "host": "skx-99"}]', "host 'skx-99' is not in the pool"),
+    ('[{"name": "a", "cpu": "Westmere-v9", "host": "skx-01"}]', "unknown CPU model 'Westmere-v9'"),
+    ('[{"name": "a", "host": "skx-01"}]', "give exactly one of 'cpu'"),
+    ('[{"name": "a", "cpu": "Westmere-v1", "host": "skx-01"}, {"name": "a", "cpu": "Westmere-v1", '
+     '"host": "skx-01"}]', "duplicate guest name 'a'"),
+    ('[{"name": "a", "libvirt": "evil.xml", "host": "skx-01"}]', "refusing XML with a DOCTYPE"),
+])
+def test_audit_bad_guest_files(tmp_path, content, message):
+    (tmp_path / "evil.xml").write_text('<!DOCTYPE x [<!ENTITY a "aaaa">]><domain><cpu><model>&a;</model></cpu></domain>')
+    path = tmp_path / "guests.json"
+    path.write_text(content)
+    code, out, err = cli("audit", FLEET / "pool.json", "--guests", path)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
