@@ -116,7 +116,8 @@ def test_audit_fix_is_itself_safe():
     ('[{"name": "a", "libvirt": "evil.xml", "host": "skx-01"}]', "refusing XML with a DOCTYPE"),
 ])
 def test_audit_bad_guest_files(tmp_path, content, message):
-    (tmp_path / "evil.xml").write_text('<!DOCTYPE x [<!ENTITY a "aaaa">]><domain><cpu><model>&a;</model></cpu></domain>')
+    evil = '<!DOCTYPE x [<!ENTITY a "aaaa">]><domain><cpu><model>&a;</model></cpu></domain>'
+    (tmp_path / "evil.xml").write_text(evil)
     path = tmp_path / "guests.json"
     path.write_text(content)
     code, out, err = cli("audit", FLEET / "pool.json", "--guests", path)
