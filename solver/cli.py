@@ -51,6 +51,9 @@ def run(fn) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:  # `cpusolve ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except Exception as e:  # a bug: one line, details on request
         if os.environ.get("CPUSOLVE_DEBUG"):
             raise
