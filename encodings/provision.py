@@ -22,7 +22,67 @@ def kvm_rules(kernel: str = KVM_KERNEL) -> dict:
     return json.loads(path.read_text())[kernel]
 
 
-def kvm_exposable(own: frozenset[str], bugs: frozenset[str], kernel: str = KVM_KERNEL) -> frozenset[str]:
+@cache
+def kvm_cpuid(kernel: str = KVM_KERNEL) -> dict:
+    path = resources.files("cpusolve.encodings") / "data" / "kvm-cpuid.json"
+    return json.loads(path.read_text())[kernel]
+
+
+#: Bits QEMU adds from the guest's topology (-smp), not CPU features a model choice carries.
+TOPOLOGY_BITS = frozenset({"ht", "topoext"})
+#: QEMU sets AMD's MCA recovery bits (leaf 0x80000007) for every KVM guest; an Intel
+#: guest has no use for them, so they are offered to AMD/Hygon domains only.
+AMD_ONLY_EMULATED = frozenset({"overflow-recov", "succor"})
+KVM_MODULE = {"GenuineIntel": "kvm_intel", "AuthenticAMD": "kvm_amd", "HygonGenuine": "kvm_amd"}
+
+
+def _rule_holds(rule: dict, own: frozenset[str], bugs: frozenset[str], vendor: str, family: int) -> bool:
+    """One ``when`` clause of kvm-cpuid.json, under KVM's default module parameters."""
+    if rule.get("assume") is False:
+        return False  # needs something a host description cannot tell (PEBS, new microcode)
+    if "module" in rule and rule["module"] != KVM_MODULE.get(vendor):
+        return False
+    if "vendor" in rule and rule["vendor"] != vendor:
+        return False
+    if "family" in rule and family not in rule["family"]:
+        return False
+    if "qemu" in rule:
+        return False  # needs a non-default QEMU option (e.g. -overcommit cpu-pm=on)
+    if not set(rule.get("host", [])) <= own:
+        return False
+    return not set(rule.get("not_affected", [])) & bugs
+
+
+def kvm_cpuid_filter(own: frozenset[str], bugs: frozenset[str], vendor: str, family: int,
+                     kernel: str = KVM_KERNEL) -> frozenset[str]:
+    """Of a host's silicon CPUID bits, those KVM offers a guest (``KVM_GET_SUPPORTED_CPUID``).
+
+    Silicon bits KVM never virtualises (monitor, ds, acpi, tm...) are dropped; bits KVM
+    offers only with a non-default module parameter are dropped too.  Cross-vendor aliases
+    KVM adds for migration between vendors (AMD's ibpb bit on Intel hosts...) are not added:
+    cpusolve never migrates across vendors.
+    """
+    data = kvm_cpuid(kernel)
+    passthrough = set(data["passthrough"])
+    out = set()
+    for f in own:
+        if f in passthrough:
+            out.add(f)
+        elif f in data["conditional_rules"]:
+            rule = data["conditional_rules"][f]
+            if rule.get("default") and any(_rule_holds(w, own, bugs, vendor, family) for w in rule["when"]):
+                out.add(f)
+        elif f.startswith("linux:") or f not in data["never"]:
+            out.add(f)  # not a QEMU-named CPUID bit (kept for the bug rules), or an MSR bit
+    if vendor != "GenuineIntel":
+        for f, extra in data.get("passthrough_also_when", {}).items():
+            if any(_rule_holds(w, own, bugs, vendor, family) for w in extra.get("when", [])):
+                out.add(f)
+    return frozenset(out)
+
+
+def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "GenuineIntel",
+                  kernel: str = KVM_KERNEL) -> frozenset[str]:
     """Features a KVM host exposes, given its silicon's own features and bugs.
 
     ``own`` holds the host's CPUID bits and its real ARCH_CAPABILITIES bits (canonical
@@ -36,6 +96,9 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], kernel: str = KVM_K
     out = {f for f in own if f not in arch_caps}
     out |= set(ALWAYS_GUEST)
     out |= set(rules.get("cpuid_emulated", ["arch-capabilities"]))
+    out |= set(kvm_cpuid(kernel)["emulated"]) - TOPOLOGY_BITS
+    if vendor not in ("AuthenticAMD", "HygonGenuine"):
+        out -= AMD_ONLY_EMULATED - own
     mask = set(rules.get("passthrough_mask", []))
     caps = {f for f in own if f in arch_caps and f in mask}
     caps |= set(rules.get("always", []))

@@ -91,9 +91,13 @@ class RuleTable:
         for entry in table:
             if flag not in entry["flags"]:
                 continue
-            parts = [ops.vendor([entry["vendor"]])]
+            parts = [ops.vendor([entry["vendor"]])] if entry.get("vendor") else []
             if entry.get("family") is not None:
                 parts.append(ops.field_in("family", entry["family"], entry["family"], None))
+            if entry.get("families_excluded"):
+                # x86_match_cpu() takes the first match: families an earlier entry catches
+                # never reach this any-family entry.
+                parts.append(ops.not_(ops.field_in("family", None, None, list(entry["families_excluded"]))))
             if entry.get("model") is not None:
                 parts.append(ops.field_in("model", entry["model"], entry["model"], None))
             steps = entry.get("steppings")
@@ -194,6 +198,47 @@ class RuleTable:
 
     def mechanisms(self, bug: str, vendor: str) -> list[list[str]]:
         return self._rule(bug).get("mechanisms", {}).get(vendor, [])
+
+    def mechanism_expr(self, bug: str, vendor: str):
+        """What the guest must show to mitigate ``bug``, as an expression; None if nothing.
+
+        ``mechanism_overrides`` are tried in order (the first whose ``if`` holds on the guest
+        replaces ``mechanisms``), so the choice itself depends on the guest's visible bits:
+        e.g. with mds-no visible, MMIO stale data is only mitigated by fb-clear.
+        """
+        rule = self._rule(bug)
+
+        def alternatives(mechs: dict):
+            alts = mechs.get(vendor, [])
+            if not alts or any(not a for a in alts):
+                return True  # nothing needed, or no CPU mechanism exists for this vendor
+            return {"any": [{"all": [{"feature": f} for f in alt]} for alt in alts]}
+
+        cases = [(o["if"], alternatives(o["mechanisms"])) for o in rule.get("mechanism_overrides", [])]
+        expr = alternatives(rule.get("mechanisms", {}))
+        for cond, alt in reversed(cases):
+            expr = {"any": [{"all": [cond, alt]}, {"all": [{"not": cond}, expr]}]}
+        return None if expr is True else _simplify(expr)
+
+
+def _simplify(expr):
+    """Fold literal true/false out of an expression built by the rule table itself."""
+    if not isinstance(expr, dict):
+        return expr
+    (op, arg), = expr.items()
+    if op in ("all", "any"):
+        items = [_simplify(e) for e in arg]
+        absorbing, neutral = (False, True) if op == "all" else (True, False)
+        if any(e is absorbing for e in items):
+            return absorbing
+        items = [e for e in items if e is not neutral]
+        if not items:
+            return neutral
+        return items[0] if len(items) == 1 else {op: items}
+    if op == "not":
+        inner = _simplify(arg)
+        return (not inner) if isinstance(inner, bool) else {"not": inner}
+    return expr
 
 
 class ConcreteOps:

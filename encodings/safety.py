@@ -36,8 +36,36 @@ class Obligation:
 
 
 def mechanism_text(expr) -> str:
-    alts = [" + ".join(a["feature"] for a in alt["all"]) for alt in expr["any"]]
-    return " or ".join(alts) if alts else "a mechanism no feature provides"
+    """Readable form of a mechanism expression: "fb-clear or md-clear + flush-l1d"."""
+    if expr is True or expr is False:
+        return "nothing" if expr else "a mechanism no feature provides"
+    (op, arg), = expr.items()
+    if op == "feature":
+        return arg
+    if op == "not":
+        return f"no {mechanism_text(arg)}"
+    if op == "any" and _is_case(arg):
+        # An override chain from the rule table: [cond and alt] or [not cond and rest].
+        (cond, alt), (_, rest) = arg[0]["all"], arg[1]["all"]
+        return f"{mechanism_text(alt)} (with {mechanism_text(cond)} shown), else {mechanism_text(rest)}"
+    parts = [mechanism_text(e) for e in arg]
+    if op == "all":
+        # A case of an override chain: "(if mds-no shown) fb-clear" reads as its mechanism.
+        feats = [p for p, e in zip(parts, arg, strict=True) if _is_mech(e)]
+        return " + ".join(feats) if feats else " + ".join(parts)
+    return " or ".join(dict.fromkeys(parts))
+
+
+def _is_case(arg) -> bool:
+    return (len(arg) == 2 and all(isinstance(e, dict) and "all" in e and len(e["all"]) == 2 for e in arg)
+            and arg[1]["all"][0] == {"not": arg[0]["all"][0]})
+
+
+def _is_mech(expr) -> bool:
+    if isinstance(expr, dict):
+        (op, arg), = expr.items()
+        return op == "feature" or (op in ("all", "any") and all(_is_mech(e) for e in arg))
+    return False
 
 
 def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligation]:
@@ -57,13 +85,13 @@ def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligat
                 continue
             out.append(Obligation("truthful", bug, kernel, {"bug": bug}, causes))
         if policy == "strict":
-            table = load_rules(kernels[-1])
-            if bug in table.bug_rules:
-                alts = table.mechanisms(bug, vendor)
-                # An empty alternative means the kernel mitigates in software alone.
-                if alts and all(alts):
-                    expr = {"any": [{"all": [{"feature": f} for f in alt]} for alt in alts]}
-                    out.append(Obligation("mechanism", bug, kernels[-1], expr, causes))
+            for kernel in kernels:
+                table = load_rules(kernel)
+                if bug in table.bug_rules:
+                    expr = table.mechanism_expr(bug, vendor)
+                    if expr is not None and not any(o.kind == "mechanism" and o.bug == bug and o.expr == expr
+                                                    for o in out):
+                        out.append(Obligation("mechanism", bug, kernel, expr, causes))
     suffer = tuple(i for i, f in enumerate(types) if "rsba" in f.features)
     if suffer and len(suffer) == len(types):
         out.append(Obligation("hint", None, kernels[-1], {"feature": "rsba"}, suffer))

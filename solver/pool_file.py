@@ -14,7 +14,7 @@ from typing import Any
 import networkx as nx
 
 from cpusolve.encodings.catalog import catalog, suggest
-from cpusolve.encodings.provision import kvm_exposable
+from cpusolve.encodings.provision import kvm_cpuid_filter, kvm_exposable
 from cpusolve.encodings.rules import KERNELS, CpuView, load_rules
 from cpusolve.errors import InputError
 from cpusolve.hosts import VENDORS, Host, HostFacts
@@ -256,7 +256,9 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
         for bug in sorted(explicit_bugs):
             if bug not in bugs:
                 raise InputError(f"{where}unknown bug '{bug}'" + suggest(bug, bugs))
+    silicon = True  # features are the silicon's bits, not yet what KVM offers
     if "cpu" in spec:
+        silicon = False  # QEMU's model definition already lists what a guest can be given
         model = cat.model(_expect(spec["cpu"], str, where, "'cpu'"), where)
         vendor, fms = model.vendor, model.fms
         own = model.features
@@ -277,6 +279,7 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
             explicit_bugs = fact.bugs
         if fact.exposable:
             hv = "as-is"  # a hypervisor's own answer already includes what it emulates
+            silicon = False
     else:
         vendor = _expect(spec.get("vendor"), str, where, "'vendor'")
         if vendor not in VENDORS:
@@ -294,7 +297,10 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
         origin = "inline"
     own = (own | add) - remove
     bugs = explicit_bugs if explicit_bugs is not None else host_bugs(vendor, fms, own)
-    exposable = kvm_exposable(own, bugs) if hv == "kvm" else frozenset(own)
+    if silicon and hv == "kvm":
+        # Silicon bits (cpuinfo, CPUID dumps, inline lists): only what KVM virtualises.
+        own = kvm_cpuid_filter(own, bugs, vendor, fms[0]) | (own & add)
+    exposable = kvm_exposable(own, bugs, vendor) if hv == "kvm" else frozenset(own)
     exposable = (exposable | add) - remove
     if add or remove:
         origin += "".join(f" +{f}" for f in sorted(add)) + "".join(f" -{f}" for f in sorted(remove))

@@ -41,7 +41,7 @@ def test_json_schema_and_determinism():
     assert data["schema"] == "cpusolve-result/1"
     doms = data["domains"]
     assert [d["status"] for d in doms] == ["ok", "infeasible"]
-    assert doms[0]["guest"]["model"] == "EPYC-Milan-v2"
+    assert doms[0]["guest"]["model"].startswith("EPYC-Milan-v")
     assert doms[1]["starts"] == ["rome-01", "rome-02"]
     assert doms[0]["qemu"].endswith(",enforce")
     assert run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json")[1] == out

@@ -37,10 +37,21 @@ def test_skylake_plus_cascadelake_gives_a_skylake_model():
 
 
 def test_single_host_type_gets_its_own_model_exactly():
-    d = only(solve(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})))
+    d = only(solve(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": [*MICROCODE, "fb-clear"]}})))
     assert d.status == "ok"
     assert d.guest.model == "Cascadelake-Server-v5"
     assert d.guest.minus == ()
+
+
+def test_mds_no_withheld_when_mmio_needs_fb_clear():
+    # Cascade Lake has MMIO stale data; with mds-no shown, Linux counts only FB_CLEAR as the
+    # MMIO mechanism (mmio_select_mitigation()), which this host's microcode lacks.  The
+    # guest is told it has MDS instead, so it clears buffers with md-clear.
+    d = only(solve(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})))
+    assert d.status == "ok" and d.guest.minus == ("mds-no",)
+    assert "mds" in d.guest_bugs["6.12"] and "mmio_stale_data" in d.guest_bugs["6.12"]
+    cost = next(c for c in d.safety_costs if c.feature == "mds-no")
+    assert cost.bug == "mmio_stale_data"
 
 
 def test_compat_policy_drops_mechanisms_but_stays_truthful():

@@ -1,0 +1,610 @@
+"""cpusolve benchmarks (issue 6).  Run by hand, never by CI:
+
+    python benchmarks/run.py            # every figure, ~10 minutes on 2 cores
+    python benchmarks/run.py --quick    # smaller pools, fewer repetitions, ~2 minutes
+    python benchmarks/run.py --profile  # also cProfile the cold CLI and the big pool
+
+Writes ``benchmarks/results.json`` (raw numbers) and ``benchmarks/results.md`` (tables);
+``--out PREFIX`` writes elsewhere.  Every answer any figure produces is re-checked with
+``cpusolve.checker.check_answer`` and the run stops on the first rejection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import genpool  # noqa: E402
+from virsh_input import domain_xml  # noqa: E402
+
+VIRSH = ["virsh", "-c", "test:///default", "cpu-baseline"]
+CPUSOLVE = [sys.executable, "-m", "cpusolve.cli"]
+
+
+# -- helpers ---------------------------------------------------------------------------
+def timed(argv: list[str], stdout=None, cwd=None) -> dict:
+    """Wall time, CPU time, peak RSS and exit code of one process (os.wait4)."""
+    with tempfile.TemporaryFile() as err:
+        out = stdout if stdout is not None else subprocess.DEVNULL
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        msg = err.read().decode(errors="replace")
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024,
+            "rc": proc.returncode, "stderr": msg[-2000:]}
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def cpusolve_cmd() -> list[str]:
+    exe = shutil.which("cpusolve")
+    return [exe] if exe else CPUSOLVE
+
+
+def env_info() -> dict:
+    def out(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return None
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    import z3
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git_head": out(["git", "rev-parse", "--short", "HEAD"]),
+        "git_dirty_solver": bool(out(["git", "status", "--porcelain", "--", "solver", "encodings"])),
+        "python": platform.python_version(), "z3": z3.get_version_string(),
+        "virsh": out(["virsh", "--version"]), "cpus": os.cpu_count(), "cpu_model": cpu,
+        "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+_QEMU_ARG = re.compile(r"^\s+qemu:\s+-cpu (\S+)")
+_HEAD = re.compile(r"^Domain (\d+): (\d+) hosts?,.*: ([A-Z-]+)$")
+
+
+def parse_qemu_arg(arg: str):
+    """GuestCpu from a printed ``-cpu`` argument (own parser: independent of the writer)."""
+    from cpusolve.result import GuestCpu
+
+    parts = arg.split(",")
+    model, plus, minus, fms = parts[0], [], [], {}
+    for p in parts[1:]:
+        if p == "enforce":
+            continue
+        if p[0] == "+":
+            plus.append(p[1:])
+        elif p[0] == "-":
+            minus.append(p[1:])
+        elif "=" in p:
+            k, v = p.split("=", 1)
+            fms[k] = int(v, 0)
+        else:
+            plus.append(p)
+    triple = (fms["family"], fms["model"], fms["stepping"]) if fms else None
+    return GuestCpu(model=model, plus=tuple(sorted(plus)), minus=tuple(sorted(minus)), fms=triple)
+
+
+def parse_text(text: str) -> dict[int, dict]:
+    """Per domain index: host count, status, guest (from the text report)."""
+    out: dict[int, dict] = {}
+    cur = None
+    for line in text.splitlines():
+        m = _HEAD.match(line)
+        if m:
+            cur = out[int(m.group(1))] = {"hosts": int(m.group(2)), "status": m.group(3).lower(),
+                                          "guest": None}
+            continue
+        m = _QEMU_ARG.match(line)
+        if m and cur is not None:
+            cur["guest"] = parse_qemu_arg(m.group(1))
+    return out
+
+
+def recheck(pool, doms, answers: dict[int, dict], req) -> dict:
+    """Every printed answer re-checked with check_answer; raises on a rejection."""
+    from cpusolve.checker import check_answer
+    from cpusolve.encodings.catalog import catalog
+
+    cat = catalog()
+    if len(answers) != len(doms):
+        raise SystemExit(f"benchmark: the report has {len(answers)} domains, expected {len(doms)}")
+    checked = 0
+    for i, dom in enumerate(doms, start=1):
+        a = answers[i]
+        if a["hosts"] != len(dom.hosts):
+            raise SystemExit(f"benchmark: domain {i} has {a['hosts']} hosts in the report, {len(dom.hosts)} here")
+        if a["status"].startswith("ok"):
+            if a["guest"] is None:
+                raise SystemExit(f"benchmark: domain {i} is {a['status']} without a -cpu line")
+            problems = check_answer(cat, dom.types, req, a["guest"])
+            if problems:
+                raise SystemExit(f"benchmark: CHECKER REJECTED domain {i}: {problems[:3]}")
+            checked += 1
+    return {"checked_ok_answers": checked}
+
+
+def status_counts(answers: dict[int, dict]) -> dict:
+    out: dict[str, int] = {}
+    for a in answers.values():
+        out[a["status"]] = out.get(a["status"], 0) + 1
+    return dict(sorted(out.items()))
+
+
+# -- figure 1: one real 3-host domain -----------------------------------------------------
+def fig_domain3(reps: int, work: Path) -> dict:
+    from cpusolve import load_pool, solve
+    from cpusolve.checker import check_answer
+    from cpusolve.domains import domains
+    from cpusolve.encodings.catalog import catalog
+    from cpusolve.optimize import optimize
+
+    rack = json.loads((ROOT / "examples" / "intel-rack.json").read_text())
+    names = ["skx-r1", "clx-r1", "icx-r2"]  # Skylake-SP, Cascade Lake, Ice Lake, with microcode
+    spec = {"hosts": {n: {k: v for k, v in rack["hosts"][n].items() if k not in ("labels", "count")}
+                      for n in names},
+            "requirements": rack["requirements"]}
+    pool = load_pool(spec)
+    cat = catalog()
+    (dom,) = domains(pool)
+    res = solve(pool)  # warm-up: imports, catalog, rule tables
+    d = res.domains[0]
+    assert d.status == "ok" and not check_answer(cat, dom.types, pool.requirements, d.guest)
+    solve_t, opt_t = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        r = solve(pool)
+        solve_t.append(time.perf_counter() - t0)
+        g = r.domains[0].guest
+        assert not check_answer(cat, dom.types, pool.requirements, g), "checker rejected"
+        t0 = time.perf_counter()
+        optimize(cat, dom.types[0].vendor, dom.types, pool.requirements)
+        opt_t.append(time.perf_counter() - t0)
+    xml = work / "domain3.xml"
+    xml.write_text(domain_xml([pool.hosts[n].facts for n in names], cat))
+    vt = [timed(VIRSH + [str(xml)]) for _ in range(reps)]
+    assert all(v["rc"] == 0 for v in vt), vt[0]["stderr"]
+    baseline = subprocess.run(VIRSH + [str(xml)], capture_output=True, text=True).stdout
+    ours = med(solve_t)
+    virsh = med([v["wall_s"] for v in vt])
+    from cpusolve.result import qemu_cpu_arg
+    return {
+        "hosts": names, "reps": reps,
+        "cpusolve_solve_warm_ms": ours * 1000, "cpusolve_optimize_only_ms": med(opt_t) * 1000,
+        "cpusolve_solve_all_ms": [round(x * 1000, 1) for x in solve_t],
+        "virsh_process_ms": virsh * 1000, "virsh_all_ms": [round(v["wall_s"] * 1000, 1) for v in vt],
+        "ratio_ours_over_virsh": ours / virsh, "goal_met": ours <= virsh,
+        "cpusolve_answer": qemu_cpu_arg(g),
+        "virsh_answer_model": re.search(r"<model[^>]*>([^<]+)<", baseline).group(1),
+    }
+
+
+# -- figure 2: cold CLI -------------------------------------------------------------------
+def fig_cold_cli(reps: int) -> dict:
+    exs = sorted((ROOT / "examples").glob("*.json"),
+                 key=lambda p: (len(json.loads(p.read_text())["hosts"]), p.name))
+    cmd = cpusolve_cmd()
+    rows = []
+    for ex in exs:
+        runs = [timed(cmd + [str(ex)]) for _ in range(reps)]
+        bad = [r for r in runs if r["rc"] not in (0, 1)]
+        assert not bad, f"{ex.name}: exit {bad[0]['rc']}: {bad[0]['stderr']}"
+        rows.append({"example": ex.name, "hosts": len(json.loads(ex.read_text())["hosts"]),
+                     "rc": runs[0]["rc"], "wall_ms": med([r["wall_s"] for r in runs]) * 1000,
+                     "maxrss_mb": med([r["maxrss_mb"] for r in runs])})
+    floor = [timed([sys.executable, "-c", "pass"]) for _ in range(reps)]
+    imp = [timed([sys.executable, "-c", "import cpusolve.api, cpusolve.writers, cpusolve.cli"])
+           for _ in range(reps)]
+    small = rows[0]
+    return {"reps": reps, "examples": rows, "python_floor_ms": med([r["wall_s"] for r in floor]) * 1000,
+            "import_cpusolve_ms": med([r["wall_s"] for r in imp]) * 1000,
+            "small_example": small["example"], "small_wall_ms": small["wall_ms"],
+            "goal_ms": 600, "goal_met": small["wall_ms"] <= 600,
+            "all_examples_goal_met": all(r["wall_ms"] <= 600 for r in rows)}
+
+
+# -- figure 3: the big pool ---------------------------------------------------------------
+def make_pool(work: Path, hosts: int, types: int, doms: int, seed: int = 1) -> Path:
+    path = work / f"pool-h{hosts}-t{types}-d{doms}-s{seed}.json"
+    if not path.exists():
+        data = genpool.generate(hosts, types, doms, seed)
+        path.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    return path
+
+
+def run_cli_on(path: Path, work: Path, recheck_answers: bool = True) -> dict:
+    from cpusolve import load_pool
+    from cpusolve.domains import domains
+
+    out = work / (path.stem + ".out.txt")
+    r = timed(cpusolve_cmd() + [str(path), "-o", str(out)])
+    if r["rc"] not in (0, 1):
+        raise SystemExit(f"benchmark: cpusolve {path.name} exited {r['rc']}: {r['stderr']}")
+    text = out.read_text()
+    answers = parse_text(text)
+    pool = load_pool(str(path))
+    doms = domains(pool)
+    row = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "maxrss_mb": r["maxrss_mb"], "rc": r["rc"],
+           "hosts": len(pool.hosts), "host_types": len({h.facts for h in pool.hosts.values()}),
+           "domains": len(doms), "distinct_type_sets": len({d.types for d in doms}),
+           "output_mb": len(text.encode()) / 2**20, "status": status_counts(answers)}
+    if recheck_answers:
+        row.update(recheck(pool, doms, answers, pool.requirements))
+    return row, pool, doms
+
+
+def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: int) -> dict:
+    from cpusolve.encodings.catalog import catalog
+
+    path = make_pool(work, hosts, types, doms_n)
+    rows = []
+    for _ in range(runs):
+        row, pool, doms = run_cli_on(path, work)
+        rows.append(row)
+    row = dict(rows[-1])
+    row["wall_s"] = med([r["wall_s"] for r in rows])
+    row["all_wall_s"] = [round(r["wall_s"], 2) for r in rows]
+    row["runs"] = runs
+    # virsh: one process per domain, on a seeded sample of domains, extrapolated.
+    cat = catalog()
+    rng = random.Random(6)
+    picked = rng.sample(range(len(doms)), k=min(sample, len(doms)))
+    memo: dict = {}
+    per_host, per_type, failed = [], [], 0
+    for i in picked:
+        d = doms[i]
+        f1 = work / "virsh-hosts.xml"
+        f1.write_text(domain_xml([pool.hosts[h].facts for h in d.hosts], cat, memo))
+        r1 = timed(VIRSH + [str(f1)])
+        f2 = work / "virsh-types.xml"
+        f2.write_text(domain_xml(d.types, cat, memo))
+        r2 = timed(VIRSH + [str(f2)])
+        failed += (r1["rc"] != 0)
+        per_host.append(r1["wall_s"])
+        per_type.append(r2["wall_s"])
+    n = len(doms)
+    virsh_total = statistics.mean(per_host) * n
+    virsh_types_total = statistics.mean(per_type) * n
+    row.update({
+        "virsh_sample": len(picked), "virsh_failed_in_sample": failed,
+        "virsh_mean_ms_per_domain_all_hosts": statistics.mean(per_host) * 1000,
+        "virsh_mean_ms_per_domain_distinct_types": statistics.mean(per_type) * 1000,
+        "virsh_extrapolated_s": virsh_total, "virsh_types_extrapolated_s": virsh_types_total,
+        "speedup_vs_virsh": virsh_total / row["wall_s"],
+        "goal_10s_met": row["wall_s"] <= 10, "goal_10x_met": virsh_total / row["wall_s"] >= 10,
+    })
+    return row
+
+
+# -- figure 4: check(guest, host) throughput ------------------------------------------------
+def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) -> dict:
+    from cpusolve import load_pool
+    from cpusolve.checker import check_answer
+    from cpusolve.domains import domains
+    from cpusolve.encodings.catalog import catalog
+    from fastcheck import FastChecker
+
+    cat = catalog()
+    path = make_pool(work, hosts, types, doms_n)
+    pool = load_pool(str(path))
+    doms = domains(pool)
+    out = work / (path.stem + ".out.txt")
+    if not out.exists():
+        run_cli_on(path, work)
+    answers = parse_text(out.read_text())
+    member, guests = [], {}
+    for i, d in enumerate(doms, start=1):
+        g = answers[i]["guest"]
+        if g is not None:
+            guests[g] = True
+            member += [(g, t) for t in d.types]
+    guests = list(guests)
+    all_types = sorted({h.facts for h in pool.hosts.values()}, key=lambda f: (f.vendor, f.fms, sorted(f.features)))
+    rng = random.Random(4)
+    half = slow_pairs // 2
+    pairs = rng.sample(member, k=min(half, len(member)))
+    pairs += [(rng.choice(guests), rng.choice(all_types)) for _ in range(slow_pairs - len(pairs))]
+    res: dict = {"guests": len(guests), "host_types": len(all_types), "pairs": len(pairs)}
+    for policy in ("compat", "strict"):
+        req = dataclasses.replace(pool.requirements, policy=policy)
+        t0 = time.perf_counter()
+        slow = [not check_answer(cat, (h,), req, g) for g, h in pairs]
+        t_slow = time.perf_counter() - t0
+        pub = None
+        try:
+            from cpusolve.api import check as public_check
+        except ImportError:
+            public_check = None
+        if public_check is not None:
+            t0 = time.perf_counter()
+            pub_v = [public_check(g, h, req).ok for g, h in pairs]
+            pub = len(pairs) / (time.perf_counter() - t0)
+        fc = FastChecker(cat, req)
+        t0 = time.perf_counter()
+        fast = [fc.check(g, h) for g, h in pairs]
+        t_cold = time.perf_counter() - t0
+        mism = sum(a != b for a, b in zip(slow, fast))
+        assert mism == 0, f"bitset prototype disagrees with check_answer on {mism} pairs"
+        if public_check is not None:
+            fc2 = FastChecker(cat, req, host_fms_rule=False)
+            mism_public = sum(a != fc2.check(g, h) for a, (g, h) in zip(pub_v, pairs))
+        # Warm: every (guest, host type) pair of the pool, bitsets cached.
+        grid = [(g, t) for g in guests for t in all_types]
+        t0 = time.perf_counter()
+        n_ok = sum(fc.check(g, h) for g, h in grid)
+        t_grid_first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(3):
+            for g, h in grid:
+                fc.check(g, h)
+        t_grid = (time.perf_counter() - t0) / 3
+        gb = [fc.guest(g) for g, _ in grid]
+        hb = [fc.host(h) for _, h in grid]
+        cb = fc.check_bits
+        t0 = time.perf_counter()
+        for a, b in zip(gb, hb):
+            cb(a, b)
+        t_bits = time.perf_counter() - t0
+        res[policy] = {
+            "bitset_vs_public_check_mismatches": mism_public if public_check is not None else None,
+            "pass_rate_sample": sum(slow) / len(pairs),
+            "check_answer_per_s": len(pairs) / t_slow,
+            "public_check_per_s": pub,
+            "bitset_first_sight_per_s": len(pairs) / t_cold,
+            "bitset_grid_pairs": len(grid), "bitset_grid_ok": n_ok,
+            "bitset_grid_incl_precompute_per_s": len(grid) / t_grid_first,
+            "bitset_cached_per_s": len(grid) / t_grid,
+            "bitset_ops_only_per_s": len(grid) / t_bits,
+            "agree_with_check_answer": True,
+        }
+    res["goal_per_s"] = 100_000
+    res["goal_met_check_answer"] = res["compat"]["check_answer_per_s"] >= 100_000
+    res["goal_met_bitset"] = res["compat"]["bitset_cached_per_s"] >= 100_000
+    return res
+
+
+# -- figure 5: growth ---------------------------------------------------------------------
+def fig_scaling(work: Path, configs: list[tuple[str, int, int, int]]) -> list[dict]:
+    rows = []
+    for vary, h, t, d in configs:
+        path = make_pool(work, h, t, d)
+        row, _, _ = run_cli_on(path, work)
+        row["vary"] = vary
+        rows.append(row)
+        print(f"  scaling {vary}: {h} hosts, {t} types, {d} domains: {row['wall_s']:.1f} s, "
+              f"{row['maxrss_mb']:.0f} MB", flush=True)
+    return rows
+
+
+# -- profiles -------------------------------------------------------------------------------
+def profiles(work: Path, big: Path, limit_domains: int) -> dict:
+    import cProfile
+    import io
+    import pstats
+
+    out = {}
+    prof = work / "cold.prof"
+    ex = ROOT / "examples" / "intel-rack.json"
+    code = ("import cProfile,sys;sys.argv=['cpusolve',%r];"
+            "cProfile.run('from cpusolve.cli import main\\ntry: main()\\nexcept SystemExit: pass',%r)"
+            % (str(ex), str(prof)))
+    subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, check=True)
+    out["cold_cli"] = _top(pstats, io, prof)
+    # The big pool, in-process: the first ``limit_domains`` domains (the profile's overhead
+    # would otherwise double the run); the per-domain costs are what matter.
+    from cpusolve import load_pool
+    from cpusolve import api
+    from cpusolve.domains import domains
+
+    pool = load_pool(str(big))
+    doms = domains(pool)[:limit_domains]
+    orig = api.domains
+    api.domains = lambda p: doms
+    try:
+        pr = cProfile.Profile()
+        pr.enable()
+        api.solve(pool)
+        pr.disable()
+    finally:
+        api.domains = orig
+    prof2 = work / "big.prof"
+    pr.dump_stats(str(prof2))
+    out["big_pool"] = _top(pstats, io, prof2)
+    out["big_pool_domains_profiled"] = len(doms)
+    for name in ("cold_cli", "big_pool"):
+        (HERE / "profiles").mkdir(exist_ok=True)
+        (HERE / "profiles" / f"{name}.txt").write_text(out[name]["text"])
+    return out
+
+
+def _top(pstats, io, prof: Path) -> dict:
+    s = io.StringIO()
+    st = pstats.Stats(str(prof), stream=s)
+    st.strip_dirs().sort_stats("cumulative").print_stats(40)
+    st.sort_stats("tottime").print_stats(25)
+    return {"text": s.getvalue(), "total_s": st.total_tt}
+
+
+# -- report ---------------------------------------------------------------------------------
+def markdown(r: dict) -> str:
+    L = ["# cpusolve benchmark results", "",
+         f"`python benchmarks/run.py{' --quick' if r['quick'] else ''}` on {r['env']['date']}, "
+         f"{r['env']['cpus']} CPUs ({r['env']['cpu_model']}), {r['env']['mem_gb']} GB, "
+         f"Python {r['env']['python']}, Z3 {r['env']['z3']}, virsh {r['env']['virsh']}, "
+         f"git {r['env']['git_head']}{' (solver tree dirty)' if r['env']['git_dirty_solver'] else ''}. "
+         f"Total {r['total_s']:.0f} s.", ""]
+    yes = {True: "met", False: "**not met**"}
+    L += ["## Figures (same data side by side)", "",
+          "| figure | cpusolve | virsh cpu-baseline | goal | |", "|---|---|---|---|---|"]
+    f1 = r.get("domain3")
+    if f1:
+        L.append(f"| one real 3-host domain (median of {f1['reps']}) | {f1['cpusolve_solve_warm_ms']:.0f} ms "
+                 f"in-process warm `solve()` (Z3 `optimize()` alone {f1['cpusolve_optimize_only_ms']:.0f} ms) "
+                 f"| {f1['virsh_process_ms']:.0f} ms whole process | ours <= virsh | "
+                 f"{yes[f1['goal_met']]} ({f1['ratio_ours_over_virsh']:.1f}x virsh) |")
+    f2 = r.get("cold_cli")
+    if f2:
+        L.append(f"| cold CLI `cpusolve examples/{f2['small_example']}` (median of {f2['reps']}) "
+                 f"| {f2['small_wall_ms']:.0f} ms | - | <= 600 ms | {yes[f2['goal_met']]} |")
+    f3 = r.get("big")
+    if f3:
+        L.append(f"| {f3['hosts']:,} hosts / {f3['host_types']} types / {f3['domains']:,} domains, "
+                 f"whole CLI ({f3['runs']} run{'s' if f3['runs'] > 1 else ''}) | {f3['wall_s']:.1f} s, "
+                 f"{f3['maxrss_mb']:,.0f} MB peak | {f3['virsh_extrapolated_s']:.1f} s "
+                 f"(one process per domain; {f3['virsh_sample']} sampled, extrapolated) | "
+                 f"<= 10 s and >= 10x virsh | 10 s {yes[f3['goal_10s_met']]}; "
+                 f"{f3['speedup_vs_virsh']:.2f}x virsh, {yes[f3['goal_10x_met']]} |")
+    f4 = r.get("check")
+    if f4:
+        c = f4["compat"]
+        pub = f"; public `check()` {c['public_check_per_s']:,.0f}/s" if c.get("public_check_per_s") else ""
+        L.append(f"| `check(guest, host)` throughput | `check_answer` {c['check_answer_per_s']:,.0f}/s{pub}; "
+                 f"bitset prototype {c['bitset_cached_per_s']:,.0f}/s (ops only "
+                 f"{c['bitset_ops_only_per_s']:,.0f}/s) | - | >= 100,000/s | check_answer "
+                 f"{yes[f4['goal_met_check_answer']]}; bitset {yes[f4['goal_met_bitset']]} |")
+    L.append("")
+    if f2:
+        L += ["## Cold CLI, every example", "", "| example | hosts | exit | wall ms | peak RSS MB |",
+              "|---|---|---|---|---|"]
+        L += [f"| {e['example']} | {e['hosts']} | {e['rc']} | {e['wall_ms']:.0f} | {e['maxrss_mb']:.0f} |"
+              for e in f2["examples"]]
+        L += ["", f"`python -c pass`: {f2['python_floor_ms']:.0f} ms; importing cpusolve.api + writers + cli: "
+              f"{f2['import_cpusolve_ms']:.0f} ms (whole process).", ""]
+    if f3:
+        st = ", ".join(f"{k} {v}" for k, v in f3["status"].items())
+        L += ["## Big pool", "",
+              f"`{f3['pool_command']}`: {f3['hosts']:,} hosts, {f3['host_types']} distinct host fact sets, "
+              f"{f3['domains']:,} distinct reachability sets (domains), {f3['distinct_type_sets']} distinct "
+              f"host-type sets (Z3 problems after the solver's own cache). Status: {st}. "
+              f"{f3['checked_ok_answers']} answers re-checked with `check_answer`: all passed. "
+              f"CLI wall {f3['wall_s']:.1f} s (runs: {f3['all_wall_s']}), CPU {f3['cpu_s']:.1f} s, "
+              f"peak RSS {f3['maxrss_mb']:,.0f} MB, text report {f3['output_mb']:.1f} MB.", "",
+              f"virsh: {f3['virsh_sample']} domains sampled (seed 6), one `cpu-baseline` process each: "
+              f"{f3['virsh_mean_ms_per_domain_all_hosts']:.1f} ms mean with one `<cpu>` per host, "
+              f"{f3['virsh_mean_ms_per_domain_distinct_types']:.1f} ms with one per distinct host type; "
+              f"extrapolated to all {f3['domains']:,} domains: {f3['virsh_extrapolated_s']:.1f} s / "
+              f"{f3['virsh_types_extrapolated_s']:.1f} s. virsh failures in the sample: "
+              f"{f3['virsh_failed_in_sample']}.", ""]
+    if f4:
+        L += ["## check(guest, host)", "",
+              f"{f4['pairs']:,} (guest, host type) pairs, half a domain's answer with one of its own host "
+              f"types, half random; {f4['guests']} distinct answers x {f4['host_types']} host types for the grid.", "",
+              "| policy | pass rate | check_answer /s | public check() /s | bitset first sight /s | "
+              "bitset grid incl. precompute /s | bitset cached /s | bitset ops only /s |",
+              "|---|---|---|---|---|---|---|---|"]
+        for p in ("compat", "strict"):
+            c = f4[p]
+            pub = f"{c['public_check_per_s']:,.0f}" if c.get("public_check_per_s") else "-"
+            L.append(f"| {p} | {c['pass_rate_sample']:.0%} | {c['check_answer_per_s']:,.0f} | {pub} | "
+                     f"{c['bitset_first_sight_per_s']:,.0f} | {c['bitset_grid_incl_precompute_per_s']:,.0f} | "
+                     f"{c['bitset_cached_per_s']:,.0f} | {c['bitset_ops_only_per_s']:,.0f} |")
+        L += ["", "The bitset prototype's verdict equals `not check_answer(...)` on every sampled pair "
+              "(asserted), and equals public `check().ok` with its f/m/s rule relaxed the same way.", ""]
+    f5 = r.get("scaling")
+    if f5:
+        L += ["## Growth (whole CLI, one run each)", "",
+              "| varied | hosts | host types | domains | Z3 problems | feasible / infeasible | wall s | "
+              "CPU s | peak RSS MB | s per Z3 problem | report MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for x in f5:
+            ok = sum(v for k, v in x["status"].items() if k.startswith("ok"))
+            L.append(f"| {x['vary']} | {x['hosts']:,} | {x['host_types']} | {x['domains']:,} | "
+                     f"{x['distinct_type_sets']} | {ok} / {x['domains'] - ok} | {x['wall_s']:.1f} | "
+                     f"{x['cpu_s']:.1f} | {x['maxrss_mb']:,.0f} | "
+                     f"{x['wall_s'] / max(1, x['distinct_type_sets']):.2f} | {x['output_mb']:.1f} |")
+        L.append("")
+    if r.get("profiles"):
+        p = r["profiles"]
+        L += ["## Profiles", "", f"cProfile text in `benchmarks/profiles/` (cold CLI on intel-rack.json; "
+              f"in-process `solve()` on the first {p['big_pool_domains_profiled']} domains of the big pool).", ""]
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="cpusolve benchmarks (by hand, not CI)")
+    ap.add_argument("--quick", action="store_true", help="smaller pools and fewer repetitions (~2 min)")
+    ap.add_argument("--only", default="", help="comma list: domain3,cold,big,check,scaling")
+    ap.add_argument("--profile", action="store_true", help="also cProfile the cold CLI and the big pool")
+    ap.add_argument("--big-runs", type=int, default=1, help="whole-CLI runs of the big pool (median)")
+    ap.add_argument("--virsh-sample", type=int, default=100)
+    ap.add_argument("--out", default=str(HERE / "results"), help="writes OUT.json and OUT.md")
+    ap.add_argument("--workdir", default=None, help="keep generated pools and reports here")
+    a = ap.parse_args(argv)
+    only = set(filter(None, a.only.split(",")))
+    want = (lambda k: not only or k in only)
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="cpusolve-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if a.quick:
+        big = (2_000, 100, 400)
+        reps, slow_pairs = 5, 1_000
+        scaling = [("hosts", 500, 50, 100), ("hosts", 1_000, 50, 100),
+                   ("types", 1_000, 100, 100), ("domains", 1_000, 50, 200)]
+    else:
+        big = (10_000, 500, 2_000)
+        reps, slow_pairs = 9, 3_000
+        scaling = [("hosts", 1_000, 50, 100), ("hosts", 2_000, 50, 100), ("hosts", 4_000, 50, 100),
+                   ("types", 2_000, 25, 100), ("types", 2_000, 100, 100), ("types", 2_000, 200, 100),
+                   ("domains", 2_000, 50, 50), ("domains", 2_000, 50, 200), ("domains", 2_000, 50, 400)]
+    t_all = time.perf_counter()
+    r: dict = {"quick": a.quick, "env": env_info()}
+    if want("domain3"):
+        print("figure 1: one 3-host domain, in-process vs virsh", flush=True)
+        r["domain3"] = fig_domain3(reps, work)
+    if want("cold"):
+        print("figure 2: cold CLI on the examples", flush=True)
+        r["cold_cli"] = fig_cold_cli(max(3, reps // 2 + 1))
+    if want("big"):
+        print(f"figure 3: {big[0]:,} hosts / {big[1]} types / {big[2]:,} domains, whole CLI vs virsh", flush=True)
+        r["big"] = fig_big(work, *big, runs=a.big_runs, sample=a.virsh_sample)
+        r["big"]["pool_command"] = (f"python benchmarks/genpool.py --hosts {big[0]} --types {big[1]} "
+                                    f"--domains {big[2]} --seed 1")
+    if want("check"):
+        print("figure 4: check(guest, host) throughput", flush=True)
+        r["check"] = fig_check(work, *big, slow_pairs=slow_pairs)
+    if want("scaling"):
+        print("figure 5: growth with hosts, types, domains", flush=True)
+        r["scaling"] = fig_scaling(work, scaling)
+        if "big" in r:
+            b = r["big"]
+            r["scaling"].append({k: b[k] for k in ("wall_s", "cpu_s", "maxrss_mb", "hosts", "host_types",
+                                                   "domains", "distinct_type_sets", "output_mb", "status")}
+                                | {"vary": "big pool"})
+    if a.profile:
+        print("profiles: cold CLI and big pool (cProfile)", flush=True)
+        r["profiles"] = profiles(work, make_pool(work, *big), 60 if a.quick else 150)
+        for k in ("cold_cli", "big_pool"):
+            r["profiles"][k].pop("text", None)
+    r["total_s"] = time.perf_counter() - t_all
+    out = Path(a.out)
+    out.with_suffix(".json").write_text(json.dumps(r, indent=1, sort_keys=True, default=str) + "\n")
+    out.with_suffix(".md").write_text(markdown(r))
+    print(markdown(r))
+    if not a.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
