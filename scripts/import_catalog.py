@@ -198,7 +198,8 @@ def build(shared: Path) -> None:
     for m in qemu["models"]:
         if m["base"] not in rank:
             raise SystemExit(f"model base {m['base']} has no place in GENERATIONS")
-        guest = sorted(f for f in m["features_kvm"] if features[f]["class"] not in ("paravirt", "vmx"))
+        guest = sorted(f for f in m["features_kvm"]
+                       if features[f]["class"] not in ("paravirt", "vmx", "unmigratable"))
         models.append({
             "name": m["name"], "base": m["base"], "version": m["version"],
             "vendor": m["vendor"], "family": m["family"], "model": m["model"],

@@ -19,7 +19,7 @@ from cpusolve.checker import check_answer
 from cpusolve.domains import Domain, domains
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.rules import CpuView, load_rules
-from cpusolve.errors import InputError, InternalError
+from cpusolve.errors import InputError, InternalError, check_timeout
 from cpusolve.explain import conflicts_text, shortfalls
 from cpusolve.hosts import Host, HostFacts
 from cpusolve.optimize import DEFAULT_TIMEOUT_S, optimize
@@ -116,6 +116,7 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     ``cache`` (a dict the caller keeps) maps a domain's host kinds and requirements to its
     solver outcome, so repeated solves of a changing pool redo only the changed domains.
     """
+    check_timeout(timeout)
     if not isinstance(pool, Pool):
         pool = load_pool(pool)
     req = requirements or pool.requirements

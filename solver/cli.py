@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from cpusolve.errors import CpusolveError
+from cpusolve.errors import CpusolveError, check_timeout
 
 
 class DefaultGroup(click.Group):
@@ -33,7 +33,10 @@ def write_atomic(text: str, output: str | None) -> None:
         sys.stdout.flush()
         return
     target = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    except (OSError, ValueError) as e:
+        raise CpusolveError(f"{output}: cannot write: {getattr(e, 'strerror', None) or e}") from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -108,8 +111,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         from cpusolve.pool_file import read_requirements
         from cpusolve.writers import render
 
-        if timeout <= 0:
-            raise CpusolveError("--timeout must be positive")
+        check_timeout(timeout, "--timeout")
         p = load_pool(pool)
         req = p.requirements
         changes: dict = {}

@@ -54,6 +54,8 @@ def load_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> 
 
 
 def _read_json(label: str) -> Any:
+    from cpusolve.readers.common import read_bytes
+
     try:
         if label == "-":
             text = sys.stdin.read(MAX_POOL_BYTES + 1)
@@ -61,15 +63,12 @@ def _read_json(label: str) -> Any:
             path = Path(label)
             if path.is_dir():
                 raise InputError(f"{label}: is a directory, not a pool file")
-            if path.stat().st_size > MAX_POOL_BYTES:
-                raise InputError(f"{label}: pool file larger than {MAX_POOL_BYTES >> 20} MiB; split the pool")
-            text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
+            raw = read_bytes(path, label, MAX_POOL_BYTES, "a pool file you can split")
+            text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{label}: not a JSON pool file (not UTF-8 text)") from None
-    except OSError as e:
-        raise InputError(f"{label}: cannot read: {e.strerror}") from None
+    except ValueError:
+        raise InputError(f"{label}: not a usable file name") from None
     if len(text) > MAX_POOL_BYTES:
         raise InputError(f"{label}: pool larger than {MAX_POOL_BYTES >> 20} MiB; split the pool")
     try:
@@ -182,7 +181,10 @@ def read_requirements(data: Any, label: str) -> Requirements:
             raise InputError(f"{where}unknown bug '{bug}' in 'waive'" + suggest(bug, bugs))
     kernels = tuple(_str_list(data.get("kernels", list(KERNELS)), where, "'kernels'"))
     for k in kernels:
-        load_rules(k)
+        try:
+            load_rules(k)
+        except InputError as e:
+            raise InputError(f"{where}{e}") from None
     if not kernels:
         raise InputError(f"{where}'kernels' needs at least one Linux version ({', '.join(KERNELS)})")
     qemu = data.get("qemu")
@@ -351,6 +353,23 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
 
 def _from_node_link(data: dict, label: str) -> Pool:
     edges_key = "links" if "links" in data else "edges"
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) and "id" in n for n in nodes):
+        raise InputError(f"{label}: node-link 'nodes' must be a list of objects with an 'id'")
+    ids = [str(n["id"]) for n in nodes]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InputError(f"{label}: duplicate host name '{dupes[0]}' in the node-link 'nodes'")
+    links = data.get(edges_key, [])
+    if not isinstance(links, list) or not all(isinstance(e, dict) and "source" in e and "target" in e
+                                              for e in links):
+        raise InputError(f"{label}: node-link '{edges_key}' must be a list of objects with 'source' and 'target'")
+    for e in links:
+        for end in (e["source"], e["target"]):
+            if str(end) not in ids:
+                raise InputError(f"{label}: link to host '{end}', which is not a node" + suggest(str(end), ids))
+    if not isinstance(data.get("graph", {}), dict):
+        raise InputError(f"{label}: node-link 'graph' must be an object")
     try:
         graph = nx.node_link_graph(data, edges=edges_key)
     except (KeyError, TypeError, nx.NetworkXError) as e:

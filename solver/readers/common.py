@@ -32,21 +32,24 @@ def warn(message: str) -> None:
     print(f"cpusolve: warning: {message}", file=sys.stderr)
 
 
-def read_bytes(path: Path, label: str) -> bytes:
-    """The whole file, refusing anything over ``MAX_BYTES`` before reading it."""
+def read_bytes(path: Path, label: str, limit: int = MAX_BYTES, what: str = "a host fact file") -> bytes:
+    """The whole file, refusing anything over ``limit`` bytes, devices and FIFOs included."""
+    too_big = f"{label}: larger than {limit >> 20} MiB; not {what}"
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise InputError(f"{label}: larger than {MAX_BYTES >> 20} MiB; not a host fact file")
+        if path.stat().st_size > limit:
+            raise InputError(too_big)
         with path.open("rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise InputError(f"{label}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{label}: is a directory") from None
+    except ValueError:  # e.g. a NUL byte in the path
+        raise InputError(f"{label}: not a usable file name") from None
     except OSError as e:
         raise InputError(f"{label}: cannot read: {e.strerror or e}") from None
-    if len(data) > MAX_BYTES:  # grew while we looked, or a device
-        raise InputError(f"{label}: larger than {MAX_BYTES >> 20} MiB; not a host fact file")
+    if len(data) > limit:  # grew while we looked, or a device / FIFO with no size
+        raise InputError(too_big)
     return data
 
 
