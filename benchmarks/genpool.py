@@ -141,9 +141,11 @@ def generate(n_hosts: int = 10_000, n_types: int = 500, n_domains: int = 2_000, 
     rng = random.Random(seed)
     types = host_types(cat, n_types)
     n_chassis = n_domains
+    names = [n for n in types if types[n]]
+    # Small pools: shorter racks, so that every model gets a rack.
+    chassis_per_rack = max(1, min(chassis_per_rack, n_chassis // len(names)))
     n_racks = max(1, -(-n_chassis // chassis_per_rack))
     # Racks per model: proportional to the model's number of types (so every type is used).
-    names = [n for n in types if types[n]]
     share = {n: len(types[n]) for n in names}
     tot = sum(share.values())
     racks_of = {n: max(1, round(n_racks * share[n] / tot)) for n in names}
@@ -157,6 +159,8 @@ def generate(n_hosts: int = 10_000, n_types: int = 500, n_domains: int = 2_000, 
     for n in names:
         specs = types[n]
         r = racks_of[n]
+        if r == 0:  # fewer chassis than models: this model's types stay unused
+            continue
         per = max(1, -(-len(specs) // r))
         for j in range(r):
             mine = [specs[(j * per + k) % len(specs)] for k in range(per)]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
+from cpusolve.atomic import write_atomic
 from cpusolve.errors import CpusolveError, check_timeout
 
 
@@ -24,26 +24,6 @@ class DefaultGroup(click.Group):
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
             args.insert(0, "solve")
         return super().parse_args(ctx, args)
-
-
-def write_atomic(text: str, output: str | None) -> None:
-    """Write all or nothing: a failed run never leaves half a config behind."""
-    if output in (None, "-"):
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    target = Path(output)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-    except (OSError, ValueError) as e:
-        raise CpusolveError(f"{output}: cannot write: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(fn) -> None:

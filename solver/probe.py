@@ -21,11 +21,10 @@ import json
 import os
 import platform
 import struct
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from cpusolve.atomic import write_atomic
 from cpusolve.encodings.catalog import ALWAYS_GUEST
 from cpusolve.errors import CpusolveError, InputError
 from cpusolve.readers import cpuinfo as cpuinfo_reader
@@ -243,21 +242,5 @@ def render(facts: dict) -> str:
 def write_probe(path: str = "-", **kwargs: Any) -> dict:
     """Probe and write the fact file to ``path`` (``-`` = stdout), atomically; return it."""
     facts = probe(**kwargs)
-    text = render(facts)
-    if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return facts
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    except OSError as e:
-        raise InputError(f"{path}: cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(render(facts), path)
     return facts
