@@ -44,6 +44,8 @@ def mechanism_text(expr) -> str:
         return arg
     if op == "not":
         return f"no {mechanism_text(arg)}"
+    if op not in ("all", "any"):  # an identity test in an override's condition
+        return " ".join(f"{k} {v}" for k, v in arg.items()) if isinstance(arg, dict) else f"{op} {arg}"
     if op == "any" and _is_case(arg):
         # An override chain from the rule table: [cond and alt] or [not cond and rest].
         (cond, alt), (_, rest) = arg[0]["all"], arg[1]["all"]

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 
 class CpusolveError(Exception):
-    """Base of every error cpusolve reports; the message is one line an operator can act on."""
+    """Base of every error cpusolve reports; the message is one line an operator can act on.
+
+    Names from the input are printed as given, so control characters are escaped here:
+    a newline in a host name must not split the line, or forge a second message.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(one_line(str(message)), *args)
+
+
+def one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InputError(CpusolveError):

@@ -44,7 +44,7 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     answer = opt.check()
     elapsed = time.perf_counter() - start
     if answer == z3.unsat:
-        outcome = explain(cat, vendor, types, req, max(timeout - elapsed, 1.0))
+        outcome = explain(cat, vendor, types, req, max(timeout - elapsed, min(1.0, timeout)))
         outcome.millis = (time.perf_counter() - start) * 1000
         return outcome
     if answer != z3.sat:

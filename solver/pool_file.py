@@ -21,6 +21,7 @@ from cpusolve.hosts import VENDORS, Host, HostFacts
 from cpusolve.pool import POLICIES, Pool, Requirements
 
 MAX_POOL_BYTES = 64 * 1024 * 1024
+MAX_COUNT = 1_000_000
 TOP_KEYS = {"hosts", "migration", "requirements", "description"}
 HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "features", "bugs",
              "count", "labels", "facts", "hypervisor", "model_id", "description"}
@@ -64,7 +65,7 @@ def _read_json(label: str) -> Any:
             if path.is_dir():
                 raise InputError(f"{label}: is a directory, not a pool file")
             raw = read_bytes(path, label, MAX_POOL_BYTES, "a pool file you can split")
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
     except UnicodeDecodeError:
         raise InputError(f"{label}: not a JSON pool file (not UTF-8 text)") from None
     except ValueError:
@@ -225,6 +226,9 @@ def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = 
     _expect(count, int, where, "'count'")
     if count < 1:
         raise InputError(f"{where}'count' must be at least 1, not {count}")
+    if count > MAX_COUNT:
+        raise InputError(f"{where}'count' {count} is more machines than one entry may stand for "
+                         f"({MAX_COUNT:,}); split it")
     labels = spec.get("labels", {})
     if isinstance(labels, list):
         labels = {str(x): "" for x in labels}
@@ -274,7 +278,10 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
         path = Path(_expect(spec["facts"], str, where, "'facts'"))
         if not path.is_absolute():
             path = base / path
-        fact = read_fact_file(path)
+        try:
+            fact = read_fact_file(path)
+        except InputError as e:
+            raise InputError(f"{where}{e}") from None
         vendor, fms, own = fact.vendor, fact.fms, fact.features
         origin = f"fact file {spec['facts']} ({fact.format})"
         if explicit_bugs is None and fact.bugs is not None:

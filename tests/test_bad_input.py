@@ -181,10 +181,7 @@ POOL_CASES = {
     "waive-string": (with_req(waive="mds"), "'waive' must be a list"),
     "kernels-string": (with_req(kernels="6.1"), "'kernels' must be a list"),
     "kernels-empty": (with_req(kernels=[]), "'kernels' needs at least one"),
-    "kernels-unknown": pytest.param(
-        with_req(kernels=["5.10"]), "no rule table for Linux '5.10'",
-        marks=xfail("pool_file.read_requirements: an unknown kernel in a pool file gives "
-                    "\"no rule table for Linux '5.10' (known: 6.1, 6.12)\" without naming the file")),
+    "kernels-unknown": (with_req(kernels=["5.10"]), "no rule table for Linux '5.10'"),
     "qemu-number": (with_req(qemu=7.2), "'qemu' must be a string"),
     "qemu-unknown": (with_req(qemu="8.0"), "qemu must be one of 7.2, current"),
     "require-and-forbid": (with_req(require=["sse4.2"], forbid=["SSE4_2"]), "both required and forbidden"),
@@ -220,20 +217,11 @@ POOL_CASES = {
                             "duplicate host name 'a'"),
     "duplicate-node-id-mixed-types": ({"nodes": [{"id": 1, **SKX}, {"id": "1", **SKX}], "links": []},
                                       "duplicate host name '1'"),
-    "duplicate-node-id": pytest.param(
-        {"nodes": [{"id": "a", **SKX}, {"id": "a", "cpu": "Icelake-Server-v7"}], "links": []},
-        "duplicate host name 'a'",
-        marks=xfail("pool_file._from_node_link: a node-link pool naming a node twice is silently "
-                    "merged by networkx (the last entry wins) instead of being refused")),
+    "duplicate-node-id": ({"nodes": [{"id": "a", **SKX}, {"id": "a", "cpu": "Icelake-Server-v7"}], "links": []},
+                          "'a'"),
     # node-link graphs of the wrong shape
-    "node-link-graph-list": pytest.param(
-        {"nodes": [{"id": "a", **SKX}], "links": [], "graph": []}, "'graph'",
-        marks=xfail("pool_file._from_node_link: 'graph': [] raises AttributeError "
-                    "(exit 3, internal error)")),
-    "node-link-nodes-string": pytest.param(
-        {"nodes": "a", "links": []}, "node-link",
-        marks=xfail("pool_file._from_node_link: 'nodes': \"a\" raises AttributeError inside "
-                    "networkx (exit 3, internal error)")),
+    "node-link-graph-list": ({"nodes": [{"id": "a", **SKX}], "links": [], "graph": []}, "'graph'"),
+    "node-link-nodes-string": ({"nodes": "a", "links": []}, "'nodes'"),
     "node-link-dangling-link": ({"nodes": [{"id": "a", **SKX}], "links": [{"source": "a", "target": "zz"}]},
                                 "host 'zz'"),
 }
@@ -284,12 +272,30 @@ def test_fact_file_relative_to_the_pool(tmp_path):
     library_same(str(path), message)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: readers.common.read_bytes: a fact path with a NUL "
-                   "byte raises ValueError('embedded null byte') from Path.stat (exit 3)")
 def test_fact_path_with_nul_byte(tmp_path):
     path = write(tmp_path, hosts(a={"facts": "kvm\u000007.xml"}))
-    message = one_error_line(invoke(path), "kvm")
+    message = one_error_line(invoke(path), "not a usable file name")
     library_same(str(path), message)
+
+
+CONTROL_CASES = {
+    "newline-in-model": (hosts(a={"cpu": "Skylake\nServer"}), "unknown CPU model"),
+    "newline-in-host-name": (hosts(**{"a\nb": {"cpu": "Skylake-Server-v9"}}), "unknown CPU model"),
+    "forged-line-in-feature": (hosts(a={**SKX, "add": ["md-clear\r\ncpusolve: error: forged"]}),
+                               "unknown CPU feature"),
+    "newline-in-edge": (with_mig({"edges": [["a", "b\nc"]]}), "is not in 'hosts'"),
+    "nul-in-fact-path": (hosts(a={"facts": "kvm\u000007.xml"}), "not a usable file name"),
+}
+
+
+# Names from the input are escaped in error lines (CpusolveError): a newline must not split
+# the error in two or forge a second 'cpusolve: error:' line, and a NUL never reaches a terminal.
+@pytest.mark.parametrize("content,needle", list(CONTROL_CASES.values()), ids=list(CONTROL_CASES))
+def test_control_characters_stay_on_one_line(tmp_path, content, needle):
+    path = write(tmp_path, content)
+    result = invoke(path)
+    message = one_error_line(result, needle)
+    assert message.isprintable(), repr(message)
 
 
 # -- files that are not regular, readable files -----------------------------------------------
@@ -372,9 +378,6 @@ def test_pool_over_a_lowered_limit(tmp_path, monkeypatch):
     one_error_line(invoke("-", input=path.read_text()), "larger than")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: pool_file._read_json reads a non-regular file "
-                   "(FIFO, /dev/zero) with Path.read_bytes() without a bound: `cpusolve /dev/zero` "
-                   "eats memory until MemoryError (exit 3); stdin and fact files are bounded")
 def test_pool_from_an_endless_stream_is_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(pool_file, "MAX_POOL_BYTES", 4096)
     fifo = tmp_path / "pool.fifo"
@@ -449,17 +452,11 @@ def test_self_loop_warns_and_still_runs(tmp_path):
 OPTION_CASES = {
     "timeout-zero": (["--timeout", "0"], "--timeout must be positive"),
     "timeout-negative": (["--timeout", "-1"], "--timeout must be positive"),
-    "timeout-nan": pytest.param(["--timeout", "nan"], "--timeout", marks=xfail(
-        "cli.solve_cmd only refuses timeout <= 0: NaN reaches optimize._ms() int(nan) "
-        "-> ValueError, exit 3")),
-    "timeout-inf": pytest.param(["--timeout", "inf"], "--timeout", marks=xfail(
-        "cli.solve_cmd: inf reaches optimize._ms() int(inf) -> OverflowError, exit 3")),
+    "timeout-nan": (["--timeout", "nan"], "--timeout"),
+    "timeout-inf": (["--timeout", "inf"], "--timeout"),
     "kernel-unknown": (["--kernel", "9.9"], "no rule table for Linux '9.9'"),
     "waive-unknown": (["--waive", "mdss"], "did you mean 'mds'"),
-    "output-in-missing-directory": pytest.param(["-o", "/nonexistent/dir/cpu.txt"], "/nonexistent/dir",
-                                                marks=xfail(
-        "cli.write_atomic: tempfile.mkstemp in a missing directory raises FileNotFoundError "
-        "-> 'internal error', exit 3")),
+    "output-in-missing-directory": (["-o", "/nonexistent/dir/cpu.txt"], "/nonexistent/dir"),
 }
 
 
@@ -469,8 +466,6 @@ def test_bad_option(tmp_path, args, needle):
     one_error_line(invoke(path, *args), needle)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: api.solve(timeout=nan) raises ValueError "
-                   "from optimize._ms(), not a CpusolveError")
 def test_library_refuses_a_nan_timeout():
     with pytest.raises(InputError):
         solve(GOOD, timeout=math.nan)

@@ -9,8 +9,8 @@ gives byte-identical JSON; the domains are the README's (components / reachabili
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,18 +24,18 @@ from cpusolve.writers import render
 from .oracle import best_guest, check_guest, expected_domains, score
 
 CAT = catalog()
-#: Models whose every feature a guest model may carry (YongFeng carries 'invtsc': see
-#: test_yongfeng_host_is_answered below).
+#: Models whose every feature a guest model may carry.
 CLEAN = [m for m in CAT.models if m.features <= CAT.guest_features]
 MODELS = {v: [m.name for m in CLEAN if m.vendor == v]
-          for v in ("GenuineIntel", "AuthenticAMD", "HygonGenuine")}
+          for v in ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls")}
 MICROCODE = {
     "GenuineIntel": ["md-clear", "flush-l1d", "ssbd", "stibp", "spec-ctrl"],
     "AuthenticAMD": ["ibpb", "amd-ssbd", "amd-stibp", "virt-ssbd", "verw-clear", "ibpb-brtype", "sbpb"],
     "HygonGenuine": ["ibpb", "amd-ssbd", "amd-stibp", "virt-ssbd"],
+    "CentaurHauls": ["md-clear", "spec-ctrl", "ssbd", "stibp"],
 }
 ADD = ["md-clear", "flush-l1d", "ssbd", "stibp", "spec-ctrl", "hle", "rtm", "avx512f", "rsba",
-       "mds-no", "rsba", "taa-no", "ibrs-all", "gds-no", "its-no", "rfds-clear", "bhi-ctrl",
+       "mds-no", "taa-no", "ibrs-all", "gds-no", "its-no", "rfds-clear", "bhi-ctrl",
        "verw-clear", "amd-ssbd", "ibpb", "srso-no", "arch-capabilities"]
 REMOVE = ["hle", "rtm", "avx512f", "md-clear", "spec-ctrl", "ssbd", "mds-no", "pcid", "avx2",
           "arch-capabilities", "stibp", "rdrand", "gds-no", "rfds-no", "skip-l1dfl-vmentry"]
@@ -43,7 +43,7 @@ REQUIRE = ["avx2", "avx512f", "sse4.2", "aes", "md-clear", "spec-ctrl", "pcid", 
 FORBID = ["hle", "rtm", "avx512f", "mpx", "rsba", "mds-no", "pku", "gds-no", "arch-capabilities"]
 MIN_MODELS = {"GenuineIntel": ["Nehalem-v1", "Haswell-v4", "Skylake-Server-v4", "Westmere-v2"],
               "AuthenticAMD": ["EPYC-v1", "EPYC-Rome-v1", "Opteron_G3-v1"],
-              "HygonGenuine": ["Dhyana-v1"]}
+              "HygonGenuine": ["Dhyana-v1"], "CentaurHauls": ["YongFeng-v1"]}
 BUGS = known_bugs()
 #: Real family/model/stepping of shipped CPUs, for inline hosts.
 REAL_FMS = {
@@ -52,16 +52,18 @@ REAL_FMS = {
                      (6, 175, 3), (6, 158, 10), (6, 151, 2), (6, 134, 7)],
     "AuthenticAMD": [(23, 1, 2), (23, 49, 0), (25, 1, 1), (25, 17, 1), (26, 2, 1), (23, 113, 0)],
     "HygonGenuine": [(24, 0, 1), (24, 1, 0)],
+    "CentaurHauls": [(7, 11, 3), (7, 91, 3), (6, 15, 13)],
 }
-FACT_DIR = __import__("pathlib").Path(__file__).resolve().parent / "data" / "facts"
+FACT_DIR = Path(__file__).resolve().parent / "data" / "facts"
 FACT_FILES = {
     "GenuineIntel": ["qemu_4.2.0-q35.x86_64.xml", "x86_64-cpuid-Cooperlake.json", "x86_64-cpuid-Cooperlake.xml",
                      "x86_64-cpuid-Xeon-Gold-6148.json", "x86_64-cpuid-Xeon-Gold-6148.xml"],
     "AuthenticAMD": ["qemu-7.2-kvm-host-expansion.qmp", "qemu_9.0.0-q35.x86_64.xml",
                      "x86_64-cpuid-EPYC-7502-32-Core.xml", "this-host"],
     "HygonGenuine": ["x86_64-cpuid-Hygon-C86-7185-32-core.xml"],
+    "CentaurHauls": [],
 }
-N_EXAMPLES = 60
+N_EXAMPLES = 80
 
 
 def subset(items, max_size):
@@ -70,12 +72,13 @@ def subset(items, max_size):
 
 @st.composite
 def pools(draw) -> dict:
-    mode = draw(st.sampled_from(["GenuineIntel"] * 6 + ["AuthenticAMD"] * 3 + ["HygonGenuine", "mixed"]))
+    mode = draw(st.sampled_from(["GenuineIntel"] * 12 + ["AuthenticAMD"] * 6 + ["HygonGenuine"] * 2
+                                + ["CentaurHauls", "mixed", "mixed"]))
     n = draw(st.integers(1, 4))
     hosts: dict = {}
     for i in range(n):
         vendor = draw(st.sampled_from(sorted(MODELS))) if mode == "mixed" else mode
-        kind = draw(st.sampled_from(["cpu"] * 7 + ["inline"] * 2 + ["facts"]))
+        kind = draw(st.sampled_from(["cpu"] * 7 + ["inline"] * 2 + (["facts"] if FACT_FILES[vendor] else [])))
         model = draw(st.sampled_from(MODELS[vendor]))
         if kind == "cpu":
             spec: dict = {"cpu": model}
@@ -193,31 +196,32 @@ def _check_monotone(domains) -> None:
                 assert score(small.features) >= score(big.features), (small.hosts, big.hosts)
 
 
-SEEN: dict = {"pools": 0, "domains": 0}
-
-
 @settings(max_examples=N_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.filter_too_much])
 @given(pools())
 def test_random_pools_sound_maximal_deterministic(data):
-    statuses = check_pool(data)
-    SEEN["pools"] += 1
-    SEEN["domains"] += sum(statuses.values())
+    check_pool(data)
 
 
 # -- regressions and known bugs found by the random pools -------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug: YongFeng models carry the unmigratable 'invtsc'; "
-                   "optimize() writes '-invtsc' and the checker rejects it (InternalError)")
 def test_yongfeng_host_is_answered():
-    result = solve({"hosts": {"zx": {"cpu": "YongFeng-v1"}}}, policy="compat")
-    assert result.domains[0].status in ("ok", "infeasible")
+    """Was: YongFeng models carried the unmigratable 'invtsc', optimize() wrote '-invtsc' and
+    the checker rejected it (InternalError)."""
+    for policy in ("compat", "strict"):
+        check_pool({"hosts": {"zx": {"cpu": "YongFeng-v1"}, "zx2": {"cpu": "YongFeng-v3"}},
+                    "requirements": {"policy": policy}})
+
+
+# Regression: mechanism_text() once walked a {'cpu': ...} atom of Linux 6.1's SRSO mechanism
+# chain as an expression (AttributeError while explaining an infeasible Hygon domain).
+def test_hygon_srso_explanation_does_not_crash():
+    check_pool({"hosts": {"h1": {"cpu": "Dhyana-v2", "add": ["virt-ssbd"]}},
+                "requirements": {"kernels": ["6.1"]}})
 
 
 def test_oracle_agrees_on_the_examples():
-    from pathlib import Path
-
     examples = Path(__file__).resolve().parents[1] / "examples"
     for path in sorted(examples.glob("*.json")):
         check_pool(json.loads(path.read_text()), source=path)
@@ -262,20 +266,50 @@ def test_tiny_timeout_reports_timeout_and_answers_the_other_domains(tmp_path):
     assert any("--timeout" in n for n in doms["clx"]["notes"])
     # the others are still answered
     assert doms["amd"]["status"] == "infeasible" and doms["amd"]["conflicts"][0]["kind"] == "vendor"
-    assert doms["old"]["status"] == "infeasible"
-    assert any(c["kind"] == "mechanism" and c["hosts"] == [{"name": "old", "count": 1}]
-               for c in doms["old"]["conflicts"])
+    # The explanation of an infeasible domain is bounded by --timeout too: at 1 ms it may not
+    # finish, and then the domain says so rather than guessing.
+    assert doms["old"]["status"] in ("infeasible", "timeout")
 
 
 def test_timeout_is_per_domain_in_the_library():
+    import time
+
+    start = time.perf_counter()
     tiny = {_first(d): d for d in solve(TIMEOUT_POOL, timeout=0.001).domains}
+    # Z3 gets 1 ms per call (the explanation of an unsat domain too); encoding is plain
+    # Python and not bounded: a loose bound on the whole run.
+    assert time.perf_counter() - start < 30
     full = {_first(d): d for d in solve(TIMEOUT_POOL).domains}
     assert tiny["clx"].status == "timeout" and tiny["clx"].guest is None
     assert full["clx"].status == "ok" and full["clx"].guest is not None
-    for name in ("amd", "old"):
-        assert tiny[name].status == full[name].status == "infeasible"
-        assert [c.to_dict() for c in tiny[name].conflicts] == [c.to_dict() for c in full[name].conflicts]
+    assert tiny["amd"].status == full["amd"].status == "infeasible"  # vendor conflict: no Z3 needed
+    assert [c.to_dict() for c in tiny["amd"].conflicts] == [c.to_dict() for c in full["amd"].conflicts]
+    assert tiny["old"].status in ("infeasible", "timeout") and full["old"].status == "infeasible"
+    medium = {_first(d): d for d in solve(TIMEOUT_POOL, timeout=5).domains}
+    assert [c.to_dict() for c in medium["old"].conflicts] == [c.to_dict() for c in full["old"].conflicts]
 
 
 def _first(domain):
     return domain.hosts[0].name
+
+
+def test_output_does_not_depend_on_the_hash_seed(tmp_path):
+    """Byte-identical JSON and text from two processes with different PYTHONHASHSEED (set
+    orders of strings differ between them), on a pool with a solved, an infeasible (unsat-core
+    explanation) and a cross-vendor domain."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(TIMEOUT_POOL))
+    outputs = {}
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        for fmt in ("json", "text"):
+            proc = subprocess.run([sys.executable, "-m", "cpusolve.cli", str(path), "--format", fmt],
+                                  capture_output=True, env=env, timeout=300)
+            assert proc.returncode == 1, proc.stderr
+            outputs[seed, fmt] = proc.stdout
+    assert outputs["1", "json"] == outputs["2", "json"]
+    assert outputs["1", "text"] == outputs["2", "text"]
