@@ -88,8 +88,11 @@ class RuleTable:
 
     def _table(self, table: list[dict], flag: str, ops: Ops) -> Any:
         matches = []
+        fixed = getattr(ops, "fixed_vendor", None)  # the optimizer's guest vendor is a constant
         for entry in table:
             if flag not in entry["flags"]:
+                continue
+            if fixed is not None and entry.get("vendor") and entry["vendor"] != fixed:
                 continue
             parts = [ops.vendor([entry["vendor"]])] if entry.get("vendor") else []
             if entry.get("family") is not None:
@@ -122,10 +125,11 @@ class RuleTable:
             return ops.not_(self.walk(arg, ops, memo))
         if op == "feature":
             return ops.feature(arg)
-        if op == "whitelist":
-            return self._table(self.whitelist, arg, ops)
-        if op == "blacklist":
-            return self._table(self.blacklist, arg, ops)
+        if op in ("whitelist", "blacklist"):
+            key = (op, arg)  # one term per table flag, however many rules read it
+            if key not in memo:
+                memo[key] = self._table(self.whitelist if op == "whitelist" else self.blacklist, arg, ops)
+            return memo[key]
         if op == "vendor":
             return ops.vendor(list(arg))
         if op == "hypervisor":

@@ -135,6 +135,36 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
                   directed=pool.directed, edges=edges)
 
 
+def problem_key(cat, vendor: str, types, req: Requirements, timeout: float) -> tuple:
+    """What the optimizer's problem depends on, and nothing else.
+
+    Domains of different host kinds often pose the same problem: the same common features,
+    bugs and family/model/stepping candidates.  Their answer is the same, so it is solved
+    once (an infeasible domain is still explained on its own hosts).
+    """
+    from cpusolve.encode import allowed_features
+
+    common = frozenset.intersection(*(t.features for t in types)) & allowed_features(cat, req)
+    return (vendor, common, frozenset().union(*(t.bugs for t in types)),
+            frozenset(t.fms for t in types), req, timeout)
+
+
+def _cached_optimize(cat, vendor: str, types, req: Requirements, timeout: float, cache: dict) -> Outcome:
+    by_types = ("types", vendor, types, req, timeout)
+    if by_types in cache:
+        return cache[by_types]
+    by_problem = ("problem", *problem_key(cat, vendor, types, req, timeout))
+    hit = cache.get(by_problem)
+    if hit is not None and hit.status == "sat":
+        outcome = hit
+    else:
+        outcome = optimize(cat, vendor, types, req, timeout)
+        outcome.encoding = None  # let Z3 free the context: a cache of 10,000 of them is GBs
+        cache[by_problem] = outcome
+    cache[by_types] = outcome
+    return outcome
+
+
 def _refs(pool: Pool, names) -> tuple[HostRef, ...]:
     return tuple(HostRef(n, pool.hosts[n].count) for n in names)
 
@@ -161,10 +191,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         base.conflicts = (Conflict("vendor", f"requirement vendor {req.vendor}, but the hosts are {vendor}",
                                    "drop requirements.vendor or solve another pool", hosts),)
         return base
-    key = (vendor, dom.types, req, timeout)
-    if key not in cache:
-        cache[key] = optimize(cat, vendor, dom.types, req, timeout)
-    outcome = cache[key]
+    outcome = _cached_optimize(cat, vendor, dom.types, req, timeout, cache)
     base.solve_ms = outcome.millis
     if outcome.status == "timeout":
         base.status = "timeout"

@@ -24,6 +24,7 @@ class Z3Ops:
 
     def __init__(self, enc: Encoding) -> None:
         self.enc = enc
+        self.fixed_vendor = enc.vendor
 
     def const(self, value: bool):
         return z3.BoolVal(bool(value), ctx=self.enc.ctx)
