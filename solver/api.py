@@ -22,7 +22,7 @@ from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.errors import InputError, InternalError, check_timeout
 from cpusolve.explain import conflicts_text, shortfalls
 from cpusolve.hosts import Host, HostFacts
-from cpusolve.optimize import DEFAULT_TIMEOUT_S, optimize
+from cpusolve.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.pool import POLICIES, Pool, Requirements
 from cpusolve.pool_file import load_pool as _load_pool
 from cpusolve.result import (
