@@ -183,7 +183,7 @@ def generate(n_hosts: int = 10_000, n_types: int = 500, n_domains: int = 2_000, 
     edges: list[list[str]] = []
     rack_chassis: list[list[list[str]]] = []
     ci = 0
-    for ri, (vendor, _gen, model, specs) in enumerate(racks):
+    for ri, (vendor, _gen, _model, specs) in enumerate(racks):
         prefix = "i" if vendor == "GenuineIntel" else "a"
         chassis_list = []
         for c in range(chassis_per_rack):
@@ -205,13 +205,13 @@ def generate(n_hosts: int = 10_000, n_types: int = 500, n_domains: int = 2_000, 
         rack_chassis.append(chassis_list)
     # Evacuation edges.
     by_vendor: dict[str, list[int]] = defaultdict(list)
-    for ri, (vendor, gen, _m, _s) in enumerate(racks):
+    for ri, (vendor, _gen, _m, _s) in enumerate(racks):
         if rack_chassis[ri]:
             by_vendor[vendor].append(ri)
     for ri, chassis_list in enumerate(rack_chassis):
         if not chassis_list:
             continue
-        for a, b in zip(chassis_list, chassis_list[1:]):
+        for a, b in zip(chassis_list, chassis_list[1:], strict=False):
             edges.append([a[-1], b[0]])
         vendor, gen = racks[ri][0], racks[ri][1]
         newer = [r for r in by_vendor[vendor] if racks[r][1] > gen]
