@@ -303,7 +303,7 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
 
 # -- figure 4: check(guest, host) throughput ------------------------------------------------
 def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) -> dict:
-    from fastcheck import FastChecker
+    from cpusolve.fastcheck import FastChecker
 
     from cpusolve import load_pool
     from cpusolve.checker import check_answer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import networkx as nx
@@ -50,10 +51,22 @@ class Verdict:
                 "other": list(self.other)}
 
 
+@cache
+def _fast(req: Requirements):
+    from cpusolve.fastcheck import FastChecker
+
+    return FastChecker(catalog(), req, host_fms_rule=False)
+
+
 def as_guest(guest: GuestCpu | str) -> GuestCpu:
     """A GuestCpu from itself or a QEMU ``-cpu`` string."""
     if isinstance(guest, GuestCpu):
         return guest
+    return _parse_guest(guest)
+
+
+@cache
+def _parse_guest(guest: str) -> GuestCpu:
     from cpusolve.cpu_string import parse_qemu_cpu
 
     parsed = parse_qemu_cpu(guest)
@@ -79,7 +92,10 @@ def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
     from cpusolve.checker import problems
 
     req = requirements or Requirements()
-    found = problems(catalog(), (_facts(host),), req, as_guest(guest), ["host"])
+    guest, facts = as_guest(guest), _facts(host)
+    if _fast(req).check(guest, facts):
+        return Verdict(ok=True)
+    found = problems(catalog(), (facts,), req, guest, ["host"])
     missing = tuple(p.text for p in found if p.kind in ("missing", "vendor"))
     unsafe = tuple(p.text for p in found if p.unsafe)
     other = tuple(p.text for p in found if p.kind not in ("missing", "vendor", "fms") and not p.unsafe)

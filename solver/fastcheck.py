@@ -1,4 +1,4 @@
-"""Prototype (benchmarks only): ``check(guest, host)`` on integer bitsets.
+"""``check(guest, host)`` on integer bitsets, for schedulers that ask it thousands of times.
 
 What ``cpusolve.checker.check_answer(cat, (host,), req, guest)`` decides, split into
 
@@ -10,8 +10,11 @@ What ``cpusolve.checker.check_answer(cat, (host,), req, guest)`` decides, split 
 * per host, once (cached): vendor, features and (unwaived) bugs as bitsets, f/m/s, rsba;
 * per pair: a handful of integer operations.
 
-``run.py`` asserts the verdict equals ``not check_answer(...)`` on every sampled pair.
-This is a measurement aid, not the public API (that is another issue).
+Every per-guest and per-host fact comes from the checker itself (``check_answer``, the
+obligations and the concrete rule interpreter), so the fast path cannot disagree with it;
+``tests/test_fastcheck.py`` and ``benchmarks/run.py`` assert equal verdicts on many pairs.
+``cpusolve.check()`` uses it for the verdict and asks the checker for reasons only when a
+pair fails.
 """
 
 from __future__ import annotations
