@@ -303,12 +303,11 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
 
 # -- figure 4: check(guest, host) throughput ------------------------------------------------
 def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) -> dict:
-    from cpusolve.fastcheck import FastChecker
-
     from cpusolve import load_pool
     from cpusolve.checker import check_answer
     from cpusolve.domains import domains
     from cpusolve.encodings.catalog import catalog
+    from cpusolve.fastcheck import FastChecker
 
     cat = catalog()
     path = make_pool(work, hosts, types, doms_n)
