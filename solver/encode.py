@@ -19,6 +19,25 @@ from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
 
 
+def _nary(make, items: list, ctx: z3.Context, empty: bool) -> z3.BoolRef:
+    """And/Or over Bool terms through Z3's C API: z3.And/z3.Or re-coerce every argument,
+    which was most of the time spent building a domain's problem."""
+    if not items:
+        return z3.BoolVal(empty, ctx=ctx)
+    if len(items) == 1:
+        return items[0]
+    args = (z3.Ast * len(items))(*[i.as_ast() for i in items])
+    return z3.BoolRef(make(ctx.ref(), len(items), args), ctx)
+
+
+def fast_and(items: list, ctx: z3.Context) -> z3.BoolRef:
+    return _nary(z3.Z3_mk_and, items, ctx, True)
+
+
+def fast_or(items: list, ctx: z3.Context) -> z3.BoolRef:
+    return _nary(z3.Z3_mk_or, items, ctx, False)
+
+
 class Z3Ops:
     """Z3 primitives for the rule-table interpreter, over a guest of a fixed vendor."""
 
@@ -30,10 +49,10 @@ class Z3Ops:
         return z3.BoolVal(bool(value), ctx=self.enc.ctx)
 
     def all(self, items: list):
-        return z3.And(items) if items else self.const(True)
+        return fast_and(items, self.enc.ctx)
 
     def any(self, items: list):
-        return z3.Or(items) if items else self.const(False)
+        return fast_or(items, self.enc.ctx)
 
     def not_(self, item):
         return z3.Not(item)
@@ -55,6 +74,8 @@ class Z3Ops:
 
     def field_in(self, fld: str, lo, hi, values):
         term = self.enc.fms_terms[fld]
+        if values is not None and len(values) > 2 and sorted(values) == list(range(min(values), max(values) + 1)):
+            lo, hi, values = min(values), max(values), None  # a run of model numbers is a range
         if values is not None:
             return self.any([term == v for v in values])
         parts = []
@@ -217,8 +238,12 @@ def objectives(enc: Encoding) -> list[tuple[str, z3.ArithRef]]:
     flags = []
     for f, v in g.items():
         having = [s for s, m in zip(enc.sel, enc.models, strict=True) if f in m.features]
-        in_model = z3.Or(having) if having else z3.BoolVal(False, ctx=ctx)
-        flags.append(z3.If(v != in_model, one, zero))
+        if len(having) == len(enc.models):
+            flags.append(z3.If(v, zero, one))  # every candidate model has f: -f unless shown
+        elif not having:
+            flags.append(z3.If(v, one, zero))  # no candidate model has f: +f when shown
+        else:
+            flags.append(z3.If(v != fast_or(having, ctx), one, zero))
     universe = set(g)
     for s, m in zip(enc.sel, enc.models, strict=True):
         const = len(m.features - universe)
