@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cache
 
-from cpusolve.domains import Domain
-from cpusolve.encodings.catalog import HINT_BITS, Catalog
+from cpusolve.domains import Domain, lacking
+from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
 from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.pool import Pool, Requirements
@@ -113,30 +114,35 @@ def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest
     return tuple(dict.fromkeys(out))
 
 
+@cache
+def _guest_size(model) -> int:
+    return len(model.features & catalog().guest_features)
+
+
 def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
                   features: frozenset[str]) -> tuple[BetterModel, ...]:
     """The newer catalog models nearest to being reachable, and what each one misses."""
     chosen = cat.model(guest.model)
     vendor = chosen.vendor
     safe_reach = reachable_set(cat, dom, req)
-    size = len(chosen.features & cat.guest_features)
+    size = _guest_size(chosen)
     candidates = []
     for m in cat.models:
         if m.vendor != vendor or m.index <= chosen.index or (req.qemu == "7.2" and not m.qemu_7_2):
             continue
-        if len(m.features & cat.guest_features) <= size:
+        if _guest_size(m) <= size:
             continue  # newer but not bigger (an Atom after a Xeon) is not "better"
         need = (m.features & cat.guest_features) - features - HINT_BITS
         if need:
             candidates.append((len(need), -m.index, m, need))
     candidates.sort(key=lambda c: (c[0], c[1]))
+    grouped = dom.grouped(pool)
     out = []
     for _, _, m, need in candidates[:MAX_BETTER]:
         missing = []
         for f in sorted(need):
-            lacking = tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts
-                            if f not in pool.hosts[h].facts.features)
-            if lacking:
+            refs = tuple(HostRef(h.name, h.count) for h in lacking(grouped, f))
+            if refs:
                 reason = "hosts lack it"
             elif f in req.forbid:
                 reason = "forbidden by requirements"
@@ -144,7 +150,7 @@ def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, gues
                 reason = "withheld for guest safety"
             else:
                 reason = "a feature it needs is missing"
-            missing.append(Missing(f, lacking, reason))
+            missing.append(Missing(f, refs, reason))
         out.append(BetterModel(m.name, tuple(missing)))
     return tuple(out)
 

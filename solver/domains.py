@@ -27,6 +27,19 @@ class Domain:
     def members(self, pool: Pool, facts: HostFacts) -> list[Host]:
         return [pool.hosts[h] for h in self.hosts if pool.hosts[h].facts == facts]
 
+    def grouped(self, pool: Pool) -> list[tuple[HostFacts, list[Host]]]:
+        """The domain's hosts grouped by kind (compute once per report, then ask ``lacking``)."""
+        groups: dict[HostFacts, list[Host]] = {}
+        for h in self.hosts:
+            groups.setdefault(pool.hosts[h].facts, []).append(pool.hosts[h])
+        return list(groups.items())
+
+
+def lacking(grouped: list[tuple[HostFacts, list[Host]]], feature: str) -> list[Host]:
+    """The hosts of a grouped domain that cannot expose ``feature``, in host order."""
+    out = [h for t, hosts in grouped if feature not in t.features for h in hosts]
+    return sorted(out, key=lambda h: h.name) if out else out
+
 
 def _type_order(facts: HostFacts) -> tuple:
     return (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cpusolve.domains import Domain
+from cpusolve.domains import Domain, lacking
 from cpusolve.encodings.safety import Obligation, mechanism_text
 from cpusolve.pool import Pool
 from cpusolve.result import Conflict, HostRef, Shortfall
@@ -27,11 +27,11 @@ def shortfalls(pool: Pool, dom: Domain, cat) -> tuple[Shortfall, ...]:
     union = frozenset.union(*(t.features for t in dom.types)) & cat.guest_features
     common = frozenset.intersection(*(t.features for t in dom.types))
     out = []
+    machines = sum(pool.hosts[h].count for h in dom.hosts)
+    grouped = dom.grouped(pool)
     for f in sorted(union - common):
-        lacking = tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts
-                        if f not in pool.hosts[h].facts.features)
-        having = sum(pool.hosts[h].count for h in dom.hosts if f in pool.hosts[h].facts.features)
-        out.append(Shortfall(f, lacking, having))
+        refs = tuple(HostRef(h.name, h.count) for h in lacking(grouped, f))
+        out.append(Shortfall(f, refs, machines - sum(r.count for r in refs)))
     return tuple(out)
 
 

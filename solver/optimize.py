@@ -85,7 +85,8 @@ def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     answer = solver.check(lits)
     if answer != z3.unsat:
         return Outcome("timeout" if answer == z3.unknown else "unsat", core=[], encoding=enc)
-    core = [c for c in lits if any(c.eq(x) for x in solver.unsat_core())]
+    in_core = {x.get_id() for x in solver.unsat_core()}
+    core = [c for c in lits if c.get_id() in in_core]
     # Deletion-based minimisation: drop each fact whose absence keeps the rest unsat.
     i = 0
     while i < len(core):
