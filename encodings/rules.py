@@ -76,6 +76,7 @@ class RuleTable:
         self.blacklist: list[dict] = data["blacklist"]
         self.bug_rules: dict[str, dict] = data["bugs"]
         self.internal: dict[str, dict] = data.get("internal_bugs", {})
+        self._concrete_tables: dict[tuple, bool] = {}
         known = [b for b in SYSFS_ORDER if b in self.bug_rules]
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
 
@@ -128,7 +129,16 @@ class RuleTable:
         if op in ("whitelist", "blacklist"):
             key = (op, arg)  # one term per table flag, however many rules read it
             if key not in memo:
-                memo[key] = self._table(self.whitelist if op == "whitelist" else self.blacklist, arg, ops)
+                table = self.whitelist if op == "whitelist" else self.blacklist
+                if isinstance(ops, ConcreteOps):
+                    # Concrete CPUs repeat (every host of a kind, every guest answer): remember.
+                    cpu = ops.cpu
+                    ckey = (op, arg, cpu.vendor, cpu.family, cpu.model, cpu.stepping)
+                    if ckey not in self._concrete_tables:
+                        self._concrete_tables[ckey] = self._table(table, arg, ops)
+                    memo[key] = self._concrete_tables[ckey]
+                else:
+                    memo[key] = self._table(table, arg, ops)
             return memo[key]
         if op == "vendor":
             return ops.vendor(list(arg))

@@ -24,7 +24,7 @@ def cpu_for_new_vm(planner: Planner, host: str) -> str:
 
 def host_filter(cpu: str, candidates: list[str], planner: Planner) -> list[str]:
     """Nova's HostFilter contract: keep the hosts this VM's CPU may run on, safely."""
-    return [h for h in candidates if check(cpu, planner.host(h)).ok]
+    return [h for h in candidates if check(cpu, planner.host(h), reasons=False).ok]
 
 
 def main(path: str) -> int:

@@ -87,14 +87,20 @@ def _facts(host: Host | HostFacts | dict) -> HostFacts:
 
 
 def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
-          requirements: Requirements | None = None) -> Verdict:
-    """May ``guest`` run on ``host``, and does a Linux guest stay truthful about its bugs there?"""
+          requirements: Requirements | None = None, reasons: bool = True) -> Verdict:
+    """May ``guest`` run on ``host``, and does a Linux guest stay truthful about its bugs there?
+
+    ``reasons=False`` skips working out why a pair fails: a scheduler's filter only needs
+    ``ok`` (about a million checks a second once guest and host have been seen).
+    """
     from cpusolve.checker import problems
 
     req = requirements or Requirements()
     guest, facts = as_guest(guest), _facts(host)
     if _fast(req).check(guest, facts):
         return Verdict(ok=True)
+    if not reasons:
+        return Verdict(ok=False, other=("not checked in detail (reasons=False)",))
     found = problems(catalog(), (facts,), req, guest, ["host"])
     missing = tuple(p.text for p in found if p.kind in ("missing", "vendor"))
     unsafe = tuple(p.text for p in found if p.unsafe)
@@ -113,7 +119,7 @@ def targets(guest: GuestCpu | str, pool: Pool | str | Path | dict,
     out = []
     for name, host in sorted(pool.hosts.items()):
         if host.facts not in verdicts:
-            verdicts[host.facts] = check(guest, host.facts, req).ok
+            verdicts[host.facts] = check(guest, host.facts, req, reasons=False).ok
         if verdicts[host.facts]:
             out.append(name)
     return out
