@@ -194,6 +194,20 @@ class Catalog:
                              + suggest(name, [*self._models, *self.aliases]))
         return self._models[resolved]
 
+    def without_unmet(self, features) -> set[str]:
+        """The features left after removing, until none is left, every feature one of whose
+        dependency groups has no member (what QEMU's feature_dependencies do to a model)."""
+        features = set(features)
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(features):
+                feat = self.features.get(name)
+                if feat and any(not any(g in features for g in group) for group in feat.requires):
+                    features.discard(name)
+                    changed = True
+        return features
+
     def closure_ok(self, features: frozenset[str]) -> list[str]:
         """Dependency violations in a visible feature set, as readable strings."""
         problems = []

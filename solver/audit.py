@@ -15,7 +15,7 @@ from pathlib import Path
 from cpusolve.api import solve
 from cpusolve.checker import problems
 from cpusolve.cpu_string import parse_libvirt_cpu, parse_qemu_cpu
-from cpusolve.domains import domains
+from cpusolve.domains import domains, type_order
 from cpusolve.encodings.catalog import catalog, suggest
 from cpusolve.errors import InputError
 from cpusolve.optimize import DEFAULT_TIMEOUT_S, nearest
@@ -116,7 +116,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
     out = []
     for g in guests:
         types = tuple(sorted({pool.hosts[h].facts for h in g.hosts},
-                             key=lambda f: (f.vendor, f.fms, sorted(f.features), sorted(f.bugs))))
+                             key=type_order))
         names = [", ".join(h for h in g.hosts if pool.hosts[h].facts == t) for t in types]
         found = problems(cat, types, req, g.cpu, names)
         result = GuestAudit(g.name, g.source, "safe", g.hosts)

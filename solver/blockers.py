@@ -74,15 +74,8 @@ def _view(guest: GuestCpu, features: frozenset[str], fms=None) -> CpuView:
 
 def reachable_set(cat: Catalog, dom: Domain, req: Requirements) -> frozenset[str]:
     """The largest guest feature set ignoring safety: common, allowed, dependency-closed."""
-    feats = set(frozenset.intersection(*(t.features for t in dom.types)) & cat.guest_features) - req.forbid
-    changed = True
-    while changed:
-        changed = False
-        for f in sorted(feats):
-            if any(not any(g in feats for g in group) for group in cat.features[f].requires):
-                feats.discard(f)
-                changed = True
-    return frozenset(feats)
+    common = frozenset.intersection(*(t.features for t in dom.types)) & cat.guest_features
+    return frozenset(cat.without_unmet(common - req.forbid))
 
 
 def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from cpusolve.encodings.catalog import Catalog, catalog
+from cpusolve.encodings.catalog import catalog
 from cpusolve.errors import InputError
 
 #: -cpu properties that configure QEMU rather than describe CPU features.
@@ -35,19 +35,6 @@ class ParsedCpu:
 
     def fms(self) -> tuple[int, int, int]:
         return (self.family, self.model_number, self.stepping)
-
-
-def drop_dependents(cat: Catalog, features: set[str]) -> set[str]:
-    """Remove, until none is left, every feature whose dependency group has no member."""
-    changed = True
-    while changed:
-        changed = False
-        for name in sorted(features):
-            feat = cat.features.get(name)
-            if feat and any(not any(g in features for g in group) for group in feat.requires):
-                features.discard(name)
-                changed = True
-    return features
 
 
 def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
@@ -90,7 +77,7 @@ def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
             features.add(canonical)
         else:
             features.discard(canonical)
-    drop_dependents(cat, features)
+    features = cat.without_unmet(features)
     return ParsedCpu(model=model.name, vendor=vendor, family=ident["family"],
                      model_number=ident["model"], stepping=ident["stepping"],
                      features=frozenset(features), source=text)

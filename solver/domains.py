@@ -41,7 +41,8 @@ def lacking(grouped: list[tuple[HostFacts, list[Host]]], feature: str) -> list[H
     return sorted(out, key=lambda h: h.name) if out else out
 
 
-def _type_order(facts: HostFacts) -> tuple:
+def type_order(facts: HostFacts) -> tuple:
+    """A stable order of host kinds, so that equal input gives byte-identical output."""
     return (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))
 
 
@@ -67,6 +68,6 @@ def domains(pool: Pool) -> list[Domain]:
     for hosts, starts in groups.items():
         types = {pool.hosts[h].facts for h in hosts}
         out.append(Domain(hosts=tuple(sorted(hosts)), starts=tuple(sorted(starts)),
-                          types=tuple(sorted(types, key=_type_order))))
+                          types=tuple(sorted(types, key=type_order))))
     out.sort(key=lambda d: (d.starts[0], d.hosts))
     return out
