@@ -168,7 +168,7 @@ class Suggestion:
 
 def suggest(pool: Pool, result: Result, k: int, timeout: float = DEFAULT_TIMEOUT_S) -> list[Suggestion]:
     """The ``k`` host kinds whose removal gains the most (see the module docstring)."""
-    cat, req = catalog(), result_requirements(pool)
+    cat, req = catalog(), pool.requirements
     scored = []
     for dom, res in zip(domains(pool), result.domains, strict=True):
         if res.guest is None or len(dom.types) < 2:
@@ -200,10 +200,6 @@ def suggest(pool: Pool, result: Result, k: int, timeout: float = DEFAULT_TIMEOUT
         best.sort(key=lambda s: (-s.gain, s.domain, s.hosts))
         del best[k:]
     return best
-
-
-def result_requirements(pool: Pool) -> Requirements:
-    return pool.requirements
 
 
 @dataclass
