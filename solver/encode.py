@@ -196,9 +196,12 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     fam, mod, step = (z3.Int(n, ctx=ctx) for n in ("family", "model", "stepping"))
     enc.fms_terms = {"family": fam, "model": mod, "stepping": step}
     enc.own_fms = z3.Bool("own_fms", ctx=ctx)
+    by_fms: dict[tuple[int, int, int], list[z3.BoolRef]] = {}
     for s, m in zip(enc.sel, enc.models, strict=True):
-        enc.hard.append(z3.Implies(z3.And(enc.own_fms, s),
-                                   z3.And(fam == m.family, mod == m.model, step == m.stepping)))
+        by_fms.setdefault(m.fms, []).append(s)  # versions of a model share its identity
+    for (f, m, st), sels in sorted(by_fms.items()):
+        enc.hard.append(z3.Implies(fast_and([enc.own_fms, fast_or(sels, ctx)], ctx),
+                                   fast_and([fam == f, mod == m, step == st], ctx)))
     host_fms = sorted({t.fms for t in types})
     enc.hard.append(z3.Or(enc.own_fms, *[
         z3.And(fam == f, mod == m, step == s) for f, m, s in host_fms]))
