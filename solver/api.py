@@ -132,11 +132,13 @@ def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
 
 def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
           policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-          cache: dict | None = None) -> Result:
+          cache: dict | None = None, jobs: int = 1) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a dict the caller keeps) maps a domain's host kinds and requirements to its
     solver outcome, so repeated solves of a changing pool redo only the changed domains.
+    ``jobs`` > 1 solves distinct problems in that many worker processes first; the answers,
+    their checks and the report are then made here, in domain order, exactly as with one.
     """
     check_timeout(timeout)
     if not isinstance(pool, Pool):
@@ -148,13 +150,47 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
         req = dataclasses.replace(req, policy=policy)
     cat = catalog()
     cache = {} if cache is None else cache
+    doms = domains(pool)
+    if jobs > 1:
+        _solve_in_parallel(cat, doms, req, timeout, cache, jobs)
     results = []
-    for index, dom in enumerate(domains(pool), start=1):
+    for index, dom in enumerate(doms, start=1):
         results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
     edges = sorted(pool.graph.edges()) if pool.directed else sorted(
         {tuple(sorted(e)) for e in pool.graph.edges()})
     return Result(source=pool.source, requirements=req.to_dict(), domains=results,
                   directed=pool.directed, edges=edges)
+
+
+def _optimize_task(args) -> Outcome:
+    vendor, types, req, timeout = args
+    outcome = optimize(catalog(), vendor, types, req, timeout)
+    outcome.encoding = None  # Z3 objects do not cross processes
+    return outcome
+
+
+def _solve_in_parallel(cat, doms, req: Requirements, timeout: float, cache: dict, jobs: int) -> None:
+    """Fill ``cache`` with one outcome per distinct problem, solved by worker processes."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo: dict[tuple, tuple] = {}
+    for dom in doms:
+        vendors = {t.vendor for t in dom.types}
+        if len(vendors) != 1 or (req.vendor and req.vendor not in vendors):
+            continue
+        vendor = next(iter(vendors))
+        key = ("problem", *problem_key(cat, vendor, dom.types, req, timeout))
+        if key not in cache and ("types", vendor, dom.types, req, timeout) not in cache:
+            todo.setdefault(key, (vendor, dom.types, req, timeout))
+    if len(todo) < 2:
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        for (key, args), outcome in zip(todo.items(), pool.map(_optimize_task, todo.values(), chunksize=4),
+                                        strict=True):
+            cache[key] = outcome
+            cache[("types", args[0], args[1], req, timeout)] = outcome
 
 
 def problem_key(cat, vendor: str, types, req: Requirements, timeout: float) -> tuple:

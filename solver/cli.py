@@ -81,8 +81,10 @@ def main() -> None:
               help="What if host NAME were upgraded to MODEL, or a new host joined PEER (repeatable).")
 @click.option("--suggest", "suggest_k", type=int, default=0, metavar="K",
               help="Name the K host kinds whose retirement or upgrade gains the most.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes for distinct domain problems.")
 @click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
-def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, suggest_k, output) -> None:
+def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, suggest_k, jobs, output) -> None:
     """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
     def go() -> int:
         import dataclasses
@@ -105,7 +107,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             changes["policy"] = policy
         req = dataclasses.replace(req, **changes)
         p.requirements = req
-        result = solve(p, requirements=req, timeout=timeout)
+        result = solve(p, requirements=req, timeout=timeout, jobs=jobs)
         if without or add:
             from cpusolve.plan import add as add_host
             from cpusolve.plan import compare

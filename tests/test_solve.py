@@ -173,3 +173,15 @@ def test_examples_solve_and_pass_the_checker(example):
     for d in result.domains:
         assert d.status in ("ok", "ok-waived", "infeasible")
         assert (d.guest is not None) == d.solved
+
+
+def test_parallel_solve_gives_the_same_report():
+    from cpusolve.writers import render
+
+    hosts = {f"h{i}": {"cpu": m, "add": MICROCODE}
+             for i, m in enumerate(["Skylake-Server-v4", "Cascadelake-Server-v5", "Icelake-Server-v7",
+                                    "Broadwell-v4", "Haswell-v4", "SapphireRapids-v2"] * 2)}
+    groups = [["h0", "h1"], ["h2", "h3"], ["h4", "h5"], ["h6", "h8"], ["h7", "h9", "h10"], ["h11"]]
+    pool = pool_dict(hosts, {"groups": groups})
+    one = render(solve(pool), "json")
+    assert render(solve(pool, jobs=2), "json") == one
