@@ -200,9 +200,9 @@ def problem_key(cat, vendor: str, types, req: Requirements, timeout: float) -> t
     bugs and family/model/stepping candidates.  Their answer is the same, so it is solved
     once (an infeasible domain is still explained on its own hosts).
     """
-    from cpusolve.encode import allowed_features
-
-    common = frozenset.intersection(*(t.features for t in types)) & allowed_features(cat, req)
+    # The encoding reads the hosts' common features (its variables, and whether every host
+    # can show rsba), the union of their bugs and their family/model/stepping candidates.
+    common = frozenset.intersection(*(t.features for t in types))
     return (vendor, common, frozenset().union(*(t.bugs for t in types)),
             frozenset(t.fms for t in types), req, timeout)
 
@@ -221,6 +221,12 @@ def _cached_optimize(cat, vendor: str, types, req: Requirements, timeout: float,
         cache[by_problem] = outcome
     cache[by_types] = outcome
     return outcome
+
+
+@cache
+def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
+    """The bugs a Linux guest on ``view`` marks itself affected by (many domains share a guest)."""
+    return tuple(b for b, hit in load_rules(kernel).affected(view).items() if hit)
 
 
 def _refs(pool: Pool, names) -> tuple[HostRef, ...]:
@@ -272,8 +278,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     base.status = "ok-waived" if base.waived else "ok"
     base.mitigations = tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f))
     base.claims = tuple(sorted(f for f in base.features if is_immunity_claim(f)))
-    base.guest_bugs = {k: tuple(b for b, hit in load_rules(k).affected(view).items() if hit)
-                       for k in req.kernels}
+    base.guest_bugs = {k: guest_sees(view, k) for k in req.kernels}
     notes = []
     if guest.fms is not None:
         notes.append(f"shows family/model/stepping {fam}/{mod}/{step} instead of "
