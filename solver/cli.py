@@ -21,7 +21,7 @@ class DefaultGroup(click.Group):
     """A group whose first argument, when it is not a subcommand, is a pool to solve."""
 
     def parse_args(self, ctx, args):
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args.insert(0, "solve")
         return super().parse_args(ctx, args)
 
