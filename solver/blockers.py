@@ -59,8 +59,9 @@ def _refs(pool: Pool, dom: Domain, type_indexes) -> tuple[HostRef, ...]:
     return tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts if pool.hosts[h].facts in wanted)
 
 
-def _failing(view: CpuView, vendor: str, dom: Domain, req: Requirements):
-    for ob in obligations(vendor, dom.types, req.kernels, req.policy, req.waive):
+def _failing(view: CpuView, obs):
+    """The obligations ``view`` does not meet."""
+    for ob in obs:
         if not load_rules(ob.kernel).walk(ob.expr, ConcreteOps(view), {}):
             yield ob
 
@@ -81,9 +82,10 @@ def reachable_set(cat: Catalog, dom: Domain, req: Requirements) -> frozenset[str
 def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
                  features: frozenset[str]) -> tuple[SafetyCost, ...]:
     vendor = guest.identity()[0]
+    obs = obligations(vendor, dom.types, req.kernels, req.policy, req.waive)
     out: list[SafetyCost] = []
     for f in sorted(reachable_set(cat, dom, req) - features - HINT_BITS):
-        causes = list(_failing(_view(guest, features | {f}), vendor, dom, req))
+        causes = list(_failing(_view(guest, features | {f}), obs))
         if causes:
             ob = causes[0]
             hs = _refs(pool, dom, ob.causes)
@@ -97,7 +99,7 @@ def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest
     if guest.fms is not None:
         own = cat.model(guest.model).fms
         hidden: dict[tuple, list[str]] = {}
-        for ob in _failing(_view(guest, features, own), vendor, dom, req):
+        for ob in _failing(_view(guest, features, own), obs):
             hidden.setdefault((ob.bug, ob.causes), []).append(ob.kernel)
         for (bug, causes), kernels in hidden.items():
             hs = _refs(pool, dom, causes)
