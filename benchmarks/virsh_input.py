@@ -21,18 +21,12 @@ VENDOR_NAMES = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": 
 @cache
 def cpu_map(root: str = str(CPU_MAP)) -> tuple[frozenset[str], dict[str, tuple[str | None, frozenset[str]]]]:
     """(known feature names, {model: (vendor, features incl. inherited)}) of an x86 cpu_map."""
+    from cpusolve.readers.libvirt_models import read_cpu_map
+
     base = Path(root)
     feats = frozenset(f.get("name") for f in ET.parse(base / "x86_features.xml").getroot().iter("feature"))
-    raw: dict[str, tuple[str | None, str | None, set[str]]] = {}
-    for path in sorted(base.glob("x86_*.xml")):
-        if path.name in ("x86_features.xml", "x86_vendors.xml"):
-            continue
-        for model in ET.parse(path).getroot().findall("model"):
-            vendor = model.find("vendor")
-            parent = model.find("model")
-            raw[model.get("name")] = (vendor.get("name") if vendor is not None else None,
-                                      parent.get("name") if parent is not None else None,
-                                      {f.get("name") for f in model.findall("feature")})
+    raw = {name: (m["vendor"] or None, m["parent"] or None, set(m["features"]))
+           for name, m in read_cpu_map(base, vmx=True).items()}
 
     @cache
     def full(name: str) -> tuple[str | None, frozenset[str]]:

@@ -58,8 +58,9 @@ def source() -> str:
 
 
 # -- regeneration -----------------------------------------------------------------------
-def _regenerate(cpu_map: Path) -> str:
-    """The text of ``libvirt-models.json`` from a libvirt ``src/cpu_map`` directory."""
+def read_cpu_map(cpu_map: Path, vmx: bool = False) -> dict[str, dict]:
+    """libvirt's x86 model definitions in a ``cpu_map`` directory: name -> vendor, parent,
+    own features (libvirt spelling; vmx-* capability bits only with ``vmx``)."""
     models: dict[str, dict] = {}
     for path in sorted(cpu_map.glob("x86_*.xml")):
         if path.name in ("x86_features.xml", "x86_vendors.xml"):
@@ -67,13 +68,19 @@ def _regenerate(cpu_map: Path) -> str:
         for m in ET.parse(path).getroot().findall("model"):
             parent = m.find("model")
             vendor = m.find("vendor")
-            # vmx-* capability bits are left out: they describe nested VMX controls, which
-            # are not a guest CPU model choice here, and they are 2/3 of the table's size.
             feats = sorted(f.get("name", "") for f in m.findall("feature")
-                           if not f.get("name", "").startswith("vmx-"))
+                           if vmx or not f.get("name", "").startswith("vmx-"))
             models[m.get("name", "")] = {"vendor": vendor.get("name", "") if vendor is not None else "",
                                          "parent": parent.get("name", "") if parent is not None else "",
                                          "features": feats}
+    return models
+
+
+def _regenerate(cpu_map: Path) -> str:
+    """The text of ``libvirt-models.json`` from a libvirt ``src/cpu_map`` directory."""
+    # vmx-* capability bits are left out: they describe nested VMX controls, which are not a
+    # guest CPU model choice here, and they are 2/3 of the table's size.
+    models = read_cpu_map(cpu_map)
     data = {"source": _source_line(cpu_map) + " (x86_*.xml model definitions; vmx-* capability bits left out)",
             "semantics": "name -> {vendor: libvirt vendor name or '', parent: model it extends or '', "
                          "features: its own features in libvirt spelling}",
