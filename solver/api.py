@@ -16,7 +16,7 @@ from pathlib import Path
 import networkx as nx
 
 from cpusolve.blockers import with_blockers
-from cpusolve.checker import check_answer
+from cpusolve.checker import check_answer, problems
 from cpusolve.domains import Domain, domains
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.rules import CpuView, load_rules
@@ -69,11 +69,7 @@ def as_guest(guest: GuestCpu | str) -> GuestCpu:
 def _parse_guest(guest: str) -> GuestCpu:
     from cpusolve.cpu_string import parse_qemu_cpu
 
-    parsed = parse_qemu_cpu(guest)
-    model = catalog().model(parsed.model)
-    fms = parsed.fms() if parsed.fms() != model.fms else None
-    return GuestCpu(model=model.name, plus=tuple(sorted(parsed.features - model.features)),
-                    minus=tuple(sorted(model.features - parsed.features)), fms=fms)
+    return parse_qemu_cpu(guest).guest()
 
 
 def _facts(host: Host | HostFacts | dict) -> HostFacts:
@@ -93,8 +89,6 @@ def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
     ``reasons=False`` skips working out why a pair fails: a scheduler's filter only needs
     ``ok`` (about a million checks a second once guest and host have been seen).
     """
-    from cpusolve.checker import problems
-
     req = requirements or Requirements()
     guest, facts = as_guest(guest), _facts(host)
     if _fast(req).check(guest, facts):

@@ -89,10 +89,7 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
             if not xml.is_absolute():
                 xml = Path(label).parent / xml
             parsed, source = parse_libvirt_cpu(xml), g["libvirt"]
-        model = catalog().model(parsed.model)
-        cpu = GuestCpu(model=model.name, plus=tuple(sorted(parsed.features - model.features)),
-                       minus=tuple(sorted(model.features - parsed.features)),
-                       fms=parsed.fms() if parsed.fms() != model.fms else None)
+        cpu = parsed.guest()
         if ("host" in g) == ("domain" in g):
             raise InputError(f"{where}give exactly one of 'host' (where it runs) or 'domain' (hosts it may reach)")
         if "host" in g:

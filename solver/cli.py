@@ -117,18 +117,15 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             for spec in add:
                 changed = add_host(changed, spec)
             after = solve(changed, requirements=req, timeout=timeout)
-            after.whatif = {"without": list(without), "add": list(add),
-                            "changes": [c.to_dict() for c in compare(result, after)]}
-            after.whatif_text = [c.text() for c in compare(result, after)] or ["no answer changes"]
+            after.whatif = {"without": list(without), "add": list(add)}
+            after.changes = compare(result, after)
             result = after
         if suggest_k:
             if suggest_k < 0:
                 raise CpusolveError("--suggest needs a positive number")
             from cpusolve.plan import suggest
 
-            found = suggest(p, result, suggest_k, timeout)
-            result.suggestions = [s.to_dict() for s in found]
-            result.suggestions_text = [s.text() for s in found] or ["no single host kind holds a domain back"]
+            result.suggestions = suggest(p, result, suggest_k, timeout)
         write_atomic(render(result, fmt), output)
         return result.exit_code
 

@@ -36,6 +36,15 @@ class ParsedCpu:
     def fms(self) -> tuple[int, int, int]:
         return (self.family, self.model_number, self.stepping)
 
+    def guest(self):
+        """The same CPU as a catalog model plus flags (and f/m/s where it differs)."""
+        from cpusolve.result import GuestCpu
+
+        model = catalog().model(self.model)
+        return GuestCpu(model=model.name, plus=tuple(sorted(self.features - model.features)),
+                        minus=tuple(sorted(model.features - self.features)),
+                        fms=self.fms() if self.fms() != model.fms else None)
+
 
 def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
     cat = catalog()

@@ -27,7 +27,7 @@ from cpusolve.errors import InputError
 from cpusolve.hosts import Host
 from cpusolve.optimize import DEFAULT_TIMEOUT_S, optimize
 from cpusolve.pool import Pool, Requirements
-from cpusolve.pool_file import read_host
+from cpusolve.pool_file import read_host, source_dir
 from cpusolve.result import Result
 
 ADD_SPEC = re.compile(r"^(?P<name>[^=@]+)=(?P<model>[^@]+?)(?:x(?P<count>\d+))?(?:@(?P<peer>.+))?$")
@@ -57,9 +57,8 @@ def add(pool: Pool, spec: str) -> Pool:
 
     ``+f``/``-g`` are the host's ``add``/``remove`` (e.g. the microcode bits it will have).
 
-    A new host joins PEER's migration neighbourhood (an edge both ways, or PEER's successors
-    in a directed pool); without PEER it joins every host when the pool has no migration
-    section, else it is a domain of its own.
+    A new host migrates with PEER (an edge both ways); without PEER it joins every host when
+    the pool is one undirected domain, else it is a domain of its own.
     """
     m = ADD_SPEC.match(spec.strip())
     if not m:
@@ -78,7 +77,7 @@ def add(pool: Pool, spec: str) -> Pool:
     if count < 1:
         raise InputError(f"--add '{spec}': the count must be at least 1")
     entry["count"] = count
-    out.hosts[name] = read_host(name, entry, f"--add '{spec}'", pool_dir(pool))
+    out.hosts[name] = read_host(name, entry, f"--add '{spec}'", source_dir(pool.source))
     if old is not None:
         return out  # an upgrade keeps the host's place in the graph
     out.graph.add_node(name)
@@ -92,12 +91,6 @@ def add(pool: Pool, spec: str) -> Pool:
             out.graph.add_edge(name, other)
             out.graph.add_edge(other, name)
     return out
-
-
-def pool_dir(pool: Pool):
-    from pathlib import Path
-
-    return Path(pool.source).parent if pool.source not in ("-", "<pool>", "<graph>") else Path(".")
 
 
 @dataclass(frozen=True)
@@ -138,7 +131,7 @@ def compare(before: Result, after: Result) -> list[Change]:
             a = d.guest.model if d.guest else d.status
             gained = tuple(sorted(d.features - (old.features if old else frozenset())))
             lost = tuple(sorted((old.features if old else frozenset()) - d.features)) if d.guest else ()
-            if (b, a) != (b, b) or gained or lost:
+            if a != b or gained or lost:
                 changes.append(Change(tuple(starts), b, a, gained, lost))
     return changes
 
@@ -234,7 +227,7 @@ class Planner:
         """
         if not isinstance(name, str) or not name:
             raise InputError("add_host needs a host name")
-        host = read_host(name, copy.deepcopy(spec), "<planner>", pool_dir(self.pool))
+        host = read_host(name, copy.deepcopy(spec), "<planner>", source_dir(self.pool.source))
         for peer in peers:
             if peer not in self.pool.hosts:
                 raise InputError(f"add_host '{name}': no peer host '{peer}'" + close_names(peer, self.pool.hosts))

@@ -54,6 +54,11 @@ def load_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> 
     return _from_dict(data, label)
 
 
+def source_dir(label: str) -> Path:
+    """The folder a pool's relative fact-file paths are read from (stdin and dicts: here)."""
+    return Path(label).parent if label not in ("-", "<pool>", "<graph>") else Path(".")
+
+
 def _read_json(label: str) -> Any:
     from cpusolve.readers.common import read_bytes
 
@@ -133,7 +138,7 @@ def _from_dict(data: Any, label: str) -> Pool:
     _expect(hosts_data, dict, f"{label}: ", "'hosts'")
     if not hosts_data:
         raise InputError(f"{label}: empty pool: 'hosts' has no host")
-    base = Path(label).parent if label not in ("-", "<pool>") else Path(".")
+    base = source_dir(label)
     memo: dict[str, HostFacts] = {}
     hosts = {name: read_host(name, spec, label, base, memo) for name, spec in hosts_data.items()}
     requirements = read_requirements(data.get("requirements", {}), label)
@@ -389,11 +394,11 @@ def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -
         raise InputError(f"{label}: empty pool: the graph has no host")
     hosts: dict[str, Host] = {}
     memo: dict[str, HostFacts] = {}
+    base = source_dir(label)
     for node, attrs in graph.nodes(data=True):
         name = str(node)
         if name in hosts:
             raise InputError(f"{label}: duplicate host name '{name}'")
-        base = Path(label).parent if label not in ("-", "<graph>") else Path(".")
         hosts[name] = read_host(name, {k: v for k, v in attrs.items() if k != "id"}, label, base, memo)
     req = requirements if requirements is not None else graph.graph.get("requirements", {})
     digraph = nx.DiGraph()

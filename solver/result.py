@@ -152,10 +152,9 @@ class Result:
     domains: list[DomainResult]
     directed: bool = False
     edges: list[tuple[str, str]] = field(default_factory=list)  # the migration graph, for pictures
-    whatif: dict | None = None  # --without/--add: what changed (plan.compare)
-    whatif_text: list[str] = field(default_factory=list)
-    suggestions: list[dict] | None = None  # --suggest K (plan.suggest)
-    suggestions_text: list[str] = field(default_factory=list)
+    whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
+    changes: list | None = None  # plan.Change for each answer that changed (to_dict(), text())
+    suggestions: list | None = None  # plan.Suggestion (--suggest K)
 
     @property
     def exit_code(self) -> int:
@@ -165,9 +164,9 @@ class Result:
         out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
                "domains": [d.to_dict() for d in self.domains]}
         if self.whatif is not None:
-            out["whatif"] = self.whatif
+            out["whatif"] = self.whatif | {"changes": [c.to_dict() for c in self.changes or []]}
         if self.suggestions is not None:
-            out["suggestions"] = self.suggestions
+            out["suggestions"] = [s.to_dict() for s in self.suggestions]
         return out
 
 

@@ -65,13 +65,14 @@ def render_text(result: Result) -> str:
     for d in result.domains:
         out += _domain(d, directed)
         out.append("")
-    if result.whatif_text:
+    if result.whatif is not None:
         out.append("What changes:")
-        out += [f"  {line}" for line in result.whatif_text]
+        out += [f"  {c.text()}" for c in result.changes] or ["  no answer changes"]
         out.append("")
-    if result.suggestions_text:
+    if result.suggestions is not None:
         out.append("Suggestions (gain = features gained x machines still served):")
-        out += [f"  {i}. {line}" for i, line in enumerate(result.suggestions_text, 1)]
+        out += [f"  {i}. {s.text()}" for i, s in enumerate(result.suggestions, 1)] \
+            or ["  no single host kind holds a domain back"]
         out.append("")
     ok = sum(d.solved for d in result.domains)
     out.append(f"{ok} of {len(result.domains)} domain{'s' if len(result.domains) != 1 else ''} solved"
