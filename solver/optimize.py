@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import z3
 
 from cpusolve.encode import Encoding, encode, objectives
-from cpusolve.encodings.catalog import Catalog
+from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
 from cpusolve.result import GuestCpu
@@ -39,11 +39,7 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     """Lexicographic optimum of DESIGN.md section 3 for one domain."""
     start = time.perf_counter()
     enc = encode(cat, vendor, types, req)
-    opt = z3.Optimize(ctx=enc.ctx)
-    opt.set("timeout", _ms(timeout))
-    opt.set("priority", "lex")
-    opt.set("maxsat_engine", MAXSAT_ENGINE)
-    opt.add(enc.hard)
+    opt = _optimizer(enc, timeout)
     for direction, term in objectives(enc):
         (opt.maximize if direction == "max" else opt.minimize)(term)
     answer = opt.check()
@@ -55,22 +51,32 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     if answer != z3.sat:
         return Outcome("timeout", encoding=enc, millis=elapsed * 1000)
     model = opt.model()
-    features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
     chosen = next(m for s, m in zip(enc.sel, enc.models, strict=True)
                   if z3.is_true(model.eval(s, model_completion=True)))
-    own = z3.is_true(model.eval(enc.own_fms, model_completion=True))
-    fms = None
-    if not own:
-        fms = tuple(model.eval(enc.fms_terms[k], model_completion=True).as_long()
-                    for k in ("family", "model", "stepping"))
-        if fms == chosen.fms:
-            fms = None
-    guest = GuestCpu(model=chosen.name,
-                     plus=tuple(sorted(features - chosen.features)),
-                     minus=tuple(sorted(chosen.features - features)),
-                     fms=fms)
+    guest, features = _decode(enc, model, chosen)
     return Outcome("sat", guest=guest, features=features, encoding=enc,
                    millis=(time.perf_counter() - start) * 1000)
+
+
+def _optimizer(enc: Encoding, timeout: float) -> z3.Optimize:
+    """A time-bounded lexicographic optimizer holding the domain's hard constraints."""
+    opt = z3.Optimize(ctx=enc.ctx)
+    opt.set("timeout", _ms(timeout))
+    opt.set("priority", "lex")
+    opt.set("maxsat_engine", MAXSAT_ENGINE)
+    opt.add(enc.hard)
+    return opt
+
+
+def _decode(enc: Encoding, model: z3.ModelRef, chosen: CpuModel) -> tuple[GuestCpu, frozenset[str]]:
+    """The guest CPU a Z3 model describes: ``chosen`` plus flags, f/m/s where it differs."""
+    features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
+    shown = tuple(model.eval(enc.fms_terms[k], model_completion=True).as_long()
+                  for k in ("family", "model", "stepping"))
+    guest = GuestCpu(model=chosen.name, plus=tuple(sorted(features - chosen.features)),
+                     minus=tuple(sorted(chosen.features - features)),
+                     fms=None if shown == chosen.fms else shown)
+    return guest, features
 
 
 def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
@@ -115,11 +121,7 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     enc = encode(cat, vendor, types, req)
     if model not in enc.models:
         return None
-    opt = z3.Optimize(ctx=enc.ctx)
-    opt.set("timeout", _ms(timeout))
-    opt.set("priority", "lex")
-    opt.set("maxsat_engine", MAXSAT_ENGINE)
-    opt.add(enc.hard)
+    opt = _optimizer(enc, timeout)
     opt.add(enc.sel[enc.models.index(model)])
     visible = current.visible()
     one, zero = z3.IntVal(1, ctx=enc.ctx), z3.IntVal(0, ctx=enc.ctx)
@@ -132,9 +134,4 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     opt.maximize(z3.Sum([z3.If(v, one, zero) for v in enc.g.values()]) if enc.g else zero)
     if opt.check() != z3.sat:
         return None
-    m = opt.model()
-    features = frozenset(f for f, v in enc.g.items() if z3.is_true(m.eval(v, model_completion=True)))
-    shown = tuple(m.eval(t[k], model_completion=True).as_long() for k in ("family", "model", "stepping"))
-    return GuestCpu(model=model.name, plus=tuple(sorted(features - model.features)),
-                    minus=tuple(sorted(model.features - features)),
-                    fms=None if shown == model.fms else shown)
+    return _decode(enc, opt.model(), model)[0]
