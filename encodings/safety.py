@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cpusolve.encodings.rules import load_rules
+from cpusolve.encodings.rules import ConcreteOps, load_rules
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class Obligation:
     expr: object  # rule-grammar expression over the guest CPU that must hold
     #: indexes of the domain's host types that cause this obligation
     causes: tuple[int, ...]
+
+    def holds(self, cpu) -> bool:
+        """Whether a concrete guest CPU (a rules.CpuView) meets this obligation."""
+        return load_rules(self.kernel).walk(self.expr, ConcreteOps(cpu), {})
 
     def describe(self) -> str:
         if self.kind == "truthful":

@@ -264,9 +264,8 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     if problems:
         raise InternalError(f"checker rejected the answer for domain {index} ({guest.model}): "
                             + "; ".join(problems))
-    vendor_, fam, mod, step = guest.identity()
-    view = CpuView(vendor=vendor_, family=fam, model=mod, stepping=step,
-                   features=guest.visible(), hypervisor=True)
+    view = guest.view()
+    fam, mod, step = view.family, view.model, view.stepping
     base.guest = guest
     base.features = guest.visible()
     base.status = "ok-waived" if base.waived else "ok"

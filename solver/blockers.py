@@ -14,7 +14,6 @@ from functools import cache
 
 from cpusolve.domains import Domain, lacking
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
-from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.pool import Pool, Requirements
 from cpusolve.result import GuestCpu, HostRef
@@ -59,20 +58,6 @@ def _refs(pool: Pool, dom: Domain, type_indexes) -> tuple[HostRef, ...]:
     return tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts if pool.hosts[h].facts in wanted)
 
 
-def _failing(view: CpuView, obs):
-    """The obligations ``view`` does not meet."""
-    for ob in obs:
-        if not load_rules(ob.kernel).walk(ob.expr, ConcreteOps(view), {}):
-            yield ob
-
-
-def _view(guest: GuestCpu, features: frozenset[str], fms=None) -> CpuView:
-    vendor, fam, mod, step = guest.identity()
-    if fms is not None:
-        fam, mod, step = fms
-    return CpuView(vendor, fam, mod, step, features, hypervisor=True)
-
-
 def reachable_set(cat: Catalog, dom: Domain, req: Requirements) -> frozenset[str]:
     """The largest guest feature set ignoring safety: common, allowed, dependency-closed."""
     common = frozenset.intersection(*(t.features for t in dom.types)) & cat.guest_features
@@ -85,7 +70,8 @@ def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest
     obs = obligations(vendor, dom.types, req.kernels, req.policy, req.waive)
     out: list[SafetyCost] = []
     for f in sorted(reachable_set(cat, dom, req) - features - HINT_BITS):
-        causes = list(_failing(_view(guest, features | {f}), obs))
+        view = guest.view(features | {f})
+        causes = [ob for ob in obs if not ob.holds(view)]
         if causes:
             ob = causes[0]
             hs = _refs(pool, dom, ob.causes)
@@ -99,7 +85,8 @@ def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest
     if guest.fms is not None:
         own = cat.model(guest.model).fms
         hidden: dict[tuple, list[str]] = {}
-        for ob in _failing(_view(guest, features, own), obs):
+        view = guest.view(features, own)
+        for ob in (ob for ob in obs if not ob.holds(view)):
             hidden.setdefault((ob.bug, ob.causes), []).append(ob.kernel)
         for (bug, causes), kernels in hidden.items():
             hs = _refs(pool, dom, causes)

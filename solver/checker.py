@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpusolve.encodings.catalog import Catalog
-from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
+from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
@@ -88,14 +88,13 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
         out.append(Problem("vendor", f"vendor {vendor} but {req.vendor} is required"))
 
     # Rules 2 and 3 and the hint rule, each obligation read by the concrete interpreter.
-    view = CpuView(vendor=vendor, family=fam, model=mod, stepping=step, features=visible, hypervisor=True)
+    view = guest.view()
     for ob in obligations(vendor, types, req.kernels, req.policy, req.waive):
-        table = load_rules(ob.kernel)
-        if table.walk(ob.expr, ConcreteOps(view), {}):
+        if ob.holds(view):
             continue
         who = ", ".join(label[i] for i in ob.causes)
         kind = {"truthful": "false-immunity"}.get(ob.kind, ob.kind)
-        why = table.explain(view, ob.bug) if ob.kind == "truthful" else ""
+        why = load_rules(ob.kernel).explain(view, ob.bug) if ob.kind == "truthful" else ""
         out.append(Problem(kind, f"unsafe: {ob.describe()} ({who}){': ' + why if why else ''}",
                            ob.causes, bug=ob.bug, kernel=ob.kernel))
     if "rsba" in visible and "msr10a:19" in visible:

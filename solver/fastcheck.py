@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpusolve.checker import check_answer
-from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
+from cpusolve.encodings.rules import ConcreteOps, load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.hosts import HostFacts
 
@@ -83,22 +83,15 @@ class FastChecker:
         mirror = HostFacts(vendor=vendor, family=fam, model=mod, stepping=step,
                            features=visible, bugs=frozenset())
         static_ok = not check_answer(cat, (mirror,), req, g)
-        view = CpuView(vendor=vendor, family=fam, model=mod, stepping=step, features=visible,
-                       hypervisor=True)
+        view = g.view()
         ok = 0
         for bug in self.bug_names:
             one = HostFacts(vendor=vendor, family=fam, model=mod, stepping=step,
                             features=visible, bugs=frozenset({bug}))
-            good = True
-            for ob in obligations(vendor, (one,), req.kernels, req.policy, req.waive):
-                if ob.kind == "hint":
-                    continue
-                if not load_rules(ob.kernel).walk(ob.expr, ConcreteOps(view), {}):
-                    good = False
-                    break
-            if good:
+            if all(ob.holds(view) for ob in obligations(vendor, (one,), req.kernels, req.policy, req.waive)
+                   if ob.kind != "hint"):
                 ok |= self._bbit[bug]
-        shows_rsba = bool(load_rules(req.kernels[-1]).walk({"feature": "rsba"}, ConcreteOps(view), {}))
+        shows_rsba = ConcreteOps(view).feature("rsba")
         out = GuestBits(static_ok, vendor, self._mask(visible), g.fms, ok, shows_rsba)
         self._guests[g] = out
         return out

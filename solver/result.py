@@ -46,6 +46,15 @@ class GuestCpu:
         fam, mod, step = self.fms or m.fms
         return (m.vendor, fam, mod, step)
 
+    def view(self, features: frozenset[str] | None = None, fms: tuple[int, int, int] | None = None):
+        """What a Linux guest sees of this CPU (optionally with other features or f/m/s)."""
+        from cpusolve.encodings.rules import CpuView
+
+        vendor, fam, mod, step = self.identity()
+        fam, mod, step = fms or (fam, mod, step)
+        return CpuView(vendor, fam, mod, step, self.visible() if features is None else features,
+                       hypervisor=True)
+
     def flags(self) -> list[str]:
         return [f"+{f}" for f in self.plus] + [f"-{f}" for f in self.minus]
 
