@@ -164,15 +164,14 @@ class Catalog:
         dropped; Linux's synthetic mitigation flags (``ssbd``, ``ibpb``, ``stibp``) are set
         from different CPUID bits on Intel and AMD, so they map by ``vendor``.
         """
-        flags = set(flags)
         out = set()
-        for flag in flags:
-            name = self._linux.get(flag)
+        for flag in set(flags):
+            if flag in LINUX_PER_VENDOR:
+                name = LINUX_PER_VENDOR[flag].get(vendor) if vendor else None
+            else:
+                name = self._linux.get(flag) or self.linux_cpuid_only.get(flag)
             if name is not None:
                 out.add(name)
-            elif flag in self.linux_cpuid_only:
-                out.add(self.linux_cpuid_only[flag])
-        out.update(linux_synthetic(flags, vendor))
         return frozenset(out)
 
     # -- models -------------------------------------------------------------------
@@ -228,29 +227,20 @@ def suggest(word: str, choices) -> str:
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
-def linux_synthetic(flags: set[str], vendor: str | None) -> set[str]:
-    """The CPUID bits behind Linux's synthetic speculation flags (init_speculation_control()).
-
-    On Intel, SPEC_CTRL_SSBD and INTEL_STIBP are hidden in /proc/cpuinfo and shown as
-    ``ssbd``/``stibp``; on AMD and Hygon the same words come from AMD_SSBD/VIRT_SSBD (shown
-    separately as amd_ssbd/virt_ssbd), AMD_STIBP and AMD_IBPB.
-    """
-    out: set[str] = set()
-    if vendor == "GenuineIntel":
-        if "ssbd" in flags and "virt_ssbd" not in flags:
-            out.add("ssbd")
-        if "stibp" in flags:
-            out.add("stibp")
-        if "ibrs" in flags or "ibpb" in flags:
-            out.add("spec-ctrl")  # SPEC_CTRL is hidden; Linux shows ibrs/ibpb/stibp for it
-        if "ibrs_enhanced" in flags:
-            out.add("ibrs-all")
-    elif vendor in ("AuthenticAMD", "HygonGenuine"):
-        for flag, bit in (("ibpb", "ibpb"), ("stibp", "amd-stibp"), ("ibrs", "ibrs"),
-                          ("ibrs_enhanced", "auto-ibrs")):
-            if flag in flags:
-                out.add(bit)
-    return out
+#: Linux's synthetic speculation-control flags (init_speculation_control()): one cpuinfo
+#: name set from a different CPUID bit per vendor, while the vendor bits themselves are
+#: hidden (SPEC_CTRL, INTEL_STIBP, AMD_IBPB...).  A vendor missing from an entry means the
+#: bit cannot be told (AMD "ssbd" may come from AMD_SSBD, VIRT_SSBD or the LS_CFG MSR), so
+#: nothing is claimed: missing a bit the host has is safe, claiming one it lacks is not.
+LINUX_PER_VENDOR = {
+    "ibpb": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibpb", "HygonGenuine": "ibpb"},
+    "ibrs": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibrs", "HygonGenuine": "ibrs"},
+    "stibp": {"GenuineIntel": "stibp", "AuthenticAMD": "amd-stibp", "HygonGenuine": "amd-stibp"},
+    "ssbd": {"GenuineIntel": "ssbd"},
+    "ibrs_enhanced": {"GenuineIntel": "ibrs-all", "AuthenticAMD": "auto-ibrs", "HygonGenuine": "auto-ibrs"},
+    # Linux 6.1 shows Intel's VMX virtual-NMI capability as "vnmi" too; only AMD's is CPUID.
+    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},
+}
 
 
 @cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cpusolve.encodings.catalog import LINUX_PER_VENDOR as PER_VENDOR
 from cpusolve.encodings.catalog import catalog
 from cpusolve.readers.common import FeatureNames
 
@@ -20,18 +21,6 @@ from cpusolve.readers.common import FeatureNames
 RENAMED = {
     "tsc_deadline_timer": "tsc-deadline", "pausefilter": "pause-filter", "tsxldtrk": "tsx-ldtrk",
     "amd_ibpb": "ibpb", "amd_ibrs": "ibrs", "amd_stibp": "amd-stibp",
-}
-#: Linux's synthetic speculation-control flags: set from a different CPUID bit per vendor
-#: (arch/x86/kernel/cpu/common.c init_speculation_control()).  None = cannot tell which bit
-#: (AMD "ssbd" may come from AMD_SSBD, VIRT_SSBD or the LS_CFG MSR), so claim nothing.
-PER_VENDOR = {
-    "ibpb": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibpb", "HygonGenuine": "ibpb"},
-    "ibrs": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibrs", "HygonGenuine": "ibrs"},
-    "stibp": {"GenuineIntel": "stibp", "AuthenticAMD": "amd-stibp", "HygonGenuine": "amd-stibp"},
-    "ssbd": {"GenuineIntel": "ssbd"},
-    "ibrs_enhanced": {"GenuineIntel": "ibrs-all", "AuthenticAMD": "auto-ibrs", "HygonGenuine": "auto-ibrs"},
-    # Linux 6.1 shows Intel's VMX virtual-NMI capability as "vnmi" too; only AMD's is CPUID.
-    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},
 }
 #: Linux flags with no CPUID bit of their own (kernel state, VMX capabilities, derived bits):
 #: dropped silently rather than reported as unknown features.
