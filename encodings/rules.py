@@ -77,6 +77,8 @@ class RuleTable:
         self.bug_rules: dict[str, dict] = data["bugs"]
         self.internal: dict[str, dict] = data.get("internal_bugs", {})
         self._concrete_tables: dict[tuple, bool] = {}
+        self._residuals: dict[tuple, Any] = {}
+        self._residual_memos: dict[tuple, dict] = {}
         known = [b for b in SYSFS_ORDER if b in self.bug_rules]
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
 
@@ -203,9 +205,20 @@ class RuleTable:
                 return f"sysfs reports an unknown state, not mitigated ({why}); bug bit clear: {text}"
         return ("affected: " if value else "not affected: ") + text
 
-    # -- symbolic interpreter ------------------------------------------------------
-    def z3_affected(self, bug: str, ops: Ops, memo: dict) -> Any:
-        return self.walk({"bug": bug}, ops, memo)
+    # -- partial evaluator ----------------------------------------------------------
+    def residuals(self, expr: Any, vendor: str, identities: list[tuple[int, int, int]]) -> list[Any]:
+        """``expr`` on a guest of this vendor and each family/model/stepping: terms over
+        feature bits only (see :class:`ResidualOps`), remembered for the life of the table."""
+        text = json.dumps(expr, sort_keys=True)
+        out = []
+        for fms in identities:
+            key = (text, vendor, fms)
+            term = self._residuals.get(key)
+            if term is None:
+                memo = self._residual_memos.setdefault((vendor, fms), {})
+                term = self._residuals[key] = self.walk(expr, ResidualOps(vendor, fms), memo)
+            out.append(term)
+        return out
 
     def scope(self, bug: str) -> str:
         return self._rule(bug).get("scope", "guest")
@@ -291,6 +304,66 @@ class ConcreteOps:
         if values is not None:
             return v in values
         return (lo is None or v >= lo) and (hi is None or v <= hi)
+
+
+class ResidualOps:
+    """Partial evaluation on a guest of known vendor and family/model/stepping.
+
+    Identity tests are decided; feature tests stay symbolic.  The result is a hashable term
+    (``True``/``False``, ``("f", name)``, ``("not", t)``, ``("and", (...))``, ``("or", (...))``)
+    that depends only on feature bits, so the optimizer chooses among a domain's few
+    candidate identities and never reasons about integers; the same identity recurs in
+    every domain, so its residuals are computed once.
+    """
+
+    def __init__(self, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True) -> None:
+        self.cpu = CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor)
+        self.fixed_vendor = vendor
+
+    def const(self, value: bool) -> bool:
+        return bool(value)
+
+    def all(self, items: list):
+        return _fold("and", items)
+
+    def any(self, items: list):
+        return _fold("or", items)
+
+    def not_(self, item):
+        if isinstance(item, bool):
+            return not item
+        return item[1] if item[0] == "not" else ("not", item)
+
+    def feature(self, name: str):
+        if is_arch_cap(name):
+            # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
+            return ("and", (("f", "arch-capabilities"), ("f", name)))
+        return ("f", name)
+
+    def vendor(self, vendors: list[str]) -> bool:
+        return self.cpu.vendor in vendors
+
+    def hypervisor(self) -> bool:
+        return self.cpu.hypervisor
+
+    def field_in(self, field: str, lo, hi, values) -> bool:
+        return ConcreteOps.field_in(self, field, lo, hi, values)
+
+
+def _fold(op: str, items: list):
+    absorbing = op == "or"  # True absorbs an "or", False an "and"
+    out: list = []
+    for item in items:
+        if isinstance(item, bool):
+            if item is absorbing:
+                return absorbing
+            continue
+        for sub in (item[1] if item[0] == op else (item,)):  # flatten nested and/and, or/or
+            if sub not in out:
+                out.append(sub)
+    if not out:
+        return not absorbing
+    return out[0] if len(out) == 1 else (op, tuple(out))
 
 
 def _atom_text(rt: RuleTable, expr: dict, ops: ConcreteOps, value: bool) -> str:

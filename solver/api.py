@@ -231,7 +231,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
                   cache: dict, cat) -> DomainResult:
     hosts = _refs(pool, dom.hosts)
     base = DomainResult(index=index, hosts=hosts, starts=dom.starts, vendor=None, status="infeasible")
-    names_by_type = [[h.name for h in dom.members(pool, t)] for t in dom.types]
+    kinds = dom.kinds(pool)
     vendors = sorted({t.vendor for t in dom.types})
     if len(vendors) > 1:
         by_vendor = {v: [h for h in dom.hosts if pool.hosts[h].facts.vendor == v] for v in vendors}
@@ -244,7 +244,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     base.vendor = vendor
     base.host_bugs = tuple(sorted(set().union(*(t.bugs for t in dom.types))))
     base.waived = tuple(sorted(req.waive & set(base.host_bugs)))
-    base.shortfalls = shortfalls(pool, dom, cat)
+    base.shortfalls = shortfalls(kinds, cat)
     if req.vendor and req.vendor != vendor:
         base.conflicts = (Conflict("vendor", f"requirement vendor {req.vendor}, but the hosts are {vendor}",
                                    "drop requirements.vendor or solve another pool", hosts),)
@@ -256,10 +256,10 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         base.notes = (f"Z3 did not finish within {timeout:g} s (--timeout)",)
         return base
     if outcome.status == "unsat":
-        base.conflicts = conflicts_text(pool, dom, outcome, names_by_type)
+        base.conflicts = conflicts_text(kinds, outcome)
         return base
     guest = outcome.guest
-    labels = [", ".join(n) for n in names_by_type]
+    labels = [", ".join(kinds.names(i)) for i in range(len(dom.types))]
     problems = check_answer(cat, dom.types, req, guest, labels)
     if problems:
         raise InternalError(f"checker rejected the answer for domain {index} ({guest.model}): "
@@ -281,4 +281,4 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     for bug in base.waived:
         notes.append(f"WAIVED: {bug} is present on hosts of this domain and guests may not mitigate it")
     base.notes = tuple(notes)
-    return with_blockers(base, cat, pool, dom, req)
+    return with_blockers(base, cat, kinds, req)

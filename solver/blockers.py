@@ -12,10 +12,10 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cache
 
-from cpusolve.domains import Domain, lacking
+from cpusolve.domains import HostKinds
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
 from cpusolve.encodings.safety import obligations
-from cpusolve.pool import Pool, Requirements
+from cpusolve.pool import Requirements
 from cpusolve.result import GuestCpu, HostRef
 
 MAX_BETTER = 3
@@ -53,33 +53,27 @@ class SafetyCost:
                 "hosts": [h.to_dict() for h in self.hosts]}
 
 
-def _refs(pool: Pool, dom: Domain, type_indexes) -> tuple[HostRef, ...]:
-    wanted = {dom.types[i] for i in type_indexes}
-    return tuple(HostRef(h, pool.hosts[h].count) for h in dom.hosts if pool.hosts[h].facts in wanted)
-
-
-def reachable_set(cat: Catalog, dom: Domain, req: Requirements) -> frozenset[str]:
+def reachable_set(cat: Catalog, types, req: Requirements) -> frozenset[str]:
     """The largest guest feature set ignoring safety: common, allowed, dependency-closed."""
-    common = frozenset.intersection(*(t.features for t in dom.types)) & cat.guest_features
+    common = frozenset.intersection(*(t.features for t in types)) & cat.guest_features
     return frozenset(cat.without_unmet(common - req.forbid))
 
 
-def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
-                 features: frozenset[str]) -> tuple[SafetyCost, ...]:
+def safety_costs(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
+                 features: frozenset[str], reach: frozenset[str]) -> tuple[SafetyCost, ...]:
     vendor = guest.identity()[0]
-    obs = obligations(vendor, dom.types, req.kernels, req.policy, req.waive)
+    obs = obligations(vendor, kinds.types, req.kernels, req.policy, req.waive)
     out: list[SafetyCost] = []
-    for f in sorted(reachable_set(cat, dom, req) - features - HINT_BITS):
+    for f in sorted(reach - features - HINT_BITS):
         view = guest.view(features | {f})
         causes = [ob for ob in obs if not ob.holds(view)]
         if causes:
             ob = causes[0]
-            hs = _refs(pool, dom, ob.causes)
+            hs = kinds.of(ob.causes)
             out.append(SafetyCost("withheld", f"{f} withheld: {ob.describe()} "
                                   f"({', '.join(h.name for h in hs)})", f, ob.bug, hs))
     for f in sorted(features & HINT_BITS):
-        suffer = [i for i, t in enumerate(dom.types) if f in t.features]
-        hs = _refs(pool, dom, suffer)
+        hs = kinds.of(tuple(i for i, t in enumerate(kinds.types) if f in t.features))
         out.append(SafetyCost("hint", f"{f} shown because {', '.join(h.name for h in hs)} suffer it", f,
                               hosts=hs))
     if guest.fms is not None:
@@ -89,7 +83,7 @@ def safety_costs(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest
         for ob in (ob for ob in obs if not ob.holds(view)):
             hidden.setdefault((ob.bug, ob.causes), []).append(ob.kernel)
         for (bug, causes), kernels in hidden.items():
-            hs = _refs(pool, dom, causes)
+            hs = kinds.of(causes)
             out.append(SafetyCost("fms", f"family/model/stepping {own[0]}/{own[1]}/{own[2]} of {guest.model} "
                                   f"would hide {bug} (Linux {', '.join(kernels)}) on "
                                   f"{', '.join(h.name for h in hs)}", bug=bug, hosts=hs))
@@ -101,12 +95,11 @@ def _guest_size(model) -> int:
     return len(model.features & catalog().guest_features)
 
 
-def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, guest: GuestCpu,
-                  features: frozenset[str]) -> tuple[BetterModel, ...]:
+def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
+                  features: frozenset[str], safe_reach: frozenset[str]) -> tuple[BetterModel, ...]:
     """The newer catalog models nearest to being reachable, and what each one misses."""
     chosen = cat.model(guest.model)
     vendor = chosen.vendor
-    safe_reach = reachable_set(cat, dom, req)
     size = _guest_size(chosen)
     candidates = []
     for m in cat.models:
@@ -118,12 +111,11 @@ def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, gues
         if need:
             candidates.append((len(need), -m.index, m, need))
     candidates.sort(key=lambda c: (c[0], c[1]))
-    grouped = dom.grouped(pool)
     out = []
     for _, _, m, need in candidates[:MAX_BETTER]:
         missing = []
         for f in sorted(need):
-            refs = tuple(HostRef(h.name, h.count) for h in lacking(grouped, f))
+            refs = kinds.lacking(f)
             if refs:
                 reason = "hosts lack it"
             elif f in req.forbid:
@@ -137,11 +129,12 @@ def better_models(cat: Catalog, pool: Pool, dom: Domain, req: Requirements, gues
     return tuple(out)
 
 
-def with_blockers(result, cat: Catalog, pool: Pool, dom: Domain, req: Requirements):
+def with_blockers(result, cat: Catalog, kinds: HostKinds, req: Requirements):
     """The domain result with better models and safety costs filled in."""
     if result.guest is None:
         return result
+    reach = reachable_set(cat, kinds.types, req)
     return dataclasses.replace(
         result,
-        better=better_models(cat, pool, dom, req, result.guest, result.features),
-        safety_costs=safety_costs(cat, pool, dom, req, result.guest, result.features))
+        better=better_models(cat, kinds, req, result.guest, result.features, reach),
+        safety_costs=safety_costs(cat, kinds, req, result.guest, result.features, reach))

@@ -8,12 +8,14 @@ graph once per host.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from heapq import merge
 
 import networkx as nx
 
-from cpusolve.hosts import Host, HostFacts
+from cpusolve.hosts import HostFacts
 from cpusolve.pool import Pool
+from cpusolve.result import HostRef
 
 
 @dataclass(frozen=True)
@@ -24,21 +26,49 @@ class Domain:
     starts: tuple[str, ...]  # hosts whose VMs get this answer (== hosts when undirected)
     types: tuple[HostFacts, ...]  # distinct host facts, in a stable order
 
-    def members(self, pool: Pool, facts: HostFacts) -> list[Host]:
-        return [pool.hosts[h] for h in self.hosts if pool.hosts[h].facts == facts]
+    def kinds(self, pool: Pool) -> HostKinds:
+        """The domain's hosts grouped by kind, for reports (build once per domain)."""
+        where = {t: i for i, t in enumerate(self.types)}
+        refs: list[list[HostRef]] = [[] for _ in self.types]
+        for name in self.hosts:  # sorted, so each kind's list is too
+            host = pool.hosts[name]
+            refs[where[host.facts]].append(HostRef(name, host.count))
+        return HostKinds(self.types, tuple(tuple(r) for r in refs))
 
-    def grouped(self, pool: Pool) -> list[tuple[HostFacts, list[Host]]]:
-        """The domain's hosts grouped by kind (compute once per report, then ask ``lacking``)."""
-        groups: dict[HostFacts, list[Host]] = {}
-        for h in self.hosts:
-            groups.setdefault(pool.hosts[h].facts, []).append(pool.hosts[h])
-        return list(groups.items())
 
+@dataclass
+class HostKinds:
+    """A domain's hosts by kind, as report references.
 
-def lacking(grouped: list[tuple[HostFacts, list[Host]]], feature: str) -> list[Host]:
-    """The hosts of a grouped domain that cannot expose ``feature``, in host order."""
-    out = [h for t, hosts in grouped if feature not in t.features for h in hosts]
-    return sorted(out, key=lambda h: h.name) if out else out
+    A big domain's report names the hosts lacking each of dozens of features; most
+    features are lacked by the same few kinds, so each list is built once per set of kinds.
+    """
+
+    types: tuple[HostFacts, ...]
+    refs: tuple[tuple[HostRef, ...], ...]  # per kind, in ``types`` order, hosts by name
+    _memo: dict[tuple[int, ...], tuple[HostRef, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def machines(self) -> int:
+        return sum(r.count for refs in self.refs for r in refs)
+
+    def names(self, kind: int) -> list[str]:
+        return [r.name for r in self.refs[kind]]
+
+    def of(self, kinds: tuple[int, ...]) -> tuple[HostRef, ...]:
+        """The hosts of these kinds, by name."""
+        out = self._memo.get(kinds)
+        if out is None:
+            if len(kinds) == 1:
+                out = self.refs[kinds[0]]
+            else:
+                out = tuple(merge(*(self.refs[i] for i in kinds), key=lambda r: r.name))
+            self._memo[kinds] = out
+        return out
+
+    def lacking(self, feature: str) -> tuple[HostRef, ...]:
+        """The hosts that cannot expose ``feature``, by name."""
+        return self.of(tuple(i for i, t in enumerate(self.types) if feature not in t.features))
 
 
 def type_order(facts: HostFacts) -> tuple:

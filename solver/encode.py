@@ -38,52 +38,26 @@ def fast_or(items: list, ctx: z3.Context) -> z3.BoolRef:
     return _nary(z3.Z3_mk_or, items, ctx, False)
 
 
-class Z3Ops:
-    """Z3 primitives for the rule-table interpreter, over a guest of a fixed vendor."""
-
-    def __init__(self, enc: Encoding) -> None:
-        self.enc = enc
-        self.fixed_vendor = enc.vendor
-
-    def const(self, value: bool):
-        return z3.BoolVal(bool(value), ctx=self.enc.ctx)
-
-    def all(self, items: list):
-        return fast_and(items, self.enc.ctx)
-
-    def any(self, items: list):
-        return fast_or(items, self.enc.ctx)
-
-    def not_(self, item):
-        return z3.Not(item)
-
-    def feature(self, name: str):
-        var = self.enc.g.get(name)
-        if var is None:
-            return self.const(False)
-        if name.startswith("msr10a:") or (name in self.enc.cat.features and self.enc.cat.features[name].is_arch_cap):
-            cap = self.enc.g.get("arch-capabilities")
-            return z3.And(var, cap) if cap is not None else self.const(False)
-        return var
-
-    def vendor(self, vendors: list[str]):
-        return self.const(self.enc.vendor in vendors)
-
-    def hypervisor(self):
-        return self.const(True)
-
-    def field_in(self, fld: str, lo, hi, values):
-        term = self.enc.fms_terms[fld]
-        if values is not None and len(values) > 2 and sorted(values) == list(range(min(values), max(values) + 1)):
-            lo, hi, values = min(values), max(values), None  # a run of model numbers is a range
-        if values is not None:
-            return self.any([term == v for v in values])
-        parts = []
-        if lo is not None:
-            parts.append(term >= lo)
-        if hi is not None:
-            parts.append(term <= hi)
-        return self.all(parts)
+def to_z3(term, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.BoolRef:
+    """A residual rule term (rules.ResidualOps) over the domain's feature variables; a
+    feature without a variable is one no host can expose, so it reads False."""
+    if term is True or term is False:
+        return z3.BoolVal(term, ctx=ctx)
+    done = memo.get(term)
+    if done is not None:
+        return done
+    op, arg = term
+    if op == "f":
+        out = g.get(arg)
+        if out is None:
+            out = z3.BoolVal(False, ctx=ctx)
+    elif op == "not":
+        out = z3.Not(to_z3(arg, g, ctx, memo))
+    else:
+        parts = [to_z3(t, g, ctx, memo) for t in arg]
+        out = fast_and(parts, ctx) if op == "and" else fast_or(parts, ctx)
+    memo[term] = out
+    return out
 
 
 @dataclass
@@ -100,7 +74,11 @@ class Encoding:
     g: dict[str, z3.BoolRef] = field(default_factory=dict)
     sel: list[z3.BoolRef] = field(default_factory=list)
     own_fms: z3.BoolRef | None = None
-    fms_terms: dict[str, z3.ArithRef] = field(default_factory=dict)
+    #: the family/model/stepping the guest may show (its model's, or a host's), one selector each
+    identities: list[tuple[int, int, int]] = field(default_factory=list)
+    ident: list[z3.BoolRef] = field(default_factory=list)
+    #: features pinned True (free_features); only the optimizer's narrow encoding has them
+    fixed: frozenset[str] = frozenset()
     hard: list[z3.BoolRef] = field(default_factory=list)
     #: (literal, key) pairs: the key names the fact for explanations
     facts: list[tuple[z3.BoolRef, tuple]] = field(default_factory=list)
@@ -124,13 +102,18 @@ def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
 
 
 def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
-           wide: bool = False) -> Encoding:
+           wide: bool = False, reduce: bool = True) -> Encoding:
     """Build the Z3 problem of a domain.
 
     ``wide=False``: variables only for features every host can expose, requirements and
     obligations hard (the optimizer's problem).  ``wide=True``: variables for every feature
     some host has or a requirement names, with each host shortfall, requirement and
     obligation a named fact (the explainer's problem).
+
+    ``reduce`` (narrow only) leaves out what no optimum of :func:`objectives` uses: features
+    every optimum shows become constants, identities no obligation allows and models
+    another model beats in every solution are dropped.  Other objectives (``nearest``)
+    need ``reduce=False``.
     """
     common = frozenset.intersection(*(t.features for t in types))
     allowed = allowed_features(cat, req)
@@ -149,11 +132,31 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     enc = Encoding(cat=cat, vendor=vendor, types=types, req=req, universe=universe,
                    models=candidate_models(cat, vendor, req))
     ctx = enc.ctx
-    enc.g = {f: z3.Bool(f, ctx=ctx) for f in universe}
-    g = enc.g
+    false = z3.BoolVal(False, ctx=ctx)
+
+    # Family/model/stepping: the model's own, or one of the domain's hosts' (QEMU's
+    # family=/model=/stepping= run on any host of the vendor).  The rule tables are decided
+    # per identity (rules.ResidualOps), leaving terms over feature bits only.
+    host_fms = {t.fms for t in types}
+    enc.identities = sorted({m.fms for m in enc.models} | host_fms)
+    enc.obligations = obs
+    residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, enc.identities) for ob in obs]
+
+    reduce = reduce and not wide
+    if reduce:
+        # A feature nothing but its dependencies constrains is shown in every optimum (it
+        # only adds to the first objective), so it is the constant True, not a variable.
+        enc.fixed = free_features(cat, universe, residuals, req)
+        alive = [i for i in range(len(enc.identities)) if all(r[i] is not False for r in residuals)]
+        enc.models = useful_models(enc, residuals, alive, host_fms)
+        enc.identities = [enc.identities[i] for i in alive]
+        residuals = [[r[i] for i in alive] for r in residuals]
+    g = enc.g = {f: z3.BoolVal(True, ctx=ctx) if f in enc.fixed else z3.Bool(f, ctx=ctx) for f in universe}
 
     # Dependencies a guest needs (QEMU feature_dependencies, Linux cpuid-deps, safety).
     for f in universe:
+        if f in enc.fixed:
+            continue
         for group in cat.features[f].requires:
             alts = [g[a] for a in group if a in g]
             enc.hard.append(z3.Implies(g[f], z3.Or(alts)) if alts else z3.Not(g[f]))
@@ -174,7 +177,6 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         else:
             enc.hard.append(term)
 
-    false = z3.BoolVal(False, ctx=ctx)
     for f in sorted(req.require):
         requirement(("require", f), g.get(f, false))
     for f in sorted(req.forbid):
@@ -182,7 +184,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
             requirement(("forbid", f), z3.Not(g[f]))
     if req.min_model:
         need = sorted(cat.model(req.min_model).features & cat.guest_features)
-        requirement(("min_model", req.min_model), z3.And([g.get(f, false) for f in need]))
+        requirement(("min_model", req.min_model), fast_and([g.get(f, false) for f in need], ctx))
 
     # Model choice: exactly one candidate.
     enc.sel = [z3.Bool(f"model:{m.name}", ctx=ctx) for m in enc.models]
@@ -191,32 +193,117 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     else:
         enc.hard.append(false)
 
-    # Family/model/stepping: the model's own, or one of the domain's hosts' (QEMU's
-    # family=/model=/stepping= run on any host of the vendor).
-    fam, mod, step = (z3.Int(n, ctx=ctx) for n in ("family", "model", "stepping"))
-    enc.fms_terms = {"family": fam, "model": mod, "stepping": step}
+    # Identity: exactly one; a model's own only together with that model.
+    enc.ident = [z3.Bool(f"fms:{f}/{m}/{s}", ctx=ctx) for f, m, s in enc.identities]
     enc.own_fms = z3.Bool("own_fms", ctx=ctx)
-    by_fms: dict[tuple[int, int, int], list[z3.BoolRef]] = {}
+    where = {k: i for i, k in enumerate(enc.identities)}
+    if enc.ident:
+        enc.hard.append(z3.PbEq([(v, 1) for v in enc.ident], 1))
     for s, m in zip(enc.sel, enc.models, strict=True):
-        by_fms.setdefault(m.fms, []).append(s)  # versions of a model share its identity
-    for (f, m, st), sels in sorted(by_fms.items()):
-        enc.hard.append(z3.Implies(fast_and([enc.own_fms, fast_or(sels, ctx)], ctx),
-                                   fast_and([fam == f, mod == m, step == st], ctx)))
-    host_fms = sorted({t.fms for t in types})
-    enc.hard.append(z3.Or(enc.own_fms, *[
-        z3.And(fam == f, mod == m, step == s) for f, m, s in host_fms]))
+        if m.fms in where:
+            enc.hard.append(z3.Implies(fast_and([s, enc.own_fms], ctx), enc.ident[where[m.fms]]))
+        else:  # an identity no obligation allows: this model only with a host's
+            enc.hard.append(z3.Implies(s, z3.Not(enc.own_fms)))
+    for k, v in zip(enc.identities, enc.ident, strict=True):
+        if k not in host_fms:  # only a model's own identity, shown because it is its own
+            enc.hard.append(z3.Implies(v, enc.own_fms))
 
     # Safety obligations (rule 2, rule 3, hints), read by the same interpreter as the checker.
-    enc.obligations = obs
-    ops = Z3Ops(enc)
-    memos: dict[str, dict] = {}
-    for ob in enc.obligations:
-        term = load_rules(ob.kernel).walk(ob.expr, ops, memos.setdefault(ob.kernel, {}))
+    memo: dict = {}
+    for ob, terms in zip(obs, residuals, strict=True):
+        cases: dict = {}
+        for v, term in zip(enc.ident, terms, strict=True):
+            if term is not False:
+                cases.setdefault(term, []).append(v)
+        term = fast_or([fast_and([fast_or(vs, ctx), to_z3(t, g, ctx, memo)], ctx) if t is not True
+                        else fast_or(vs, ctx) for t, vs in cases.items()], ctx)
         if wide:
             enc.fact(("obligation", ob), term)
         else:
             enc.hard.append(term)
     return enc
+
+
+def useful_models(enc: Encoding, residuals: list[list], alive: list[int],
+                  host_fms: set[tuple[int, int, int]]) -> list[CpuModel]:
+    """The candidate models some optimum may use; the dropped ones are dominated.
+
+    With the pinned features fixed, model m costs ``w(m) + |{f variable: g_f != f in m}|``
+    flags (objective 3), so m2 costs at most ``w(m2) + |variables where m and m2 differ|``
+    wherever m costs ``w(m)`` or more.  m is dropped when some m2 is cheaper for every feature
+    choice and can show an identity the kernel reads exactly as m's (same residual of every
+    obligation: m2's own, or a host's), or m's own identity is never allowed: swapping m for
+    m2 keeps objectives 1-2 and strictly improves objective 3.  A version of the same model
+    that is no dearer and newer wins too (objective 5).
+    """
+    variables = [f for f in enc.universe if f not in enc.fixed]
+    bit = {f: 1 << i for i, f in enumerate(variables)}
+    universe = set(enc.universe)
+
+    def cost(m: CpuModel) -> tuple[int, int]:
+        const = len(m.features - universe) + len(enc.fixed - m.features)
+        return const, sum(bit[f] for f in m.features if f in bit)
+
+    kinds = {}  # identity -> how every obligation reads it; None when one refuses it
+    alive_set = set(alive)
+    for i, k in enumerate(enc.identities):
+        kinds[k] = tuple(r[i] for r in residuals) if i in alive_set else None
+    host_kinds = {kinds[k] for k in host_fms}
+    costs = {m.name: cost(m) for m in enc.models}
+    by_cost = sorted(enc.models, key=lambda m: costs[m.name][0])
+    keep = []
+    for m in enc.models:
+        w, mask = costs[m.name]
+        kind = kinds[m.fms]
+        beaten = False
+        for m2 in by_cost:
+            w2, mask2 = costs[m2.name]
+            if w2 > w:
+                break
+            if m2 is m:
+                continue
+            bound = w2 + (mask ^ mask2).bit_count()
+            if bound < w and (kind is None or kind in host_kinds or kinds[m2.fms] == kind):
+                beaten = True
+            elif bound <= w and m2.fms == m.fms and m2.index > m.index:
+                beaten = True
+            if beaten:
+                break
+        if not beaten:
+            keep.append(m)
+    return keep
+
+
+def free_features(cat: Catalog, universe: list[str], residuals: list[list], req: Requirements) -> frozenset[str]:
+    """Features every optimum shows: no obligation, requirement or hint objective reads
+    them, and their dependencies are met among themselves.  Showing all of them keeps every
+    constraint (dependencies are monotone) and strictly raises the first objective."""
+    named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
+    for terms in residuals:
+        for term in terms:
+            _term_features(term, named)
+    free = {f for f in universe if f not in named}
+    changed = True
+    while changed:
+        changed = False
+        for f in sorted(free):
+            if any(not any(a in free for a in group) for group in cat.features[f].requires):
+                free.discard(f)
+                changed = True
+    return frozenset(free)
+
+
+def _term_features(term, out: set[str]) -> None:
+    if term is True or term is False:
+        return
+    op, arg = term
+    if op == "f":
+        out.add(arg)
+    elif op == "not":
+        _term_features(arg, out)
+    else:
+        for t in arg:
+            _term_features(t, out)
 
 
 def _features_in(expr) -> set[str]:
@@ -231,32 +318,37 @@ def _features_in(expr) -> set[str]:
     return set()
 
 
-def objectives(enc: Encoding) -> list[tuple[str, z3.ArithRef]]:
-    """DESIGN.md section 3, in priority order: (direction, term)."""
+def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
+    """DESIGN.md section 3, in priority order, each a weighted set of literals to make true.
+
+    Soft literals rather than arithmetic sums: the optimizer reads them as MaxSAT directly,
+    and building them costs one term per literal instead of an If and a Sum.
+    """
     ctx = enc.ctx
-    one, zero = z3.IntVal(1, ctx=ctx), z3.IntVal(0, ctx=ctx)
-    g = enc.g
-    perf = [z3.If(v, one, zero) for f, v in g.items() if f not in HINT_BITS]
-    hints = [z3.If(v, one, zero) for f, v in g.items() if f in HINT_BITS]
+    variables = {f: v for f, v in enc.g.items() if f not in enc.fixed}
+    perf = [(v, 1) for f, v in variables.items() if f not in HINT_BITS]
+    hints = [(z3.Not(v), 1) for f, v in variables.items() if f in HINT_BITS]
     flags = []
-    for f, v in g.items():
+    for f, v in variables.items():
         having = [s for s, m in zip(enc.sel, enc.models, strict=True) if f in m.features]
         if len(having) == len(enc.models):
-            flags.append(z3.If(v, zero, one))  # every candidate model has f: -f unless shown
+            flags.append((v, 1))  # every candidate model has f: -f unless shown
         elif not having:
-            flags.append(z3.If(v, one, zero))  # no candidate model has f: +f when shown
+            flags.append((z3.Not(v), 1))  # no candidate model has f: +f when shown
         else:
-            flags.append(z3.If(v != fast_or(having, ctx), one, zero))
-    universe = set(g)
+            flags.append((v == fast_or(having, ctx), 1))
+    universe = set(enc.g)
     for s, m in zip(enc.sel, enc.models, strict=True):
-        const = len(m.features - universe)
+        # -f for a model feature no host offers, +f for a pinned feature the model lacks
+        const = len(m.features - universe) + len(enc.fixed - m.features)
         if const:
-            flags.append(z3.If(s, z3.IntVal(const, ctx=ctx), zero))
-    rank = [z3.If(s, z3.IntVal(m.index, ctx=ctx), zero) for s, m in zip(enc.sel, enc.models, strict=True)]
-    return [
-        ("max", z3.Sum(perf) if perf else zero),
-        ("min", z3.Sum(hints) if hints else zero),
-        ("min", z3.Sum(flags) if flags else zero),
-        ("max", z3.If(enc.own_fms, one, zero)),
-        ("max", z3.Sum(rank) if rank else zero),
-    ]
+            flags.append((z3.Not(s), const))
+    newest = [(s, m.index) for s, m in zip(enc.sel, enc.models, strict=True) if m.index]
+    return [("features", perf), ("hints", hints), ("flags", flags), ("own_fms", [(enc.own_fms, 1)]),
+            ("newest", newest), ("lowest_fms", lowest_identity(enc))]
+
+
+def lowest_identity(enc: Encoding) -> list[tuple[z3.BoolRef, int]]:
+    """The last tie-break: among equally good identities the lowest family/model/stepping,
+    a tie Z3 would otherwise break by its own search order."""
+    return [(z3.Not(v), i) for i, v in enumerate(enc.ident) if i]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from cpusolve.domains import Domain, lacking
+from cpusolve.domains import HostKinds
 from cpusolve.encodings.safety import Obligation, mechanism_text
-from cpusolve.pool import Pool
 from cpusolve.result import Conflict, HostRef, Shortfall
 
 MAX_NAMES = 8
@@ -20,27 +19,25 @@ def _names(refs) -> str:
     return ", ".join(shown)
 
 
-def shortfalls(pool: Pool, dom: Domain, cat) -> tuple[Shortfall, ...]:
+def shortfalls(kinds: HostKinds, cat) -> tuple[Shortfall, ...]:
     """Each guest-visible feature some hosts of the domain have and others lack."""
-    if len(dom.types) < 2:
+    types = kinds.types
+    if len(types) < 2:
         return ()
-    union = frozenset.union(*(t.features for t in dom.types)) & cat.guest_features
-    common = frozenset.intersection(*(t.features for t in dom.types))
+    union = frozenset.union(*(t.features for t in types)) & cat.guest_features
+    common = frozenset.intersection(*(t.features for t in types))
+    machines = kinds.machines
     out = []
-    machines = sum(pool.hosts[h].count for h in dom.hosts)
-    grouped = dom.grouped(pool)
     for f in sorted(union - common):
-        refs = tuple(HostRef(h.name, h.count) for h in lacking(grouped, f))
+        refs = kinds.lacking(f)
         out.append(Shortfall(f, refs, machines - sum(r.count for r in refs)))
     return tuple(out)
 
 
-def conflicts_text(pool: Pool, dom: Domain, outcome, names_by_type) -> tuple[Conflict, ...]:
+def conflicts_text(kinds: HostKinds, outcome) -> tuple[Conflict, ...]:
     """The minimal conflict of an infeasible domain, one Conflict per named fact."""
-    def refs(type_indexes) -> tuple[HostRef, ...]:
-        names = sorted(n for i in type_indexes for n in names_by_type[i])
-        return tuple(HostRef(n, pool.hosts[n].count) for n in names)
-
+    refs = kinds.of
+    n_hosts = sum(len(r) for r in kinds.refs)
     out: list[Conflict] = []
     lacks: dict[str, tuple[HostRef, ...]] = {}
     for key in outcome.core or []:
@@ -81,7 +78,7 @@ def conflicts_text(pool: Pool, dom: Domain, outcome, names_by_type) -> tuple[Con
             # An alternative no host has at all is noise next to one some hosts have.
             fewest = min((len(hs) for hs in relevant.values()), default=0)
             short = [f"{_names(hs)} lack{'s' if len(hs) == 1 else ''} {f}"
-                     for f, hs in relevant.items() if len(hs) == fewest or len(hs) < len(dom.hosts)]
+                     for f, hs in relevant.items() if len(hs) == fewest or len(hs) < n_hosts]
             if short:
                 absorbed |= {f for f in lacks if f in needed}
                 out[i] = Conflict(c.kind, f"{'; '.join(short)} (microcode update needed) while {c.text}",

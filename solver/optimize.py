@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import z3
 
-from cpusolve.encode import Encoding, encode, objectives
+from cpusolve.encode import Encoding, encode, lowest_identity, objectives
 from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
@@ -35,13 +35,17 @@ def _ms(seconds: float) -> int:
 
 
 def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
-             timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
-    """Lexicographic optimum of DESIGN.md section 3 for one domain."""
+             timeout: float = DEFAULT_TIMEOUT_S, reduce: bool = True) -> Outcome:
+    """Lexicographic optimum of DESIGN.md section 3 for one domain.
+
+    ``reduce=False`` solves the unreduced problem (every model, identity and feature a
+    variable): the same optimum, slower; tests compare the two.
+    """
     start = time.perf_counter()
-    enc = encode(cat, vendor, types, req)
+    enc = encode(cat, vendor, types, req, reduce=reduce)
     opt = _optimizer(enc, timeout)
-    for direction, term in objectives(enc):
-        (opt.maximize if direction == "max" else opt.minimize)(term)
+    for name, soft in objectives(enc):
+        add_soft(opt, soft, name)
     answer = opt.check()
     elapsed = time.perf_counter() - start
     if answer == z3.unsat:
@@ -58,6 +62,15 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
                    millis=(time.perf_counter() - start) * 1000)
 
 
+def add_soft(opt: z3.Optimize, soft: list[tuple[z3.BoolRef, int]], name: str) -> None:
+    """One lexicographic objective: maximise the total weight of the literals made true.
+    Through the C API: z3's Optimize.add_soft re-coerces each literal and weight."""
+    ctx = opt.ctx
+    group = z3.to_symbol(name, ctx)
+    for lit, weight in soft:
+        z3.Z3_optimize_assert_soft(ctx.ref(), opt.optimize, lit.as_ast(), str(weight), group)
+
+
 def _optimizer(enc: Encoding, timeout: float) -> z3.Optimize:
     """A time-bounded lexicographic optimizer holding the domain's hard constraints."""
     opt = z3.Optimize(ctx=enc.ctx)
@@ -71,8 +84,8 @@ def _optimizer(enc: Encoding, timeout: float) -> z3.Optimize:
 def _decode(enc: Encoding, model: z3.ModelRef, chosen: CpuModel) -> tuple[GuestCpu, frozenset[str]]:
     """The guest CPU a Z3 model describes: ``chosen`` plus flags, f/m/s where it differs."""
     features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
-    shown = tuple(model.eval(enc.fms_terms[k], model_completion=True).as_long()
-                  for k in ("family", "model", "stepping"))
+    shown = next(k for k, v in zip(enc.identities, enc.ident, strict=True)
+                 if z3.is_true(model.eval(v, model_completion=True)))
     guest = GuestCpu(model=chosen.name, plus=tuple(sorted(features - chosen.features)),
                      minus=tuple(sorted(chosen.features - features)),
                      fms=None if shown == chosen.fms else shown)
@@ -118,7 +131,7 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     operator), flip as few features as possible, keep its family/model/stepping if it can.
     """
     model = cat.model(current.model)
-    enc = encode(cat, vendor, types, req)
+    enc = encode(cat, vendor, types, req, reduce=False)
     if model not in enc.models:
         return None
     opt = _optimizer(enc, timeout)
@@ -127,11 +140,12 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     one, zero = z3.IntVal(1, ctx=enc.ctx), z3.IntVal(0, ctx=enc.ctx)
     flips = [z3.If(v != z3.BoolVal(f in visible, ctx=enc.ctx), one, zero) for f, v in enc.g.items()]
     fam, mod, step = current.identity()[1:]
-    t = enc.fms_terms
-    moved = z3.If(z3.And(t["family"] == fam, t["model"] == mod, t["stepping"] == step), zero, one)
+    same = [v for k, v in zip(enc.identities, enc.ident, strict=True) if k == (fam, mod, step)]
+    moved = z3.If(same[0], zero, one) if same else one
     opt.minimize(z3.Sum(flips) if flips else zero)
     opt.minimize(moved)
     opt.maximize(z3.Sum([z3.If(v, one, zero) for v in enc.g.values()]) if enc.g else zero)
+    add_soft(opt, lowest_identity(enc), "lowest_fms")
     if opt.check() != z3.sat:
         return None
     return _decode(enc, opt.model(), model)[0]

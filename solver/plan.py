@@ -20,7 +20,7 @@ import networkx as nx
 
 from cpusolve.api import solve
 from cpusolve.blockers import reachable_set
-from cpusolve.domains import Domain, domains
+from cpusolve.domains import domains
 from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.catalog import suggest as close_names
 from cpusolve.errors import InputError
@@ -170,8 +170,7 @@ def suggest(pool: Pool, result: Result, k: int, timeout: float = DEFAULT_TIMEOUT
         for t in dom.types:
             rest = tuple(x for x in dom.types if x != t)
             remaining = sum(pool.hosts[h].count for h in dom.hosts if pool.hosts[h].facts != t)
-            sub = Domain(hosts=tuple(h for h in dom.hosts if pool.hosts[h].facts != t), starts=(), types=rest)
-            bound = (len(reachable_set(cat, sub, req) - HINT_BITS) - len(base)) * remaining
+            bound = (len(reachable_set(cat, rest, req) - HINT_BITS) - len(base)) * remaining
             if bound > 0:
                 scored.append((bound, dom, res, t, rest, remaining))
     scored.sort(key=lambda s: (-s[0], s[2].index, sorted(s[3].features)))

@@ -1,21 +1,21 @@
-"""One rule table, two interpreters: the Z3 encoding and the concrete evaluator agree.
+"""One rule table, two interpreters: the optimizer's terms and the concrete evaluator agree.
 
-Random CPUs are drawn around the table's own entries (vendor, family/model/stepping near
-whitelist and blacklist rows) with random subsets of every feature the rules read; for each
-kernel and bug, Z3 must prove that its term equals the concrete verdict.
+The optimizer reads a rule through the partial evaluator (identity decided, feature bits
+symbolic) and turns the residual into Z3.  Random CPUs are drawn around the table's own
+entries (vendor, family/model/stepping near whitelist and blacklist rows) with random
+subsets of every feature the rules read; for each kernel and bug, Z3 must prove that the
+residual's term, with the features pinned, equals the concrete verdict.
 """
 
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import pytest
 import z3
 
-from cpusolve.encode import Z3Ops
-from cpusolve.encodings.catalog import catalog
-from cpusolve.encodings.rules import KERNELS, CpuView, load_rules
+from cpusolve.encode import to_z3
+from cpusolve.encodings.rules import KERNELS, CpuView, ResidualOps, load_rules
 
 VENDORS = ["GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls"]
 
@@ -62,26 +62,17 @@ def random_cpu(rng: random.Random, table, feats: list[str]) -> CpuView:
     return CpuView(vendor, family, model, stepping, features, hypervisor=rng.random() < 0.7)
 
 
-class FixedEncoding(SimpleNamespace):
-    """The attributes Z3Ops reads, with free variables the test pins to one CPU."""
-
-
 def z3_verdicts(table, cpu: CpuView, feats: list[str]) -> dict[str, bool]:
     ctx = z3.Context()
     g = {f: z3.Bool(f, ctx=ctx) for f in feats}
-    fms = {k: z3.Int(k, ctx=ctx) for k in ("family", "model", "stepping")}
-    enc = FixedEncoding(g=g, cat=catalog(), vendor=cpu.vendor, fms_terms=fms, ctx=ctx)
-    ops = Z3Ops(enc)
-    if not cpu.hypervisor:
-        ops.hypervisor = lambda: z3.BoolVal(False, ctx=ctx)
+    ops = ResidualOps(cpu.vendor, (cpu.family, cpu.model, cpu.stepping), cpu.hypervisor)
     solver = z3.Solver(ctx=ctx)
     solver.set("timeout", 10_000)
     for f, v in g.items():
         solver.add(v == (f in cpu.features))
-    solver.add(fms["family"] == cpu.family, fms["model"] == cpu.model, fms["stepping"] == cpu.stepping)
-    out, memo = {}, {}
+    out, memo, terms = {}, {}, {}
     for bug in table.bugs:
-        term = table.walk(table._sysfs_expr(bug), ops, memo)
+        term = to_z3(table.walk(table._sysfs_expr(bug), ops, memo), g, ctx, terms)
         solver.push()
         solver.add(term)
         answer = solver.check()
