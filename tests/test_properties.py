@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 
 from cpusolve.api import load_pool, solve
 from cpusolve.checker import check_answer
-from cpusolve.encodings.catalog import catalog
+from cpusolve.domains import domains
+from cpusolve.encode import encode
+from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.rules import load_rules
+from cpusolve.optimize import optimize
 from cpusolve.pool_file import known_bugs
 from cpusolve.writers import render
 
@@ -202,6 +205,48 @@ def _check_monotone(domains) -> None:
 @given(pools())
 def test_random_pools_sound_maximal_deterministic(data):
     check_pool(data)
+
+
+def objective_values(outcome) -> object:
+    """DESIGN.md section 3's objectives of an answer, in priority order (status if none)."""
+    if outcome.status != "sat":
+        return outcome.status
+    g, f = outcome.guest, outcome.features
+    return (len(f - HINT_BITS), len(f & HINT_BITS), len(g.plus) + len(g.minus), g.fms is None,
+            CAT.model(g.model).index, g.identity())
+
+
+@settings(max_examples=40, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(pools())
+def test_reduced_problem_has_the_same_optimum(data):
+    """The optimizer pins features, drops identities and dominated models (encode.reduce):
+    on every domain the unreduced problem must reach the same value of every objective."""
+    pool = load_pool(json.loads(json.dumps(data)))
+    for dom in domains(pool):
+        vendors = {t.vendor for t in dom.types}
+        if len(vendors) != 1:
+            continue
+        vendor = vendors.pop()
+        reduced = optimize(CAT, vendor, dom.types, pool.requirements)
+        full = optimize(CAT, vendor, dom.types, pool.requirements, reduce=False)
+        assert objective_values(reduced) == objective_values(full), json.dumps(data, sort_keys=True)
+
+
+def test_reduction_drops_most_of_a_real_domain():
+    """Skylake-SP, Cascade Lake, Ice Lake: the reduction is what makes a domain cheap."""
+    rack = json.loads((Path(__file__).resolve().parent.parent / "examples" / "intel-rack.json").read_text())
+    pool = load_pool({"hosts": {n: {k: v for k, v in rack["hosts"][n].items() if k not in ("labels", "count")}
+                                for n in ("skx-r1", "clx-r1", "icx-r2")}, "requirements": rack["requirements"]})
+    (dom,) = domains(pool)
+    enc = encode(CAT, "GenuineIntel", dom.types, pool.requirements)
+    full = encode(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False)
+    assert len(enc.models) < len(full.models) / 5 and len(enc.identities) < len(full.identities) / 2
+    assert len(enc.fixed) > len(enc.universe) / 2
+    assert "avx512f" in enc.fixed and "md-clear" not in enc.fixed  # md-clear: a mechanism obligation reads it
+    assert objective_values(optimize(CAT, "GenuineIntel", dom.types, pool.requirements)) == \
+        objective_values(optimize(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False))
 
 
 # -- regressions and known bugs found by the random pools -------------------------------------
