@@ -9,7 +9,8 @@ graph once per host.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from heapq import merge
+from itertools import chain
+from operator import attrgetter
 
 import networkx as nx
 
@@ -62,7 +63,7 @@ class HostKinds:
             if len(kinds) == 1:
                 out = self.refs[kinds[0]]
             else:
-                out = tuple(merge(*(self.refs[i] for i in kinds), key=lambda r: r.name))
+                out = tuple(sorted(chain.from_iterable(self.refs[i] for i in kinds), key=attrgetter("name")))
             self._memo[kinds] = out
         return out
 

@@ -8,6 +8,8 @@ that an unsat core can name "hosts H lack F".
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 
 import z3
@@ -60,6 +62,23 @@ def to_z3(term, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.Boo
     return out
 
 
+_local = threading.local()
+
+
+def shared_context() -> z3.Context:
+    """One Z3 context per thread and process.
+
+    Creating a context costs ~4 ms, as much as solving a small domain.  Z3 terms are freed
+    with their last Python reference, so sharing the context keeps no problem alive; a
+    context is not thread-safe, and a forked worker must not use its parent's.
+    """
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None or _local.pid != os.getpid():
+        ctx = _local.ctx = z3.Context()
+        _local.pid = os.getpid()
+    return ctx
+
+
 @dataclass
 class Encoding:
     """The Z3 terms of one domain; ``hard`` must hold, ``facts`` are named and retractable."""
@@ -70,7 +89,7 @@ class Encoding:
     req: Requirements
     universe: list[str]
     models: list[CpuModel]
-    ctx: z3.Context = field(default_factory=z3.Context)
+    ctx: z3.Context = field(default_factory=shared_context)
     g: dict[str, z3.BoolRef] = field(default_factory=dict)
     sel: list[z3.BoolRef] = field(default_factory=list)
     own_fms: z3.BoolRef | None = None
@@ -102,7 +121,7 @@ def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
 
 
 def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
-           wide: bool = False, reduce: bool = True) -> Encoding:
+           wide: bool = False, reduce: bool = True, ctx: z3.Context | None = None) -> Encoding:
     """Build the Z3 problem of a domain.
 
     ``wide=False``: variables only for features every host can expose, requirements and
@@ -114,6 +133,10 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     every optimum shows become constants, identities no obligation allows and models
     another model beats in every solution are dropped.  Other objectives (``nearest``)
     need ``reduce=False``.
+
+    ``ctx``: the shared context by default.  The reduced problem's optimum is unique (see
+    :func:`objectives`), so Z3's search, which depends on what the context has seen, cannot
+    change the answer; callers whose result could (unsat cores, ``nearest``) pass a fresh one.
     """
     common = frozenset.intersection(*(t.features for t in types))
     allowed = allowed_features(cat, req)
@@ -130,7 +153,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     else:
         universe = sorted(common & allowed)
     enc = Encoding(cat=cat, vendor=vendor, types=types, req=req, universe=universe,
-                   models=candidate_models(cat, vendor, req))
+                   models=candidate_models(cat, vendor, req), ctx=ctx or shared_context())
     ctx = enc.ctx
     false = z3.BoolVal(False, ctx=ctx)
 
@@ -344,8 +367,13 @@ def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
         if const:
             flags.append((z3.Not(s), const))
     newest = [(s, m.index) for s, m in zip(enc.sel, enc.models, strict=True) if m.index]
+    # Then the feature choice itself: among equally good guests, the one that shows the
+    # earliest features in catalog order (weights 2^k make it lexicographic), so that the
+    # answer is unique and does not depend on Z3's search (a shared context's history).
+    n = len(variables)
+    earliest = [(v, 1 << (n - 1 - i)) for i, v in enumerate(variables.values())]
     return [("features", perf), ("hints", hints), ("flags", flags), ("own_fms", [(enc.own_fms, 1)]),
-            ("newest", newest), ("lowest_fms", lowest_identity(enc))]
+            ("newest", newest), ("lowest_fms", lowest_identity(enc)), ("earliest", earliest)]
 
 
 def lowest_identity(enc: Encoding) -> list[tuple[z3.BoolRef, int]]:

@@ -96,7 +96,7 @@ def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
             timeout: float) -> Outcome:
     """A minimal set of named facts that cannot all hold (deletion-minimised unsat core)."""
     deadline = time.perf_counter() + timeout
-    enc = encode(cat, vendor, types, req, wide=True)
+    enc = encode(cat, vendor, types, req, wide=True, ctx=z3.Context())  # cores follow the search
     solver = z3.Solver(ctx=enc.ctx)
     solver.set("timeout", _ms(timeout))
     solver.add(enc.hard)
@@ -131,7 +131,7 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     operator), flip as few features as possible, keep its family/model/stepping if it can.
     """
     model = cat.model(current.model)
-    enc = encode(cat, vendor, types, req, reduce=False)
+    enc = encode(cat, vendor, types, req, reduce=False, ctx=z3.Context())  # its ties follow the search
     if model not in enc.models:
         return None
     opt = _optimizer(enc, timeout)
