@@ -259,11 +259,14 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         base.conflicts = conflicts_text(kinds, outcome)
         return base
     guest = outcome.guest
-    labels = [", ".join(kinds.names(i)) for i in range(len(dom.types))]
-    problems = check_answer(cat, dom.types, req, guest, labels)
-    if problems:
-        raise InternalError(f"checker rejected the answer for domain {index} ({guest.model}): "
-                            + "; ".join(problems))
+    checked = ("checked", dom.types, req, guest)  # the verdict is a function of these alone
+    if checked not in cache:
+        labels = [", ".join(kinds.names(i)) for i in range(len(dom.types))]
+        problems = check_answer(cat, dom.types, req, guest, labels)
+        if problems:
+            raise InternalError(f"checker rejected the answer for domain {index} ({guest.model}): "
+                                + "; ".join(problems))
+        cache[checked] = True
     view = guest.view()
     fam, mod, step = view.family, view.model, view.stepping
     base.guest = guest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from cpusolve.domains import HostKinds
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
@@ -59,28 +59,44 @@ def reachable_set(cat: Catalog, types, req: Requirements) -> frozenset[str]:
     return frozenset(cat.without_unmet(common - req.forbid))
 
 
-def safety_costs(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
-                 features: frozenset[str], reach: frozenset[str]) -> tuple[SafetyCost, ...]:
-    vendor = guest.identity()[0]
-    obs = obligations(vendor, kinds.types, req.kernels, req.policy, req.waive)
-    out: list[SafetyCost] = []
+@lru_cache(maxsize=4096)
+def _failing(types, req: Requirements, guest: GuestCpu, features: frozenset[str],
+             reach: frozenset[str]) -> tuple[tuple[tuple[str, int], ...], tuple[int, ...]]:
+    """Which obligation each reachable-but-withheld feature would break, and which ones the
+    model's own family/model/stepping would: a function of the problem, shared by every
+    domain of these host kinds."""
+    obs = obligations(guest.identity()[0], types, req.kernels, req.policy, req.waive)
+    withheld = []
     for f in sorted(reach - features - HINT_BITS):
         view = guest.view(features | {f})
-        causes = [ob for ob in obs if not ob.holds(view)]
-        if causes:
-            ob = causes[0]
-            hs = kinds.of(ob.causes)
-            out.append(SafetyCost("withheld", f"{f} withheld: {ob.describe()} "
-                                  f"({', '.join(h.name for h in hs)})", f, ob.bug, hs))
+        first = next((i for i, ob in enumerate(obs) if not ob.holds(view)), None)
+        if first is not None:
+            withheld.append((f, first))
+    hidden: tuple[int, ...] = ()
+    if guest.fms is not None:
+        view = guest.view(features, catalog().model(guest.model).fms)
+        hidden = tuple(i for i, ob in enumerate(obs) if not ob.holds(view))
+    return tuple(withheld), hidden
+
+
+def safety_costs(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
+                 features: frozenset[str], reach: frozenset[str]) -> tuple[SafetyCost, ...]:
+    obs = obligations(guest.identity()[0], kinds.types, req.kernels, req.policy, req.waive)
+    withheld, hidden_by_own = _failing(kinds.types, req, guest, features, reach)
+    out: list[SafetyCost] = []
+    for f, i in withheld:
+        ob = obs[i]
+        hs = kinds.of(ob.causes)
+        out.append(SafetyCost("withheld", f"{f} withheld: {ob.describe()} "
+                              f"({', '.join(h.name for h in hs)})", f, ob.bug, hs))
     for f in sorted(features & HINT_BITS):
         hs = kinds.of(tuple(i for i, t in enumerate(kinds.types) if f in t.features))
         out.append(SafetyCost("hint", f"{f} shown because {', '.join(h.name for h in hs)} suffer it", f,
                               hosts=hs))
-    if guest.fms is not None:
+    if hidden_by_own:
         own = cat.model(guest.model).fms
         hidden: dict[tuple, list[str]] = {}
-        view = guest.view(features, own)
-        for ob in (ob for ob in obs if not ob.holds(view)):
+        for ob in (obs[i] for i in hidden_by_own):
             hidden.setdefault((ob.bug, ob.causes), []).append(ob.kernel)
         for (bug, causes), kernels in hidden.items():
             hs = kinds.of(causes)
@@ -95,24 +111,30 @@ def _guest_size(model) -> int:
     return len(model.features & catalog().guest_features)
 
 
-def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
-                  features: frozenset[str], safe_reach: frozenset[str]) -> tuple[BetterModel, ...]:
-    """The newer catalog models nearest to being reachable, and what each one misses."""
-    chosen = cat.model(guest.model)
-    vendor = chosen.vendor
+@lru_cache(maxsize=4096)
+def _nearest_newer(model: str, features: frozenset[str], qemu: str | None) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The newer, bigger catalog models that need the fewest features more than ``features``."""
+    cat = catalog()
+    chosen = cat.model(model)
     size = _guest_size(chosen)
     candidates = []
     for m in cat.models:
-        if m.vendor != vendor or m.index <= chosen.index or (req.qemu == "7.2" and not m.qemu_7_2):
+        if m.vendor != chosen.vendor or m.index <= chosen.index or (qemu == "7.2" and not m.qemu_7_2):
             continue
         if _guest_size(m) <= size:
             continue  # newer but not bigger (an Atom after a Xeon) is not "better"
         need = (m.features & cat.guest_features) - features - HINT_BITS
         if need:
-            candidates.append((len(need), -m.index, m, need))
+            candidates.append((len(need), -m.index, m.name, need))
     candidates.sort(key=lambda c: (c[0], c[1]))
+    return tuple((name, need) for _, _, name, need in candidates[:MAX_BETTER])
+
+
+def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
+                  features: frozenset[str], safe_reach: frozenset[str]) -> tuple[BetterModel, ...]:
+    """The newer catalog models nearest to being reachable, and what each one misses."""
     out = []
-    for _, _, m, need in candidates[:MAX_BETTER]:
+    for name, need in _nearest_newer(guest.model, features, req.qemu):
         missing = []
         for f in sorted(need):
             refs = kinds.lacking(f)
@@ -125,7 +147,7 @@ def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: Gues
             else:
                 reason = "a feature it needs is missing"
             missing.append(Missing(f, refs, reason))
-        out.append(BetterModel(m.name, tuple(missing)))
+        out.append(BetterModel(name, tuple(missing)))
     return tuple(out)
 
 

@@ -48,6 +48,7 @@ class HostKinds:
     types: tuple[HostFacts, ...]
     refs: tuple[tuple[HostRef, ...], ...]  # per kind, in ``types`` order, hosts by name
     _memo: dict[tuple[int, ...], tuple[HostRef, ...]] = field(default_factory=dict, repr=False)
+    _lacks: dict[str, list[int]] | None = field(default=None, repr=False)
 
     @property
     def machines(self) -> int:
@@ -69,7 +70,17 @@ class HostKinds:
 
     def lacking(self, feature: str) -> tuple[HostRef, ...]:
         """The hosts that cannot expose ``feature``, by name."""
-        return self.of(tuple(i for i, t in enumerate(self.types) if feature not in t.features))
+        if self._lacks is None:
+            # Inverted once: each kind lists what it lacks of the features some kind has.
+            union = frozenset.union(*(t.features for t in self.types))
+            self._lacks = {}
+            for i, t in enumerate(self.types):
+                for f in union - t.features:
+                    self._lacks.setdefault(f, []).append(i)
+        kinds = self._lacks.get(feature)
+        if kinds is None:  # every kind has it, or none does
+            return () if feature in self.types[0].features else self.of(tuple(range(len(self.types))))
+        return self.of(tuple(kinds))
 
 
 def type_order(facts: HostFacts) -> tuple:

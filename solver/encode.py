@@ -8,6 +8,7 @@ that an unsat core can name "hosts H lack F".
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from dataclasses import dataclass, field
@@ -32,6 +33,28 @@ def _nary(make, items: list, ctx: z3.Context, empty: bool) -> z3.BoolRef:
     return z3.BoolRef(make(ctx.ref(), len(items), args), ctx)
 
 
+def boolean(name: str, ctx: z3.Context) -> z3.BoolRef:
+    """A Boolean constant, through the C API (z3.Bool costs ~50 us a variable)."""
+    c = ctx.ref()
+    return z3.BoolRef(z3.Z3_mk_const(c, z3.Z3_mk_string_symbol(c, name), z3.Z3_mk_bool_sort(c)), ctx)
+
+
+def negate(item: z3.BoolRef) -> z3.BoolRef:
+    return z3.BoolRef(z3.Z3_mk_not(item.ctx.ref(), item.as_ast()), item.ctx)
+
+
+def implies(a: z3.BoolRef, b: z3.BoolRef) -> z3.BoolRef:
+    return z3.BoolRef(z3.Z3_mk_implies(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
+
+
+def exactly_one(items: list, ctx: z3.Context) -> z3.BoolRef:
+    """Pseudo-Boolean "exactly one of", through the C API (z3.PbEq re-coerces each item)."""
+    n = len(items)
+    args = (z3.Ast * n)(*[i.as_ast() for i in items])
+    ones = (ctypes.c_int * n)(*([1] * n))
+    return z3.BoolRef(z3.Z3_mk_pbeq(ctx.ref(), n, args, ones, 1), ctx)
+
+
 def fast_and(items: list, ctx: z3.Context) -> z3.BoolRef:
     return _nary(z3.Z3_mk_and, items, ctx, True)
 
@@ -54,7 +77,7 @@ def to_z3(term, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.Boo
         if out is None:
             out = z3.BoolVal(False, ctx=ctx)
     elif op == "not":
-        out = z3.Not(to_z3(arg, g, ctx, memo))
+        out = negate(to_z3(arg, g, ctx, memo))
     else:
         parts = [to_z3(t, g, ctx, memo) for t in arg]
         out = fast_and(parts, ctx) if op == "and" else fast_or(parts, ctx)
@@ -104,9 +127,9 @@ class Encoding:
     obligations: list[Obligation] = field(default_factory=list)
 
     def fact(self, key: tuple, term) -> None:
-        lit = z3.Bool(f"fact{len(self.facts)}", ctx=self.ctx)
+        lit = boolean(f"fact{len(self.facts)}", self.ctx)
         self.facts.append((lit, key))
-        self.hard.append(z3.Implies(lit, term))
+        self.hard.append(implies(lit, term))
 
 
 def candidate_models(cat: Catalog, vendor: str, req: Requirements) -> list[CpuModel]:
@@ -174,7 +197,8 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         enc.models = useful_models(enc, residuals, alive, host_fms)
         enc.identities = [enc.identities[i] for i in alive]
         residuals = [[r[i] for i in alive] for r in residuals]
-    g = enc.g = {f: z3.BoolVal(True, ctx=ctx) if f in enc.fixed else z3.Bool(f, ctx=ctx) for f in universe}
+    true = z3.BoolVal(True, ctx=ctx)
+    g = enc.g = {f: true if f in enc.fixed else boolean(f, ctx) for f in universe}
 
     # Dependencies a guest needs (QEMU feature_dependencies, Linux cpuid-deps, safety).
     for f in universe:
@@ -182,7 +206,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
             continue
         for group in cat.features[f].requires:
             alts = [g[a] for a in group if a in g]
-            enc.hard.append(z3.Implies(g[f], z3.Or(alts)) if alts else z3.Not(g[f]))
+            enc.hard.append(implies(g[f], fast_or(alts, ctx)) if alts else negate(g[f]))
     if "hypervisor" in g:
         enc.hard.append(g["hypervisor"])
 
@@ -190,9 +214,9 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         for f in universe:
             lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
             if lacking:
-                enc.fact(("lacks", f, lacking), z3.Not(g[f]))
+                enc.fact(("lacks", f, lacking), negate(g[f]))
             if f not in allowed:
-                enc.fact(("qemu", f), z3.Not(g[f]))
+                enc.fact(("qemu", f), negate(g[f]))
 
     def requirement(key, term):
         if wide:
@@ -204,32 +228,34 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         requirement(("require", f), g.get(f, false))
     for f in sorted(req.forbid):
         if f in g:
-            requirement(("forbid", f), z3.Not(g[f]))
+            requirement(("forbid", f), negate(g[f]))
     if req.min_model:
         need = sorted(cat.model(req.min_model).features & cat.guest_features)
         requirement(("min_model", req.min_model), fast_and([g.get(f, false) for f in need], ctx))
 
-    # Model choice: exactly one candidate.
-    enc.sel = [z3.Bool(f"model:{m.name}", ctx=ctx) for m in enc.models]
-    if enc.sel:
-        enc.hard.append(z3.PbEq([(s, 1) for s in enc.sel], 1))
-    else:
+    # Model choice: exactly one candidate.  The explainer's problem has no model selectors:
+    # any candidate's identity is shown by choosing that candidate, so the identities alone
+    # decide whether a guest exists.
+    if not enc.models:
         enc.hard.append(false)
-
-    # Identity: exactly one; a model's own only together with that model.
-    enc.ident = [z3.Bool(f"fms:{f}/{m}/{s}", ctx=ctx) for f, m, s in enc.identities]
-    enc.own_fms = z3.Bool("own_fms", ctx=ctx)
     where = {k: i for i, k in enumerate(enc.identities)}
+    enc.ident = [boolean(f"fms:{f}/{m}/{s}", ctx) for f, m, s in enc.identities]
     if enc.ident:
-        enc.hard.append(z3.PbEq([(v, 1) for v in enc.ident], 1))
-    for s, m in zip(enc.sel, enc.models, strict=True):
-        if m.fms in where:
-            enc.hard.append(z3.Implies(fast_and([s, enc.own_fms], ctx), enc.ident[where[m.fms]]))
-        else:  # an identity no obligation allows: this model only with a host's
-            enc.hard.append(z3.Implies(s, z3.Not(enc.own_fms)))
-    for k, v in zip(enc.identities, enc.ident, strict=True):
-        if k not in host_fms:  # only a model's own identity, shown because it is its own
-            enc.hard.append(z3.Implies(v, enc.own_fms))
+        enc.hard.append(exactly_one(enc.ident, ctx))
+    if not wide:
+        enc.sel = [boolean(f"model:{m.name}", ctx) for m in enc.models]
+        if enc.sel:
+            enc.hard.append(exactly_one(enc.sel, ctx))
+        # A model's own identity only together with that model.
+        enc.own_fms = boolean("own_fms", ctx)
+        for s, m in zip(enc.sel, enc.models, strict=True):
+            if m.fms in where:
+                enc.hard.append(implies(fast_and([s, enc.own_fms], ctx), enc.ident[where[m.fms]]))
+            else:  # an identity no obligation allows: this model only with a host's
+                enc.hard.append(implies(s, negate(enc.own_fms)))
+        for k, v in zip(enc.identities, enc.ident, strict=True):
+            if k not in host_fms:  # only a model's own identity, shown because it is its own
+                enc.hard.append(implies(v, enc.own_fms))
 
     # Safety obligations (rule 2, rule 3, hints), read by the same interpreter as the checker.
     memo: dict = {}
@@ -350,14 +376,14 @@ def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
     ctx = enc.ctx
     variables = {f: v for f, v in enc.g.items() if f not in enc.fixed}
     perf = [(v, 1) for f, v in variables.items() if f not in HINT_BITS]
-    hints = [(z3.Not(v), 1) for f, v in variables.items() if f in HINT_BITS]
+    hints = [(negate(v), 1) for f, v in variables.items() if f in HINT_BITS]
     flags = []
     for f, v in variables.items():
         having = [s for s, m in zip(enc.sel, enc.models, strict=True) if f in m.features]
         if len(having) == len(enc.models):
             flags.append((v, 1))  # every candidate model has f: -f unless shown
         elif not having:
-            flags.append((z3.Not(v), 1))  # no candidate model has f: +f when shown
+            flags.append((negate(v), 1))  # no candidate model has f: +f when shown
         else:
             flags.append((v == fast_or(having, ctx), 1))
     universe = set(enc.g)
@@ -365,7 +391,7 @@ def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
         # -f for a model feature no host offers, +f for a pinned feature the model lacks
         const = len(m.features - universe) + len(enc.fixed - m.features)
         if const:
-            flags.append((z3.Not(s), const))
+            flags.append((negate(s), const))
     newest = [(s, m.index) for s, m in zip(enc.sel, enc.models, strict=True) if m.index]
     # Then the feature choice itself: among equally good guests, the one that shows the
     # earliest features in catalog order (weights 2^k make it lexicographic), so that the
@@ -379,4 +405,4 @@ def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
 def lowest_identity(enc: Encoding) -> list[tuple[z3.BoolRef, int]]:
     """The last tie-break: among equally good identities the lowest family/model/stepping,
     a tie Z3 would otherwise break by its own search order."""
-    return [(z3.Not(v), i) for i, v in enumerate(enc.ident) if i]
+    return [(negate(v), i) for i, v in enumerate(enc.ident) if i]

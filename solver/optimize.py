@@ -83,7 +83,8 @@ def _optimizer(enc: Encoding, timeout: float) -> z3.Optimize:
 
 def _decode(enc: Encoding, model: z3.ModelRef, chosen: CpuModel) -> tuple[GuestCpu, frozenset[str]]:
     """The guest CPU a Z3 model describes: ``chosen`` plus flags, f/m/s where it differs."""
-    features = frozenset(f for f, v in enc.g.items() if z3.is_true(model.eval(v, model_completion=True)))
+    features = enc.fixed | frozenset(f for f, v in enc.g.items()
+                                     if f not in enc.fixed and z3.is_true(model.eval(v, model_completion=True)))
     shown = next(k for k, v in zip(enc.identities, enc.ident, strict=True)
                  if z3.is_true(model.eval(v, model_completion=True)))
     guest = GuestCpu(model=chosen.name, plus=tuple(sorted(features - chosen.features)),

@@ -7,11 +7,19 @@ from cpusolve.result import DomainResult, Result, qemu_cpu_arg
 MAX_SHORTFALLS = 25
 
 
-def _hosts(refs) -> str:
-    return ", ".join(f"{r.name} (x{r.count})" if r.count > 1 else r.name for r in refs)
+def _hosts(refs, memo: dict | None = None) -> str:
+    """Host names with counts.  A domain's report names the same lists again and again (one
+    tuple per set of host kinds, see domains.HostKinds): ``memo`` formats each once."""
+    if memo is None:
+        return ", ".join(f"{r.name} (x{r.count})" if r.count > 1 else r.name for r in refs)
+    hit = memo.get(id(refs))
+    if hit is None:
+        hit = memo[id(refs)] = (refs, _hosts(refs))  # holding refs keeps its id unique
+    return hit[1]
 
 
 def _domain(d: DomainResult, directed: bool) -> list[str]:
+    memo: dict = {}
     machines = sum(h.count for h in d.hosts)
     head = f"Domain {d.index}: {len(d.hosts)} host{'s' if len(d.hosts) != 1 else ''}, " \
            f"{machines} machine{'s' if machines != 1 else ''}"
@@ -47,13 +55,13 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
         for b in d.better:
             parts = []
             for m in b.missing:
-                who = _hosts(m.lacking) if m.lacking else m.reason
+                who = _hosts(m.lacking, memo) if m.lacking else m.reason
                 parts.append(f"{m.feature} ({who})")
             lines.append(f"    {b.model:<24} needs {'; '.join(parts)}")
     if d.shortfalls:
         lines.append("  held back by (feature: hosts lacking it):")
         for s in d.shortfalls[:MAX_SHORTFALLS]:
-            lines.append(f"    {s.feature:<22} {_hosts(s.lacking)}")
+            lines.append(f"    {s.feature:<22} {_hosts(s.lacking, memo)}")
         if len(d.shortfalls) > MAX_SHORTFALLS:
             lines.append(f"    ... {len(d.shortfalls) - MAX_SHORTFALLS} more (see --format json)")
     return lines
