@@ -48,7 +48,7 @@ class HostKinds:
     types: tuple[HostFacts, ...]
     refs: tuple[tuple[HostRef, ...], ...]  # per kind, in ``types`` order, hosts by name
     _memo: dict[tuple[int, ...], tuple[HostRef, ...]] = field(default_factory=dict, repr=False)
-    _lacks: dict[str, list[int]] | None = field(default=None, repr=False)
+    _lacks: dict[str, tuple[HostRef, ...]] | None = field(default=None, repr=False)
 
     @property
     def machines(self) -> int:
@@ -73,14 +73,15 @@ class HostKinds:
         if self._lacks is None:
             # Inverted once: each kind lists what it lacks of the features some kind has.
             union = frozenset.union(*(t.features for t in self.types))
-            self._lacks = {}
+            by_feature: dict[str, list[int]] = {}
             for i, t in enumerate(self.types):
                 for f in union - t.features:
-                    self._lacks.setdefault(f, []).append(i)
-        kinds = self._lacks.get(feature)
-        if kinds is None:  # every kind has it, or none does
+                    by_feature.setdefault(f, []).append(i)
+            self._lacks = {f: self.of(tuple(kinds)) for f, kinds in by_feature.items()}
+        refs = self._lacks.get(feature)
+        if refs is None:  # every kind has it, or none does
             return () if feature in self.types[0].features else self.of(tuple(range(len(self.types))))
-        return self.of(tuple(kinds))
+        return refs
 
 
 def type_order(facts: HostFacts) -> tuple:

@@ -28,9 +28,13 @@ def shortfalls(kinds: HostKinds, cat) -> tuple[Shortfall, ...]:
     common = frozenset.intersection(*(t.features for t in types))
     machines = kinds.machines
     out = []
+    counted: dict[int, int] = {}  # lists are shared between features (HostKinds keeps them alive)
     for f in sorted(union - common):
         refs = kinds.lacking(f)
-        out.append(Shortfall(f, refs, machines - sum(r.count for r in refs)))
+        lacking = counted.get(id(refs))
+        if lacking is None:
+            lacking = counted[id(refs)] = sum(r.count for r in refs)
+        out.append(Shortfall(f, refs, machines - lacking))
     return tuple(out)
 
 

@@ -77,7 +77,8 @@ def _optimizer(enc: Encoding, timeout: float) -> z3.Optimize:
     opt.set("timeout", _ms(timeout))
     opt.set("priority", "lex")
     opt.set("maxsat_engine", MAXSAT_ENGINE)
-    opt.add(enc.hard)
+    for term in enc.hard:  # through the C API: Optimize.add re-coerces every term
+        z3.Z3_optimize_assert(enc.ctx.ref(), opt.optimize, term.as_ast())
     return opt
 
 
@@ -100,7 +101,8 @@ def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     enc = encode(cat, vendor, types, req, wide=True, ctx=z3.Context())  # cores follow the search
     solver = z3.Solver(ctx=enc.ctx)
     solver.set("timeout", _ms(timeout))
-    solver.add(enc.hard)
+    for term in enc.hard:
+        z3.Z3_solver_assert(enc.ctx.ref(), solver.solver, term.as_ast())
     lits = [lit for lit, _ in enc.facts]
     answer = solver.check(lits)
     if answer != z3.unsat:
