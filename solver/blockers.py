@@ -56,7 +56,12 @@ class SafetyCost:
 def reachable_set(cat: Catalog, types, req: Requirements) -> frozenset[str]:
     """The largest guest feature set ignoring safety: common, allowed, dependency-closed."""
     common = frozenset.intersection(*(t.features for t in types)) & cat.guest_features
-    return frozenset(cat.without_unmet(common - req.forbid))
+    return _closed(cat, common - req.forbid)
+
+
+@lru_cache(maxsize=4096)
+def _closed(cat: Catalog, features: frozenset[str]) -> frozenset[str]:
+    return frozenset(cat.without_unmet(features))
 
 
 @lru_cache(maxsize=4096)
