@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -173,7 +174,7 @@ def fig_domain3(reps: int, work: Path) -> dict:
     res = solve(pool)  # warm-up: imports, catalog, rule tables
     d = res.domains[0]
     assert d.status == "ok" and not check_answer(cat, dom.types, pool.requirements, d.guest)
-    solve_t, opt_t = [], []
+    solve_t, opt_t, full_t = [], [], []
     for _ in range(reps):
         t0 = time.perf_counter()
         r = solve(pool)
@@ -183,6 +184,9 @@ def fig_domain3(reps: int, work: Path) -> dict:
         t0 = time.perf_counter()
         optimize(cat, dom.types[0].vendor, dom.types, pool.requirements)
         opt_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        optimize(cat, dom.types[0].vendor, dom.types, pool.requirements, reduce=False)
+        full_t.append(time.perf_counter() - t0)
     xml = work / "domain3.xml"
     xml.write_text(domain_xml([pool.hosts[n].facts for n in names], cat))
     vt = [timed(VIRSH + [str(xml)]) for _ in range(reps)]
@@ -194,6 +198,7 @@ def fig_domain3(reps: int, work: Path) -> dict:
     return {
         "hosts": names, "reps": reps,
         "cpusolve_solve_warm_ms": ours * 1000, "cpusolve_optimize_only_ms": med(opt_t) * 1000,
+        "cpusolve_optimize_unreduced_ms": med(full_t) * 1000,
         "cpusolve_solve_all_ms": [round(x * 1000, 1) for x in solve_t],
         "virsh_process_ms": virsh * 1000, "virsh_all_ms": [round(v["wall_s"] * 1000, 1) for v in vt],
         "ratio_ours_over_virsh": ours / virsh, "goal_met": ours <= virsh,
@@ -235,12 +240,13 @@ def make_pool(work: Path, hosts: int, types: int, doms: int, seed: int = 1) -> P
     return path
 
 
-def run_cli_on(path: Path, work: Path, recheck_answers: bool = True) -> dict:
+def run_cli_on(path: Path, work: Path, recheck_answers: bool = True, jobs: int = 1) -> dict:
     from cpusolve import load_pool
+    from cpusolve.api import problem_key
     from cpusolve.domains import domains
 
-    out = work / (path.stem + ".out.txt")
-    r = timed(cpusolve_cmd() + [str(path), "-o", str(out)])
+    out = work / (path.stem + (f".j{jobs}" if jobs > 1 else "") + ".out.txt")
+    r = timed(cpusolve_cmd() + [str(path), "-o", str(out)] + (["-j", str(jobs)] if jobs > 1 else []))
     if r["rc"] not in (0, 1):
         raise SystemExit(f"benchmark: cpusolve {path.name} exited {r['rc']}: {r['stderr']}")
     text = out.read_text()
@@ -250,7 +256,10 @@ def run_cli_on(path: Path, work: Path, recheck_answers: bool = True) -> dict:
     row = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "maxrss_mb": r["maxrss_mb"], "rc": r["rc"],
            "hosts": len(pool.hosts), "host_types": len({h.facts for h in pool.hosts.values()}),
            "domains": len(doms), "distinct_type_sets": len({d.types for d in doms}),
-           "output_mb": len(text.encode()) / 2**20, "status": status_counts(answers)}
+           "z3_problems": len({problem_key(None, d.types[0].vendor, d.types, pool.requirements, 0)
+                               for d in doms if len({t.vendor for t in d.types}) == 1}),
+           "output_mb": len(text.encode()) / 2**20, "status": status_counts(answers),
+           "report_sha256": hashlib.sha256(text.encode()).hexdigest()}
     if recheck_answers:
         row.update(recheck(pool, doms, answers, pool.requirements))
     return row, pool, doms
@@ -260,15 +269,21 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
     from cpusolve.encodings.catalog import catalog
 
     path = make_pool(work, hosts, types, doms_n)
-    rows = []
-    for _ in range(runs):
+    rows, rows2 = [], []
+    for _ in range(runs):  # interleaved, so that load from elsewhere hits both alike
         row, pool, doms = run_cli_on(path, work)
         rows.append(row)
+        rows2.append(run_cli_on(path, work, jobs=2)[0])
     row = dict(rows[-1])
-    import hashlib
     row["pool_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     row["wall_s"] = med([r["wall_s"] for r in rows])
     row["all_wall_s"] = [round(r["wall_s"], 2) for r in rows]
+    row["j2_wall_s"] = med([r["wall_s"] for r in rows2])
+    row["j2_all_wall_s"] = [round(r["wall_s"], 2) for r in rows2]
+    row["j2_cpu_s"] = med([r["cpu_s"] for r in rows2])
+    row["j2_maxrss_mb"] = max(r["maxrss_mb"] for r in rows2)
+    row["j2_report_identical"] = all(r["report_sha256"] == row["report_sha256"] for r in rows + rows2)
+    assert row["j2_report_identical"], "reports differ between runs or between -j 1 and -j 2"
     row["runs"] = runs
     # virsh: one process per domain, on a seeded sample of domains, extrapolated.
     cat = catalog()
@@ -295,8 +310,9 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
         "virsh_mean_ms_per_domain_all_hosts": statistics.mean(per_host) * 1000,
         "virsh_mean_ms_per_domain_distinct_types": statistics.mean(per_type) * 1000,
         "virsh_extrapolated_s": virsh_total, "virsh_types_extrapolated_s": virsh_types_total,
-        "speedup_vs_virsh": virsh_total / row["wall_s"],
-        "goal_10s_met": row["wall_s"] <= 10, "goal_10x_met": virsh_total / row["wall_s"] >= 10,
+        "speedup_vs_virsh": virsh_total / row["wall_s"], "j2_speedup_vs_virsh": virsh_total / row["j2_wall_s"],
+        "goal_10s_met": max(row["wall_s"], row["j2_wall_s"]) <= 10,
+        "goal_10x_met": virsh_total / max(row["wall_s"], row["j2_wall_s"]) >= 10,
     })
     return row
 
@@ -349,29 +365,26 @@ def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) 
         t0 = time.perf_counter()
         slow = [slow_check(g, h) for g, h in pairs]
         t_slow = time.perf_counter() - t0
-        pub = None
-        try:
-            from cpusolve.api import check as public_check
-        except ImportError:
-            public_check = None
-        if public_check is not None:
-            t0 = time.perf_counter()
-            pub_v = []
-            for g, h in pairs:
-                try:
-                    pub_v.append(public_check(g, h, req).ok)
-                except Exception:
-                    pub_v.append(None)
-            pub = len(pairs) / (time.perf_counter() - t0)
+        from cpusolve.api import check as public_check
+        t0 = time.perf_counter()
+        pub_v = [public_check(g, h, req).ok for g, h in pairs]
+        pub = len(pairs) / (time.perf_counter() - t0)
+        # What a scheduler's filter calls: no reasons; guests and hosts seen before are cached.
+        for g, h in pairs:
+            public_check(g, h, req, reasons=False)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            quick_v = [public_check(g, h, req, reasons=False).ok for g, h in pairs]
+        pub_fast = 3 * len(pairs) / (time.perf_counter() - t0)
+        assert quick_v == pub_v, "check(reasons=False) disagrees with check()"
         fc = FastChecker(cat, req)
         t0 = time.perf_counter()
         fast = [fc.check(g, h) for g, h in pairs]
         t_cold = time.perf_counter() - t0
         mism = sum(a is not None and a != b for a, b in zip(slow, fast, strict=True))
-        assert mism == 0, f"bitset prototype disagrees with check_answer on {mism} pairs"
-        if public_check is not None:
-            fc2 = FastChecker(cat, req, host_fms_rule=False)
-            mism_public = sum(a is not None and a != fc2.check(g, h) for a, (g, h) in zip(pub_v, pairs, strict=True))
+        assert mism == 0, f"bitset checker disagrees with check_answer on {mism} pairs"
+        fc2 = FastChecker(cat, req, host_fms_rule=False)
+        mism_public = sum(a is not None and a != fc2.check(g, h) for a, (g, h) in zip(pub_v, pairs, strict=True))
         # Warm: every (guest, host type) pair of the pool, bitsets cached.
         grid = [(g, t) for g in guests for t in all_types]
         t0 = time.perf_counter()
@@ -390,7 +403,8 @@ def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) 
             cb(a, b)
         t_bits = time.perf_counter() - t0
         res[policy] = {
-            "bitset_vs_public_check_mismatches": mism_public if public_check is not None else None,
+            "bitset_vs_public_check_mismatches": mism_public,
+            "public_check_no_reasons_per_s": pub_fast,
             "check_answer_crashes": len(crashes), "check_answer_crash_example": crashes[0] if crashes else None,
             "pass_rate_sample": sum(1 for x in slow if x) / len(pairs),
             "check_answer_per_s": len(pairs) / t_slow,
@@ -403,7 +417,7 @@ def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) 
             "agree_with_check_answer": True,
         }
     res["goal_per_s"] = 100_000
-    res["goal_met_check_answer"] = res["compat"]["check_answer_per_s"] >= 100_000
+    res["goal_met_public_check"] = min(res[p]["public_check_no_reasons_per_s"] for p in ("compat", "strict")) >= 100_000
     res["goal_met_bitset"] = res["compat"]["bitset_cached_per_s"] >= 100_000
     return res
 
@@ -419,69 +433,6 @@ def fig_scaling(work: Path, configs: list[tuple[str, int, int, int]]) -> list[di
         print(f"  scaling {vary}: {h} hosts, {t} types, {d} domains: {row['wall_s']:.1f} s, "
               f"{row['maxrss_mb']:.0f} MB", flush=True)
     return rows
-
-
-# -- prototype: what two cheap fixes would give (benchmarks only, monkeypatched) ------------------
-def summary_key(vendor, types, req, timeout):
-    """Everything optimize() reads from a domain: common features, bugs, host f/m/s, rsba."""
-    return (vendor, frozenset.intersection(*(t.features for t in types)),
-            frozenset().union(*(t.bugs for t in types)), frozenset(t.fms for t in types),
-            all("rsba" in t.features for t in types), req, timeout)
-
-
-def whatif_child(pool_path: str, out_path: str) -> None:
-    """In a fresh process: solve + render with optimize() cached by summary (sat answers only;
-    an infeasible domain's explanation names its own host types, so it keeps the exact key),
-    and Outcome.encoding (the Z3 context) dropped once used.  Prints one JSON line."""
-    t0 = time.perf_counter()
-    import resource
-
-    from cpusolve import api, load_pool
-    from cpusolve.domains import domains
-    from cpusolve.writers import render
-
-    real = api.optimize
-    cache: dict = {}
-    stats = {"z3_problems": 0, "summary_hits": 0}
-
-    def optimize(cat, vendor, types, req, timeout=30.0):
-        key = summary_key(vendor, types, req, timeout)
-        hit = cache.get(key)
-        if hit is not None:
-            stats["summary_hits"] += 1
-            return hit
-        stats["z3_problems"] += 1
-        outcome = real(cat, vendor, types, req, timeout)
-        outcome.encoding = None
-        if outcome.status == "sat":
-            cache[key] = outcome
-        return outcome
-
-    api.optimize = optimize
-    pool = load_pool(pool_path)
-    result = api.solve(pool)
-    text = render(result, "text")
-    Path(out_path).write_text(text)
-    wall = time.perf_counter() - t0
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    answers = parse_text(text)
-    chk = recheck(pool, domains(pool), answers, pool.requirements)
-    print(json.dumps({"wall_s": wall, "maxrss_mb": ru.ru_maxrss / 1024, "cpu_s": ru.ru_utime + ru.ru_stime,
-                      "status": status_counts(answers), **stats, **chk}))
-
-
-def fig_whatif(work: Path, hosts: int, types: int, doms_n: int) -> dict:
-    path = make_pool(work, hosts, types, doms_n)
-    out = work / (path.stem + ".whatif.txt")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_whatif", str(path), str(out)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark: what-if prototype failed: {proc.stderr[-2000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    same = out.read_text() == (work / (path.stem + ".out.txt")).read_text() \
-        if (work / (path.stem + ".out.txt")).exists() else None
-    row["report_identical_to_cli"] = same
-    return row
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -547,10 +498,11 @@ def markdown(r: dict) -> str:
           "| figure | cpusolve | virsh cpu-baseline | goal | |", "|---|---|---|---|---|"]
     f1 = r.get("domain3")
     if f1:
-        L.append(f"| one real 3-host domain (median of {f1['reps']}) | {f1['cpusolve_solve_warm_ms']:.0f} ms "
-                 f"in-process warm `solve()` (Z3 `optimize()` alone {f1['cpusolve_optimize_only_ms']:.0f} ms) "
+        L.append(f"| one real 3-host domain (median of {f1['reps']}) | {f1['cpusolve_solve_warm_ms']:.1f} ms "
+                 f"in-process warm `solve()` (`optimize()` alone {f1['cpusolve_optimize_only_ms']:.1f} ms; "
+                 f"unreduced problem {f1['cpusolve_optimize_unreduced_ms']:.0f} ms) "
                  f"| {f1['virsh_process_ms']:.0f} ms whole process | ours <= virsh | "
-                 f"{yes[f1['goal_met']]} ({f1['ratio_ours_over_virsh']:.1f}x virsh) |")
+                 f"{yes[f1['goal_met']]} ({f1['ratio_ours_over_virsh']:.2f}x virsh's time) |")
     f2 = r.get("cold_cli")
     if f2:
         L.append(f"| cold CLI `cpusolve examples/{f2['small_example']}` (median of {f2['reps']}) "
@@ -558,19 +510,19 @@ def markdown(r: dict) -> str:
     f3 = r.get("big")
     if f3:
         L.append(f"| {f3['hosts']:,} hosts / {f3['host_types']} types / {f3['domains']:,} domains, "
-                 f"whole CLI ({f3['runs']} run{'s' if f3['runs'] > 1 else ''}) | {f3['wall_s']:.1f} s, "
-                 f"{f3['maxrss_mb']:,.0f} MB peak | {f3['virsh_extrapolated_s']:.1f} s "
+                 f"whole CLI (median of {f3['runs']}) | {f3['wall_s']:.1f} s, {f3['maxrss_mb']:,.0f} MB peak; "
+                 f"`-j 2`: {f3['j2_wall_s']:.1f} s | {f3['virsh_extrapolated_s']:.1f} s "
                  f"(one process per domain; {f3['virsh_sample']} sampled, extrapolated) | "
                  f"<= 10 s and >= 10x virsh | 10 s {yes[f3['goal_10s_met']]}; "
-                 f"{f3['speedup_vs_virsh']:.2f}x virsh, {yes[f3['goal_10x_met']]} |")
+                 f"{f3['speedup_vs_virsh']:.1f}x virsh (`-j 2`: {f3['j2_speedup_vs_virsh']:.1f}x), "
+                 f"{yes[f3['goal_10x_met']]} |")
     f4 = r.get("check")
     if f4:
         c = f4["compat"]
-        pub = f"; public `check()` {c['public_check_per_s']:,.0f}/s" if c.get("public_check_per_s") else ""
-        L.append(f"| `check(guest, host)` throughput | `check_answer` {c['check_answer_per_s']:,.0f}/s{pub}; "
-                 f"bitset prototype {c['bitset_cached_per_s']:,.0f}/s (ops only "
-                 f"{c['bitset_ops_only_per_s']:,.0f}/s) | - | >= 100,000/s | check_answer "
-                 f"{yes[f4['goal_met_check_answer']]}; bitset {yes[f4['goal_met_bitset']]} |")
+        L.append(f"| `check(guest, host)` throughput | public `check(..., reasons=False)` "
+                 f"{c['public_check_no_reasons_per_s']:,.0f}/s (with reasons {c['public_check_per_s']:,.0f}/s; "
+                 f"`check_answer` {c['check_answer_per_s']:,.0f}/s) | - | >= 100,000/s | "
+                 f"{yes[f4['goal_met_public_check']]} |")
     L.append("")
     if f2:
         L += ["## Cold CLI, every example", "", "| example | hosts | exit | wall ms | peak RSS MB |",
@@ -584,40 +536,30 @@ def markdown(r: dict) -> str:
         L += ["## Big pool", "",
               f"`{f3['pool_command']}`: {f3['hosts']:,} hosts, {f3['host_types']} distinct host fact sets, "
               f"{f3['domains']:,} distinct reachability sets (domains), {f3['distinct_type_sets']} distinct "
-              f"host-type sets (Z3 problems after the solver's own cache). Status: {st}. "
+              f"host-type sets, {f3['z3_problems']} distinct Z3 problems (the solver's own cache: equal common "
+              f"features, bugs and host f/m/s). Status: {st}. "
               f"{f3['checked_ok_answers']} answers re-checked with `check_answer`: all passed. "
               f"CLI wall {f3['wall_s']:.1f} s (runs: {f3['all_wall_s']}), CPU {f3['cpu_s']:.1f} s, "
-              f"peak RSS {f3['maxrss_mb']:,.0f} MB, text report {f3['output_mb']:.1f} MB.", "",
+              f"peak RSS {f3['maxrss_mb']:,.0f} MB, text report {f3['output_mb']:.1f} MB. With `-j 2`: wall "
+              f"{f3['j2_wall_s']:.1f} s (runs: {f3['j2_all_wall_s']}), CPU {f3['j2_cpu_s']:.1f} s, peak RSS "
+              f"{f3['j2_maxrss_mb']:,.0f} MB (parent process); every report byte-identical.", "",
               f"virsh: {f3['virsh_sample']} domains sampled (seed 6), one `cpu-baseline` process each: "
               f"{f3['virsh_mean_ms_per_domain_all_hosts']:.1f} ms mean with one `<cpu>` per host, "
               f"{f3['virsh_mean_ms_per_domain_distinct_types']:.1f} ms with one per distinct host type; "
               f"extrapolated to all {f3['domains']:,} domains: {f3['virsh_extrapolated_s']:.1f} s / "
               f"{f3['virsh_types_extrapolated_s']:.1f} s. virsh failures in the sample: "
               f"{f3['virsh_failed_in_sample']}.", ""]
-    fw = r.get("whatif")
-    if fw and f3:
-        L += ["## Prototype: two cheap fixes, same pool (benchmarks only, monkeypatched)", "",
-              "`optimize()` cached by what it actually reads from a domain (vendor, common features, union "
-              "of bugs, set of host f/m/s, all-hosts-rsba; satisfiable answers only, since an infeasible "
-              "domain's explanation names its own host types), and `Outcome.encoding` (which keeps a Z3 "
-              "context alive per cached domain) dropped after use:", "",
-              "| | wall s | peak RSS MB | Z3 problems solved | report |", "|---|---|---|---|---|",
-              f"| CLI as is | {f3['wall_s']:.1f} | {f3['maxrss_mb']:,.0f} | {f3['distinct_type_sets']} | |",
-              f"| prototype | {fw['wall_s']:.1f} | {fw['maxrss_mb']:,.0f} | {fw['z3_problems']} "
-              f"({fw['summary_hits']} summary-cache hits) | "
-              f"{'byte-identical' if fw['report_identical_to_cli'] else '**differs**'}; "
-              f"{fw['checked_ok_answers']} answers re-checked |", ""]
     if f4:
         L += ["## check(guest, host)", "",
               f"{f4['pairs']:,} (guest, host type) pairs, half a domain's answer with one of its own host "
               f"types, half random; {f4['guests']} distinct answers x {f4['host_types']} host types for the grid.", "",
-              "| policy | pass rate | check_answer /s | public check() /s | bitset first sight /s | "
-              "bitset grid incl. precompute /s | bitset cached /s | bitset ops only /s |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| policy | pass rate | check_answer /s | public check() /s | check(reasons=False) /s | "
+              "bitset first sight /s | bitset grid incl. precompute /s | bitset cached /s | bitset ops only /s |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for p in ("compat", "strict"):
             c = f4[p]
-            pub = f"{c['public_check_per_s']:,.0f}" if c.get("public_check_per_s") else "-"
-            L.append(f"| {p} | {c['pass_rate_sample']:.0%} | {c['check_answer_per_s']:,.0f} | {pub} | "
+            L.append(f"| {p} | {c['pass_rate_sample']:.0%} | {c['check_answer_per_s']:,.0f} | "
+                     f"{c['public_check_per_s']:,.0f} | {c['public_check_no_reasons_per_s']:,.0f} | "
                      f"{c['bitset_first_sight_per_s']:,.0f} | {c['bitset_grid_incl_precompute_per_s']:,.0f} | "
                      f"{c['bitset_cached_per_s']:,.0f} | {c['bitset_ops_only_per_s']:,.0f} |")
         for p in ("compat", "strict"):
@@ -625,23 +567,23 @@ def markdown(r: dict) -> str:
                 L += ["", f"**Checker crash** ({p}): {f4[p]['check_answer_crashes']} of {f4['pairs']} pairs; "
                       f"first: `{f4[p]['check_answer_crash_example']}` (those pairs are left out of the "
                       "comparison)."]
-        L += ["", "The bitset prototype's verdict equals `not check_answer(...)` on every sampled pair "
-              "(asserted). Against public `check().ok` (which does not apply check_answer's \"shown f/m/s is "
-              "the model's or a host's\" rule to a single host; the prototype relaxed the same way) it "
+        L += ["", "The bitset checker's (`cpusolve.fastcheck`) verdict equals `not check_answer(...)` on every "
+              "sampled pair (asserted), and `check(reasons=False)` equals `check()` (asserted). Against public "
+              "`check().ok` (which does not apply check_answer's \"shown f/m/s is the model's or a host's\" rule "
+              "to a single host; the bitset checker relaxed the same way) it "
               f"disagrees on {f4['compat']['bitset_vs_public_check_mismatches']} (compat) / "
               f"{f4['strict']['bitset_vs_public_check_mismatches']} (strict) pairs.", ""]
     f5 = r.get("scaling")
     if f5:
         L += ["## Growth (whole CLI, one run each)", "",
-              "| varied | hosts | host types | domains | Z3 problems | feasible / infeasible | wall s | "
-              "CPU s | peak RSS MB | s per Z3 problem | report MB |",
+              "| varied | hosts | host types | domains | host-type sets | Z3 problems | feasible / infeasible | "
+              "wall s | CPU s | peak RSS MB | report MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in f5:
             ok = sum(v for k, v in x["status"].items() if k.startswith("ok"))
             L.append(f"| {x['vary']} | {x['hosts']:,} | {x['host_types']} | {x['domains']:,} | "
-                     f"{x['distinct_type_sets']} | {ok} / {x['domains'] - ok} | {x['wall_s']:.1f} | "
-                     f"{x['cpu_s']:.1f} | {x['maxrss_mb']:,.0f} | "
-                     f"{x['wall_s'] / max(1, x['distinct_type_sets']):.2f} | {x['output_mb']:.1f} |")
+                     f"{x['distinct_type_sets']} | {x['z3_problems']} | {ok} / {x['domains'] - ok} | "
+                     f"{x['wall_s']:.1f} | {x['cpu_s']:.1f} | {x['maxrss_mb']:,.0f} | {x['output_mb']:.1f} |")
         L.append("")
     if r.get("profiles"):
         p = r["profiles"]
@@ -653,12 +595,9 @@ def markdown(r: dict) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--_whatif"]:
-        whatif_child(argv[1], argv[2])
-        return 0
     ap = argparse.ArgumentParser(description="cpusolve benchmarks (by hand, not CI)")
     ap.add_argument("--quick", action="store_true", help="smaller pools and fewer repetitions (~2 min)")
-    ap.add_argument("--only", default="", help="comma list: domain3,cold,big,whatif,check,scaling")
+    ap.add_argument("--only", default="", help="comma list: domain3,cold,big,check,scaling")
     ap.add_argument("--profile", action="store_true", help="also cProfile the cold CLI and the big pool")
     ap.add_argument("--big-runs", type=int, default=None,
                     help="whole-CLI runs of the big pool, median reported (default 3; --quick 1)")
@@ -696,9 +635,6 @@ def main(argv=None) -> int:
         r["big"] = fig_big(work, *big, runs=runs, sample=a.virsh_sample)
         r["big"]["pool_command"] = (f"python benchmarks/genpool.py --hosts {big[0]} --types {big[1]} "
                                     f"--domains {big[2]} --seed 1")
-    if want("whatif"):
-        print("prototype: optimize() cached by domain summary, Z3 contexts dropped", flush=True)
-        r["whatif"] = fig_whatif(work, *big)
     if want("check"):
         print("figure 4: check(guest, host) throughput", flush=True)
         r["check"] = fig_check(work, *big, slow_pairs=slow_pairs)
@@ -708,7 +644,8 @@ def main(argv=None) -> int:
         if "big" in r:
             b = r["big"]
             r["scaling"].append({k: b[k] for k in ("wall_s", "cpu_s", "maxrss_mb", "hosts", "host_types",
-                                                   "domains", "distinct_type_sets", "output_mb", "status")}
+                                                   "domains", "distinct_type_sets", "z3_problems", "output_mb",
+                                                   "status")}
                                 | {"vary": "big pool"})
     if a.profile:
         print("profiles: cold CLI and big pool (cProfile)", flush=True)
