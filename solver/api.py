@@ -150,10 +150,8 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     results = []
     for index, dom in enumerate(doms, start=1):
         results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
-    edges = sorted(pool.graph.edges()) if pool.directed else sorted(
-        {tuple(sorted(e)) for e in pool.graph.edges()})
     return Result(source=pool.source, requirements=req.to_dict(), domains=results,
-                  directed=pool.directed, edges=edges)
+                  directed=pool.directed, graph=pool.graph)
 
 
 def _optimize_task(args) -> Outcome:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -356,10 +357,7 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
         members = [check(n) for n in _expect(group, list, where, "every group")]
         if len(set(members)) != len(members):
             raise InputError(f"{where}group {members} names a host twice"[:200])
-        for a in members:
-            for b in members:
-                if a != b:
-                    graph.add_edge(a, b)
+        graph.add_edges_from(permutations(members, 2))
     return graph, directed
 
 

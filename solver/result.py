@@ -160,7 +160,8 @@ class Result:
     requirements: dict
     domains: list[DomainResult]
     directed: bool = False
-    edges: list[tuple[str, str]] = field(default_factory=list)  # the migration graph, for pictures
+    #: the migration graph (networkx), for pictures; see edges()
+    graph: object = field(default=None, repr=False, compare=False)
     whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
     changes: list | None = None  # plan.Change for each answer that changed (to_dict(), text())
     suggestions: list | None = None  # plan.Suggestion (--suggest K)
@@ -168,6 +169,15 @@ class Result:
     @property
     def exit_code(self) -> int:
         return 0 if all(d.solved for d in self.domains) else 1
+
+    def edges(self) -> list[tuple[str, str]]:
+        """The migration edges, sorted; an undirected pool's once each.  Computed on demand:
+        a group of n hosts is n(n-1) edges, and only pictures need them."""
+        if self.graph is None:
+            return []
+        if self.directed:
+            return sorted(self.graph.edges())
+        return sorted({(a, b) if a <= b else (b, a) for a, b in self.graph.edges()})
 
     def to_dict(self) -> dict:
         out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,

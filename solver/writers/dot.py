@@ -32,7 +32,7 @@ def render_dot(result: Result) -> str:
             lines.append(f"    {_q(name)} [label={_q(label)}, fillcolor={_q(colour)}];")
         lines.append("  }")
     arrow = " -> " if result.directed else " -- "
-    for a, b in result.edges:
+    for a, b in result.edges():
         lines.append(f"  {_q(a)}{arrow}{_q(b)};")
     lines.append("}")
     return "\n".join(lines) + "\n"
