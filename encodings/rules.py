@@ -3,9 +3,11 @@
 Linux decides which bugs to mitigate from CPUID vendor, family/model/stepping, feature
 bits and IA32_ARCH_CAPABILITIES bits (``cpu_set_bug_bits()`` with ``cpu_vuln_whitelist``
 and ``cpu_vuln_blacklist``).  Those facts live in ``data/linux-<version>.json`` as boolean
-expressions.  One traversal (:func:`_walk`) evaluates an expression either on a concrete CPU
-(python bools, used by the checker and ``cpusolve verdict``) or on symbolic Z3 terms (used
-by the optimizer), so the two can only disagree if the primitive operations do.
+expressions.  One traversal (:meth:`RuleTable.walk`) evaluates an expression either on a
+concrete CPU (python bools, used by the checker and ``cpusolve verdict``) or on a CPU of
+known identity whose feature bits stay symbolic (:class:`ResidualOps`, used by the
+optimizer, which turns the residual into Z3 terms), so the two can only disagree if the
+primitive operations do (``tests/test_rules_interpreters.py`` compares them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What a guest CPU must show so that its kernel mitigates every bug of every host it may reach.
 
 The obligations are expressions in the rule-table grammar over the *guest* CPU, so the
-optimizer (Z3 interpreter) and the checker (concrete interpreter) read the same facts:
+optimizer (partial evaluation per identity, then Z3) and the checker (concrete interpreter)
+read the same facts:
 
 * rule 2, ``truthful``: for every host bug B the guest kernel must conclude it is affected
   by B (for every guest kernel version we model);

@@ -2,8 +2,10 @@
 
 Only features every host can expose become variables; every other feature is the constant
 False, which keeps a domain's problem as small as what its hosts have in common.  The
-explain path asks for a wider universe (every feature any host has, plus required ones) so
-that an unsat core can name "hosts H lack F".
+guest's family/model/stepping is one of a few candidates, each a selector; the kernel's
+rules are decided per candidate ahead of Z3 (rules.ResidualOps), and what cannot change
+the optimum is left out (``reduce``).  The explain path asks for a wider universe (every
+feature any host has, plus required ones) so that an unsat core can name "hosts H lack F".
 """
 
 from __future__ import annotations
@@ -240,8 +242,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         enc.hard.append(false)
     where = {k: i for i, k in enumerate(enc.identities)}
     enc.ident = [boolean(f"fms:{f}/{m}/{s}", ctx) for f, m, s in enc.identities]
-    if enc.ident:
-        enc.hard.append(exactly_one(enc.ident, ctx))
+    enc.hard.append(exactly_one(enc.ident, ctx) if enc.ident else false)  # none: every identity refused
     if not wide:
         enc.sel = [boolean(f"model:{m.name}", ctx) for m in enc.models]
         if enc.sel:
