@@ -16,7 +16,7 @@ from cpusolve.domains import HostKinds
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
 from cpusolve.encodings.safety import obligations
 from cpusolve.pool import Requirements
-from cpusolve.result import GuestCpu, HostRef
+from cpusolve.result import GuestCpu, HostRef, ref_list
 
 MAX_BETTER = 3
 
@@ -28,7 +28,7 @@ class Missing:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"feature": self.feature, "lacking": [h.to_dict() for h in self.lacking], "reason": self.reason}
+        return {"feature": self.feature, "lacking": ref_list(self.lacking), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class SafetyCost:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "text": self.text, "feature": self.feature, "bug": self.bug,
-                "hosts": [h.to_dict() for h in self.hosts]}
+                "hosts": ref_list(self.hosts)}
 
 
 def reachable_set(cat: Catalog, types, req: Requirements) -> frozenset[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from cpusolve.encodings.catalog import catalog
@@ -76,6 +78,34 @@ class HostRef:
         return {"name": self.name, "count": self.count}
 
 
+_SHARED: ContextVar[dict | None] = ContextVar("cpusolve_shared_ref_lists", default=None)
+
+
+@contextmanager
+def shared_lists():
+    """Within this block ``ref_list`` returns one list per tuple of host references.
+
+    A big domain names the same lacking hosts for dozens of features (domains.HostKinds
+    shares the tuples); sharing the lists too lets the JSON writer format each once.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def ref_list(refs) -> list[dict]:
+    """Host references as JSON objects."""
+    memo = _SHARED.get()
+    if memo is None:
+        return [h.to_dict() for h in refs]
+    hit = memo.get(id(refs))
+    if hit is None or hit[0] is not refs:
+        hit = memo[id(refs)] = (refs, [h.to_dict() for h in refs])  # holding refs keeps its id
+    return hit[1]
+
+
 @dataclass(frozen=True)
 class Conflict:
     """One named fact of a minimal infeasible set."""
@@ -89,7 +119,7 @@ class Conflict:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "text": self.text, "fix": self.fix,
-                "hosts": [h.to_dict() for h in self.hosts], "feature": self.feature, "bug": self.bug}
+                "hosts": ref_list(self.hosts), "feature": self.feature, "bug": self.bug}
 
 
 @dataclass(frozen=True)
@@ -101,7 +131,7 @@ class Shortfall:
     having: int  # machines that have it
 
     def to_dict(self) -> dict:
-        return {"feature": self.feature, "lacking": [h.to_dict() for h in self.lacking],
+        return {"feature": self.feature, "lacking": ref_list(self.lacking),
                 "having_count": self.having}
 
 
@@ -133,7 +163,7 @@ class DomainResult:
     def to_dict(self) -> dict:
         return {
             "index": self.index,
-            "hosts": [h.to_dict() for h in self.hosts],
+            "hosts": ref_list(self.hosts),
             "machines": sum(h.count for h in self.hosts),
             "starts": list(self.starts),
             "vendor": self.vendor,
