@@ -10,9 +10,6 @@ feature any host has, plus required ones) so that an unsat core can name "hosts 
 
 from __future__ import annotations
 
-import ctypes
-import os
-import threading
 from dataclasses import dataclass, field
 
 import z3
@@ -22,86 +19,8 @@ from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation, obligations
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
-
-
-def _nary(make, items: list, ctx: z3.Context, empty: bool) -> z3.BoolRef:
-    """And/Or over Bool terms through Z3's C API: z3.And/z3.Or re-coerce every argument,
-    which was most of the time spent building a domain's problem."""
-    if not items:
-        return z3.BoolVal(empty, ctx=ctx)
-    if len(items) == 1:
-        return items[0]
-    args = (z3.Ast * len(items))(*[i.as_ast() for i in items])
-    return z3.BoolRef(make(ctx.ref(), len(items), args), ctx)
-
-
-def boolean(name: str, ctx: z3.Context) -> z3.BoolRef:
-    """A Boolean constant, through the C API (z3.Bool costs ~50 us a variable)."""
-    c = ctx.ref()
-    return z3.BoolRef(z3.Z3_mk_const(c, z3.Z3_mk_string_symbol(c, name), z3.Z3_mk_bool_sort(c)), ctx)
-
-
-def negate(item: z3.BoolRef) -> z3.BoolRef:
-    return z3.BoolRef(z3.Z3_mk_not(item.ctx.ref(), item.as_ast()), item.ctx)
-
-
-def implies(a: z3.BoolRef, b: z3.BoolRef) -> z3.BoolRef:
-    return z3.BoolRef(z3.Z3_mk_implies(a.ctx.ref(), a.as_ast(), b.as_ast()), a.ctx)
-
-
-def exactly_one(items: list, ctx: z3.Context) -> z3.BoolRef:
-    """Pseudo-Boolean "exactly one of", through the C API (z3.PbEq re-coerces each item)."""
-    n = len(items)
-    args = (z3.Ast * n)(*[i.as_ast() for i in items])
-    ones = (ctypes.c_int * n)(*([1] * n))
-    return z3.BoolRef(z3.Z3_mk_pbeq(ctx.ref(), n, args, ones, 1), ctx)
-
-
-def fast_and(items: list, ctx: z3.Context) -> z3.BoolRef:
-    return _nary(z3.Z3_mk_and, items, ctx, True)
-
-
-def fast_or(items: list, ctx: z3.Context) -> z3.BoolRef:
-    return _nary(z3.Z3_mk_or, items, ctx, False)
-
-
-def to_z3(term, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.BoolRef:
-    """A residual rule term (rules.ResidualOps) over the domain's feature variables; a
-    feature without a variable is one no host can expose, so it reads False."""
-    if term is True or term is False:
-        return z3.BoolVal(term, ctx=ctx)
-    done = memo.get(term)
-    if done is not None:
-        return done
-    op, arg = term
-    if op == "f":
-        out = g.get(arg)
-        if out is None:
-            out = z3.BoolVal(False, ctx=ctx)
-    elif op == "not":
-        out = negate(to_z3(arg, g, ctx, memo))
-    else:
-        parts = [to_z3(t, g, ctx, memo) for t in arg]
-        out = fast_and(parts, ctx) if op == "and" else fast_or(parts, ctx)
-    memo[term] = out
-    return out
-
-
-_local = threading.local()
-
-
-def shared_context() -> z3.Context:
-    """One Z3 context per thread and process.
-
-    Creating a context costs ~4 ms, as much as solving a small domain.  Z3 terms are freed
-    with their last Python reference, so sharing the context keeps no problem alive; a
-    context is not thread-safe, and a forked worker must not use its parent's.
-    """
-    ctx = getattr(_local, "ctx", None)
-    if ctx is None or _local.pid != os.getpid():
-        ctx = _local.ctx = z3.Context()
-        _local.pid = os.getpid()
-    return ctx
+from cpusolve.reduce import free_features, useful_models
+from cpusolve.terms import boolean, exactly_one, fast_and, fast_or, implies, negate, shared_context, to_z3
 
 
 @dataclass
@@ -272,88 +191,6 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         else:
             enc.hard.append(term)
     return enc
-
-
-def useful_models(enc: Encoding, residuals: list[list], alive: list[int],
-                  host_fms: set[tuple[int, int, int]]) -> list[CpuModel]:
-    """The candidate models some optimum may use; the dropped ones are dominated.
-
-    With the pinned features fixed, model m costs ``w(m) + |{f variable: g_f != f in m}|``
-    flags (objective 3), so m2 costs at most ``w(m2) + |variables where m and m2 differ|``
-    wherever m costs ``w(m)`` or more.  m is dropped when some m2 is cheaper for every feature
-    choice and can show an identity the kernel reads exactly as m's (same residual of every
-    obligation: m2's own, or a host's), or m's own identity is never allowed: swapping m for
-    m2 keeps objectives 1-2 and strictly improves objective 3.  A version of the same model
-    that is no dearer and newer wins too (objective 5).
-    """
-    variables = [f for f in enc.universe if f not in enc.fixed]
-    bit = {f: 1 << i for i, f in enumerate(variables)}
-    universe = set(enc.universe)
-
-    def cost(m: CpuModel) -> tuple[int, int]:
-        const = len(m.features - universe) + len(enc.fixed - m.features)
-        return const, sum(bit[f] for f in m.features if f in bit)
-
-    kinds = {}  # identity -> how every obligation reads it; None when one refuses it
-    alive_set = set(alive)
-    for i, k in enumerate(enc.identities):
-        kinds[k] = tuple(r[i] for r in residuals) if i in alive_set else None
-    host_kinds = {kinds[k] for k in host_fms}
-    costs = {m.name: cost(m) for m in enc.models}
-    by_cost = sorted(enc.models, key=lambda m: costs[m.name][0])
-    keep = []
-    for m in enc.models:
-        w, mask = costs[m.name]
-        kind = kinds[m.fms]
-        beaten = False
-        for m2 in by_cost:
-            w2, mask2 = costs[m2.name]
-            if w2 > w:
-                break
-            if m2 is m:
-                continue
-            bound = w2 + (mask ^ mask2).bit_count()
-            if bound < w and (kind is None or kind in host_kinds or kinds[m2.fms] == kind):
-                beaten = True
-            elif bound <= w and m2.fms == m.fms and m2.index > m.index:
-                beaten = True
-            if beaten:
-                break
-        if not beaten:
-            keep.append(m)
-    return keep
-
-
-def free_features(cat: Catalog, universe: list[str], residuals: list[list], req: Requirements) -> frozenset[str]:
-    """Features every optimum shows: no obligation, requirement or hint objective reads
-    them, and their dependencies are met among themselves.  Showing all of them keeps every
-    constraint (dependencies are monotone) and strictly raises the first objective."""
-    named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
-    for terms in residuals:
-        for term in terms:
-            _term_features(term, named)
-    free = {f for f in universe if f not in named}
-    changed = True
-    while changed:
-        changed = False
-        for f in sorted(free):
-            if any(not any(a in free for a in group) for group in cat.features[f].requires):
-                free.discard(f)
-                changed = True
-    return frozenset(free)
-
-
-def _term_features(term, out: set[str]) -> None:
-    if term is True or term is False:
-        return
-    op, arg = term
-    if op == "f":
-        out.add(arg)
-    elif op == "not":
-        _term_features(arg, out)
-    else:
-        for t in arg:
-            _term_features(t, out)
 
 
 def _features_in(expr) -> set[str]:
