@@ -107,22 +107,26 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             changes["policy"] = policy
         req = dataclasses.replace(req, **changes)
         p.requirements = req
-        result = solve(p, requirements=req, timeout=timeout, jobs=jobs)
-        if without or add:
+        if suggest_k and suggest_k < 0:
+            raise CpusolveError("--suggest needs a positive number")
+        changed = None
+        if without or add:  # read the what-if before solving: a typo fails at once
             from cpusolve.plan import add as add_host
-            from cpusolve.plan import compare
             from cpusolve.plan import without as drop_hosts
 
             changed = drop_hosts(p, without) if without else p
             for spec in add:
                 changed = add_host(changed, spec)
-            after = solve(changed, requirements=req, timeout=timeout)
+        cache: dict = {}  # the what-if re-solves only domains whose host kinds changed
+        result = solve(p, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
+        if changed is not None:
+            from cpusolve.plan import compare
+
+            after = solve(changed, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
             after.whatif = {"without": list(without), "add": list(add)}
             after.changes = compare(result, after)
             result = after
         if suggest_k:
-            if suggest_k < 0:
-                raise CpusolveError("--suggest needs a positive number")
             from cpusolve.plan import suggest
 
             result.suggestions = suggest(p, result, suggest_k, timeout)
