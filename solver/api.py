@@ -151,7 +151,7 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     for index, dom in enumerate(doms, start=1):
         results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
     return Result(source=pool.source, requirements=req.to_dict(), domains=results,
-                  directed=pool.directed, graph=pool.graph)
+                  directed=pool.directed, graph=pool.graph, groups=pool.groups)
 
 
 def _optimize_task(args) -> Outcome:

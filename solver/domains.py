@@ -89,23 +89,44 @@ def type_order(facts: HostFacts) -> tuple:
     return (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))
 
 
+def migration_graph(pool: Pool) -> nx.DiGraph:
+    """The pool's graph with each migration group joined through a hub node.
+
+    A hub (the tuple ``("group", i)``, never a host name) with edges to and from every
+    member makes the members one strongly connected set in 2n edges instead of n(n-1);
+    reachability and components between hosts are the same.  Hubs are not hosts: callers
+    keep only names in ``pool.hosts``.
+    """
+    if not pool.groups:
+        return pool.graph
+    graph = pool.graph.copy()
+    for i, members in enumerate(pool.groups):
+        hub = ("group", i)
+        graph.add_edges_from((m, hub) for m in members)
+        graph.add_edges_from((hub, m) for m in members)
+    return graph
+
+
 def domains(pool: Pool) -> list[Domain]:
     """Distinct migration domains of a pool, in a deterministic order."""
-    graph = pool.graph
+    graph = migration_graph(pool)
+    hosts_of = pool.hosts
     groups: dict[frozenset[str], list[str]] = {}
     if not pool.directed:
         for comp in nx.weakly_connected_components(graph):
-            groups[frozenset(comp)] = sorted(comp)
+            names = frozenset(h for h in comp if h in hosts_of)
+            if names:
+                groups[names] = sorted(names)
     else:
         cond = nx.condensation(graph)
-        members = cond.graph["mapping"]  # host -> scc id
+        members = cond.graph["mapping"]  # node -> scc id
         reach: dict[int, frozenset[str]] = {}
         for scc in reversed(list(nx.topological_sort(cond))):
-            hosts = set(cond.nodes[scc]["members"])
+            hosts = {h for h in cond.nodes[scc]["members"] if h in hosts_of}
             for succ in cond.successors(scc):
                 hosts |= reach[succ]
             reach[scc] = frozenset(hosts)
-        for host in graph.nodes:
+        for host in hosts_of:
             groups.setdefault(reach[members[host]], []).append(host)
     out = []
     for hosts, starts in groups.items():

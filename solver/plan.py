@@ -20,7 +20,7 @@ import networkx as nx
 
 from cpusolve.api import solve
 from cpusolve.blockers import reachable_set
-from cpusolve.domains import domains
+from cpusolve.domains import domains, migration_graph
 from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.catalog import suggest as close_names
 from cpusolve.errors import InputError
@@ -36,7 +36,12 @@ ADD_SPEC = re.compile(r"^(?P<name>[^=@]+)=(?P<model>[^@]+?)(?:x(?P<count>\d+))?(
 
 def _copy(pool: Pool) -> Pool:
     return Pool(hosts=dict(pool.hosts), graph=pool.graph.copy(), directed=pool.directed,
-                requirements=pool.requirements, source=pool.source)
+                requirements=pool.requirements, source=pool.source, groups=list(pool.groups))
+
+
+def _drop_from_groups(pool: Pool, name: str) -> None:
+    """The other members of a group still migrate among themselves."""
+    pool.groups = [g for g in (tuple(m for m in grp if m != name) for grp in pool.groups) if len(g) > 1]
 
 
 def without(pool: Pool, names) -> Pool:
@@ -47,6 +52,7 @@ def without(pool: Pool, names) -> Pool:
             raise InputError(f"--without: no host '{name}' in {pool.source}" + close_names(name, out.hosts))
         del out.hosts[name]
         out.graph.remove_node(name)
+        _drop_from_groups(out, name)
     if not out.hosts:
         raise InputError("--without removes every host of the pool")
     return out
@@ -86,7 +92,7 @@ def add(pool: Pool, spec: str) -> Pool:
             raise InputError(f"--add '{spec}': no host '{peer}' to join" + close_names(peer, pool.hosts))
         out.graph.add_edge(name, peer)
         out.graph.add_edge(peer, name)
-    elif not pool.directed and nx.is_weakly_connected(pool.graph):
+    elif not pool.directed and nx.is_weakly_connected(migration_graph(pool)):
         for other in pool.hosts:
             out.graph.add_edge(name, other)
             out.graph.add_edge(other, name)
@@ -245,6 +251,7 @@ class Planner:
             raise InputError("remove_host: a pool needs at least one host")
         del self.pool.hosts[name]
         self.pool.graph.remove_node(name)
+        _drop_from_groups(self.pool, name)
         self._result = None
 
     def host(self, name: str) -> Host:

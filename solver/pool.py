@@ -39,10 +39,13 @@ class Requirements:
 
 @dataclass
 class Pool:
-    """Hosts by name and a directed migration graph over their names.
+    """Hosts by name, a directed migration graph over their names, and migration groups.
 
     An undirected pool is stored with both edge directions and ``directed=False``, so that
-    domain computation can pick components instead of reachability sets.
+    domain computation can pick components instead of reachability sets.  A group (every
+    member may migrate to every other) is kept as its member list, not as n(n-1) edges: a
+    cell of 1,000 hosts would be a million edges.  The migration relation is the graph's
+    edges plus every group's pairs (``domains.migration_graph``).
     """
 
     hosts: dict[str, Host]
@@ -50,6 +53,7 @@ class Pool:
     directed: bool = False
     requirements: Requirements = field(default_factory=Requirements)
     source: str = "<pool>"
+    groups: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
     def host_count(self) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +142,9 @@ def _from_dict(data: Any, label: str) -> Pool:
     memo: dict[str, HostFacts] = {}
     hosts = {name: read_host(name, spec, label, base, memo) for name, spec in hosts_data.items()}
     requirements = read_requirements(data.get("requirements", {}), label)
-    graph, directed = _graph(data.get("migration"), hosts, label)
-    return Pool(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label)
+    graph, directed, groups = _graph(data.get("migration"), hosts, label)
+    return Pool(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label,
+                groups=groups)
 
 
 def _host_list(items: list, label: str) -> dict:
@@ -323,7 +323,7 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
                      features=exposable, bugs=bugs, origin=origin)
 
 
-def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGraph, bool]:
+def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:
     graph = nx.DiGraph()
     graph.add_nodes_from(hosts)
     if migration is None:
@@ -331,7 +331,7 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
         # One domain of every host: a path is enough for components.
         graph.add_edges_from(zip(names, names[1:], strict=False))
         graph.add_edges_from(zip(names[1:], names, strict=False))
-        return graph, False
+        return graph, False, []
     where = f"{label}: migration: "
     _expect(migration, dict, f"{label}: ", "'migration'")
     _unknown_keys(migration, MIGRATION_KEYS, where)
@@ -353,12 +353,14 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
         graph.add_edge(a, b)
         if not directed:
             graph.add_edge(b, a)
+    groups: list[tuple[str, ...]] = []
     for group in _expect(migration.get("groups", []), list, where, "'groups'"):
         members = [check(n) for n in _expect(group, list, where, "every group")]
         if len(set(members)) != len(members):
             raise InputError(f"{where}group {members} names a host twice"[:200])
-        graph.add_edges_from(permutations(members, 2))
-    return graph, directed
+        if len(members) > 1:
+            groups.append(tuple(members))
+    return graph, directed, groups
 
 
 def _from_node_link(data: dict, label: str) -> Pool:

@@ -190,8 +190,9 @@ class Result:
     requirements: dict
     domains: list[DomainResult]
     directed: bool = False
-    #: the migration graph (networkx), for pictures; see edges()
+    #: the migration graph (networkx) and groups, for pictures; see edges()
     graph: object = field(default=None, repr=False, compare=False)
+    groups: list[tuple[str, ...]] = field(default_factory=list, repr=False, compare=False)
     whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
     changes: list | None = None  # plan.Change for each answer that changed (to_dict(), text())
     suggestions: list | None = None  # plan.Suggestion (--suggest K)
@@ -201,8 +202,8 @@ class Result:
         return 0 if all(d.solved for d in self.domains) else 1
 
     def edges(self) -> list[tuple[str, str]]:
-        """The migration edges, sorted; an undirected pool's once each.  Computed on demand:
-        a group of n hosts is n(n-1) edges, and only pictures need them."""
+        """The explicit migration edges, sorted; an undirected pool's once each (groups are
+        ``groups``).  Computed on demand: only pictures need them."""
         if self.graph is None:
             return []
         if self.directed:

@@ -160,3 +160,24 @@ def test_scheduler_example_runs_on_the_public_api():
     assert "running VM may go to: clx-r1, clx-r2, icx-new, icx-r2, skx-r1" in proc.stdout
     source = (EXAMPLES / "scheduler.py").read_text()
     assert "from cpusolve import" in source and "cpusolve." not in source.replace("from cpusolve import", "")
+
+
+def test_a_group_stays_a_group_without_one_member():
+    """Groups are kept as member lists (not n(n-1) edges); taking a member out, with
+    --without or the Planner, leaves the others migrating among themselves, while an
+    explicit path through the removed host is cut."""
+    from cpusolve.domains import domains
+    from cpusolve.plan import without
+
+    hosts = {n: {"cpu": "Skylake-Server-v4"} for n in ("a", "b", "c", "x", "y", "z")}
+    pool = load_pool({"hosts": hosts, "migration": {"directed": True, "groups": [["a", "b", "c"]],
+                                                    "edges": [["x", "y"], ["y", "z"]]}})
+    assert pool.graph.number_of_edges() == 2 and pool.groups == [("a", "b", "c")]
+    doms = {d.starts: d.hosts for d in domains(pool)}
+    assert doms[("a", "b", "c")] == ("a", "b", "c") and doms[("x",)] == ("x", "y", "z")
+    after = {d.starts: d.hosts for d in domains(without(pool, ["b", "y"]))}
+    assert after[("a", "c")] == ("a", "c")
+    assert after[("x",)] == ("x",) and after[("z",)] == ("z",)
+    planner = Planner(pool)
+    planner.remove_host("a")
+    assert {d.starts: d.hosts for d in domains(planner.pool)}[("b", "c")] == ("b", "c")

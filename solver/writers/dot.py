@@ -34,5 +34,14 @@ def render_dot(result: Result) -> str:
     arrow = " -> " if result.directed else " -- "
     for a, b in result.edges():
         lines.append(f"  {_q(a)}{arrow}{_q(b)};")
+    # A migration group as a small hub every member joins (n lines, not n(n-1)).
+    for i, members in enumerate(result.groups, start=1):
+        hub_id = f"group {i}"
+        while hub_id in counts:  # a host may be called "group 1"
+            hub_id += " (migration group)"
+        hub = _q(hub_id)
+        lines.append(f"  {hub} [shape=circle, label={_q(f'group {i}')}, fillcolor=white];")
+        for m in members:
+            lines.append(f"  {_q(m)}{arrow}{hub}" + (" [dir=both];" if result.directed else ";"))
     lines.append("}")
     return "\n".join(lines) + "\n"
