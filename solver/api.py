@@ -143,13 +143,28 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
             raise InputError(f"policy must be one of {', '.join(POLICIES)}, not '{policy}'")
         req = dataclasses.replace(req, policy=policy)
     cat = catalog()
+    reuse = cache is not None
     cache = {} if cache is None else cache
     doms = domains(pool)
     if jobs > 1:
         _solve_in_parallel(cat, doms, req, timeout, cache, jobs)
     results = []
+    used = set()
     for index, dom in enumerate(doms, start=1):
-        results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
+        if not reuse:
+            results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
+            continue
+        # A kept cache also keeps whole domain reports: after a change to a big pool only
+        # the domains whose hosts changed are rebuilt (a report is a function of these).
+        key = ("domain", dom.starts, tuple(pool.hosts[h] for h in dom.hosts), req, timeout)
+        used.add(key)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _solve_domain(pool, dom, index, req, timeout, cache, cat)
+        results.append(hit if hit.index == index else dataclasses.replace(hit, index=index))
+    if reuse:  # forget the reports of domains the pool no longer has
+        for key in [k for k in cache if k[0] == "domain" and k not in used]:
+            del cache[key]
     return Result(source=pool.source, requirements=req.to_dict(), domains=results,
                   directed=pool.directed, graph=pool.graph, groups=pool.groups)
 

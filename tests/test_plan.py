@@ -181,3 +181,29 @@ def test_a_group_stays_a_group_without_one_member():
     planner = Planner(pool)
     planner.remove_host("a")
     assert {d.starts: d.hosts for d in domains(planner.pool)}[("b", "c")] == ("b", "c")
+
+
+def test_planner_reports_equal_a_fresh_solve_after_changes(monkeypatch):
+    """A kept cache also keeps whole domain reports; after changes (a host replaced by
+    another CPU under the same name, a count change, a group member removed) the
+    Planner's report must equal solving the changed pool from scratch."""
+    import cpusolve.api as api
+    from cpusolve.writers import render
+
+    hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE},
+             "c": {"cpu": "Icelake-Server-v7", "add": UCODE}, "d": {"cpu": "Icelake-Server-v7", "add": UCODE},
+             "e": {"cpu": "Haswell-v4", "add": UCODE}}
+    planner = Planner(load_pool(pool_dict(hosts, {"groups": [["a", "b"], ["c", "d", "e"]]})))
+    planner.solve()
+    built = []
+    real = api._solve_domain
+    monkeypatch.setattr(api, "_solve_domain", lambda *a, **k: built.append(a[1].starts) or real(*a, **k))
+    steps = [lambda: planner.add_host("b", {"cpu": "Icelake-Server-v7", "add": UCODE}),
+             lambda: planner.add_host("a", {"cpu": "Skylake-Server-v4", "add": UCODE, "count": 5}),
+             lambda: planner.remove_host("e")]
+    for step in steps:
+        built.clear()
+        step()
+        result = planner.solve()
+        assert len(built) == 1  # only the domain that changed is rebuilt
+        assert render(result, "json") == render(solve(planner.pool), "json")
