@@ -117,7 +117,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             changed = drop_hosts(p, without) if without else p
             for spec in add:
                 changed = add_host(changed, spec)
-        cache: dict = {}  # the what-if re-solves only domains whose host kinds changed
+        cache = {} if changed is not None else None  # the what-if rebuilds only changed domains
         result = solve(p, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
         if changed is not None:
             from cpusolve.plan import compare
