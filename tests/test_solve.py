@@ -206,3 +206,26 @@ def test_answer_does_not_depend_on_what_the_process_solved_before():
                                capture_output=True, text=True, cwd=root)
         assert fresh.returncode in (0, 1), fresh.stderr
         assert render(solve(str(ex)), "json").rstrip("\n") == fresh.stdout.rstrip("\n"), ex.name
+
+
+def test_soft_objectives_are_lexicographic_in_the_order_added():
+    """The optimizer's objectives are soft-literal groups; the first must win outright even
+    when a later one weighs more (a weighted sum would pick y here)."""
+    import z3
+
+    from cpusolve.optimize import add_soft
+    from cpusolve.terms import shared_context
+
+    ctx = shared_context()
+    x, y = z3.Bool("lex_x", ctx), z3.Bool("lex_y", ctx)
+    for order, expect in (((("first", x, 1), ("second", y, 10))), {"lex_x": True, "lex_y": False}), \
+                         ((("first", y, 10), ("second", x, 1)), {"lex_x": False, "lex_y": True}):
+        opt = z3.Optimize(ctx=ctx)
+        opt.set("priority", "lex")
+        opt.set("maxsat_engine", "wmax")
+        opt.add(z3.Implies(x, z3.Not(y)))
+        for name, lit, weight in order:
+            add_soft(opt, [(lit, weight)], name)
+        assert opt.check() == z3.sat
+        model = opt.model()
+        assert {str(v): z3.is_true(model.eval(v, model_completion=True)) for v in (x, y)} == expect
