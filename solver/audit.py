@@ -138,7 +138,11 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
             result.status = "unsafe"
         if result.status != "safe":
             vendors = {t.vendor for t in types}
-            fixed = nearest(cat, types[0].vendor, types, req, g.cpu, timeout) if len(vendors) == 1 else None
+            repair = ("nearest", types, g.cpu)  # guests of one image on one kind of domain
+            if repair not in answers:
+                answers[repair] = (nearest(cat, types[0].vendor, types, req, g.cpu, timeout)
+                                   if len(vendors) == 1 else None)
+            fixed = answers[repair]
             if fixed is not None:
                 result.fix, result.fix_kind = qemu_cpu_arg(fixed), "flags"
             else:

@@ -78,9 +78,10 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     another model beats in every solution are dropped.  Other objectives (``nearest``)
     need ``reduce=False``.
 
-    ``ctx``: the shared context by default.  The reduced problem's optimum is unique (see
-    :func:`objectives`), so Z3's search, which depends on what the context has seen, cannot
-    change the answer; callers whose result could (unsat cores, ``nearest``) pass a fresh one.
+    ``ctx``: the shared context by default.  The optimizers' optima are unique (last
+    tie-breaks in :func:`objectives` and ``nearest``), so Z3's search, which depends on what
+    the context has seen, cannot change an answer; unsat cores can, so ``explain`` passes a
+    fresh context.
     """
     common = frozenset.intersection(*(t.features for t in types))
     allowed = allowed_features(cat, req)

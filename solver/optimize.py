@@ -12,6 +12,7 @@ from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
 from cpusolve.result import GuestCpu
+from cpusolve.terms import negate
 
 DEFAULT_TIMEOUT_S = 30.0
 #: Z3's MaxSAT engine for the pseudo-Boolean objectives: "wmax" finds the same optima as the
@@ -134,21 +135,20 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     operator), flip as few features as possible, keep its family/model/stepping if it can.
     """
     model = cat.model(current.model)
-    enc = encode(cat, vendor, types, req, reduce=False, ctx=z3.Context())  # its ties follow the search
+    enc = encode(cat, vendor, types, req, reduce=False)
     if model not in enc.models:
         return None
     opt = _optimizer(enc, timeout)
-    opt.add(enc.sel[enc.models.index(model)])
+    z3.Z3_optimize_assert(enc.ctx.ref(), opt.optimize, enc.sel[enc.models.index(model)].as_ast())
     visible = current.visible()
-    one, zero = z3.IntVal(1, ctx=enc.ctx), z3.IntVal(0, ctx=enc.ctx)
-    flips = [z3.If(v != z3.BoolVal(f in visible, ctx=enc.ctx), one, zero) for f, v in enc.g.items()]
-    fam, mod, step = current.identity()[1:]
-    same = [v for k, v in zip(enc.identities, enc.ident, strict=True) if k == (fam, mod, step)]
-    moved = z3.If(same[0], zero, one) if same else one
-    opt.minimize(z3.Sum(flips) if flips else zero)
-    opt.minimize(moved)
-    opt.maximize(z3.Sum([z3.If(v, one, zero) for v in enc.g.values()]) if enc.g else zero)
+    same = [v for k, v in zip(enc.identities, enc.ident, strict=True) if k == current.identity()[1:]]
+    add_soft(opt, [(v if f in visible else negate(v), 1) for f, v in enc.g.items()], "fewest_flips")
+    add_soft(opt, [(same[0], 1)] if same else [], "same_fms")
+    add_soft(opt, [(v, 1) for v in enc.g.values()], "most_features")
     add_soft(opt, lowest_identity(enc), "lowest_fms")
+    # Unique optimum, so the shared context's history cannot change the answer.
+    n = len(enc.g)
+    add_soft(opt, [(v, 1 << (n - 1 - i)) for i, v in enumerate(enc.g.values())], "earliest")
     if opt.check() != z3.sat:
         return None
     return _decode(enc, opt.model(), model)[0]

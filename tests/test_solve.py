@@ -229,3 +229,24 @@ def test_soft_objectives_are_lexicographic_in_the_order_added():
         assert opt.check() == z3.sat
         model = opt.model()
         assert {str(v): z3.is_true(model.eval(v, model_completion=True)) for v in (x, y)} == expect
+
+
+def test_audit_repairs_do_not_depend_on_what_the_process_solved_before():
+    """``nearest()`` (the audit's smallest change) also runs in the shared Z3 context."""
+    import subprocess
+    import sys
+
+    from cpusolve.api import load_pool
+    from cpusolve.audit import audit, read_guests, render_audit
+
+    root = Path(__file__).resolve().parents[1]
+    fleet = root / "examples" / "fleet"
+    for ex in sorted((root / "examples").glob("*.json")):
+        solve(str(ex))
+    pool = load_pool(str(fleet / "pool.json"))
+    here = render_audit(audit(pool, read_guests(str(fleet / "guests.json"), pool)), "json")
+    fresh = subprocess.run([sys.executable, "-m", "cpusolve.cli", "audit", str(fleet / "pool.json"),
+                            "--guests", str(fleet / "guests.json"), "--format", "json"],
+                           capture_output=True, text=True, cwd=root)
+    assert fresh.returncode in (0, 1), fresh.stderr
+    assert here.rstrip("\n") == fresh.stdout.rstrip("\n")
