@@ -65,7 +65,8 @@ def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
 
 
 def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
-           wide: bool = False, reduce: bool = True, ctx: z3.Context | None = None) -> Encoding:
+           wide: bool = False, reduce: bool = True, ctx: z3.Context | None = None,
+           model: CpuModel | None = None) -> Encoding:
     """Build the Z3 problem of a domain.
 
     ``wide=False``: variables only for features every host can expose, requirements and
@@ -77,6 +78,8 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     every optimum shows become constants, identities no obligation allows and models
     another model beats in every solution are dropped.  Other objectives (``nearest``)
     need ``reduce=False``.
+
+    ``model``: only this candidate (``nearest`` keeps a guest's model).
 
     ``ctx``: the shared context by default.  The optimizers' optima are unique (last
     tie-breaks in :func:`objectives` and ``nearest``), so Z3's search, which depends on what
@@ -98,7 +101,8 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     else:
         universe = sorted(common & allowed)
     enc = Encoding(cat=cat, vendor=vendor, types=types, req=req, universe=universe,
-                   models=candidate_models(cat, vendor, req), ctx=ctx or shared_context())
+                   models=[m for m in candidate_models(cat, vendor, req) if model is None or m.name == model.name],
+                   ctx=ctx or shared_context())
     ctx = enc.ctx
     false = z3.BoolVal(False, ctx=ctx)
 

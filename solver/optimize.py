@@ -135,11 +135,10 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     operator), flip as few features as possible, keep its family/model/stepping if it can.
     """
     model = cat.model(current.model)
-    enc = encode(cat, vendor, types, req, reduce=False)
-    if model not in enc.models:
+    enc = encode(cat, vendor, types, req, reduce=False, model=model)
+    if not enc.models:
         return None
     opt = _optimizer(enc, timeout)
-    z3.Z3_optimize_assert(enc.ctx.ref(), opt.optimize, enc.sel[enc.models.index(model)].as_ast())
     visible = current.visible()
     same = [v for k, v in zip(enc.identities, enc.ident, strict=True) if k == current.identity()[1:]]
     add_soft(opt, [(v if f in visible else negate(v), 1) for f, v in enc.g.items()], "fewest_flips")
