@@ -33,7 +33,7 @@ class Encoding:
     req: Requirements
     universe: list[str]
     models: list[CpuModel]
-    ctx: z3.Context = field(default_factory=shared_context)
+    ctx: z3.Context
     g: dict[str, z3.BoolRef] = field(default_factory=dict)
     sel: list[z3.BoolRef] = field(default_factory=list)
     own_fms: z3.BoolRef | None = None
@@ -236,16 +236,20 @@ def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:
         if const:
             flags.append((negate(s), const))
     newest = [(s, m.index) for s, m in zip(enc.sel, enc.models, strict=True) if m.index]
-    # Then the feature choice itself: among equally good guests, the one that shows the
-    # earliest features in catalog order (weights 2^k make it lexicographic), so that the
-    # answer is unique and does not depend on Z3's search (a shared context's history).
-    n = len(variables)
-    earliest = [(v, 1 << (n - 1 - i)) for i, v in enumerate(variables.values())]
     return [("features", perf), ("hints", hints), ("flags", flags), ("own_fms", [(enc.own_fms, 1)]),
-            ("newest", newest), ("lowest_fms", lowest_identity(enc)), ("earliest", earliest)]
+            ("newest", newest), ("lowest_fms", lowest_identity(enc)),
+            ("earliest", earliest_features(list(variables.values())))]
 
 
 def lowest_identity(enc: Encoding) -> list[tuple[z3.BoolRef, int]]:
-    """The last tie-break: among equally good identities the lowest family/model/stepping,
-    a tie Z3 would otherwise break by its own search order."""
+    """A tie-break: among equally good identities the lowest family/model/stepping, a tie
+    Z3 would otherwise break by its own search order."""
     return [(negate(v), i) for i, v in enumerate(enc.ident) if i]
+
+
+def earliest_features(variables: list[z3.BoolRef]) -> list[tuple[z3.BoolRef, int]]:
+    """The last tie-break: among equally good guests, the one that shows the earliest
+    features in catalog order (weights 2^k make it lexicographic), so the optimum is unique
+    and does not depend on Z3's search (a shared context's history)."""
+    n = len(variables)
+    return [(v, 1 << (n - 1 - i)) for i, v in enumerate(variables)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import z3
 
-from cpusolve.encode import Encoding, encode, lowest_identity, objectives
+from cpusolve.encode import Encoding, earliest_features, encode, lowest_identity, objectives
 from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.hosts import HostFacts
 from cpusolve.pool import Requirements
@@ -145,9 +145,7 @@ def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requir
     add_soft(opt, [(same[0], 1)] if same else [], "same_fms")
     add_soft(opt, [(v, 1) for v in enc.g.values()], "most_features")
     add_soft(opt, lowest_identity(enc), "lowest_fms")
-    # Unique optimum, so the shared context's history cannot change the answer.
-    n = len(enc.g)
-    add_soft(opt, [(v, 1 << (n - 1 - i)) for i, v in enumerate(enc.g.values())], "earliest")
+    add_soft(opt, earliest_features(list(enc.g.values())), "earliest")
     if opt.check() != z3.sat:
         return None
     return _decode(enc, opt.model(), model)[0]
