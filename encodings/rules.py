@@ -308,10 +308,11 @@ class ConcreteOps:
         return (lo is None or v >= lo) and (hi is None or v <= hi)
 
 
-class ResidualOps:
+class ResidualOps(ConcreteOps):
     """Partial evaluation on a guest of known vendor and family/model/stepping.
 
-    Identity tests are decided; feature tests stay symbolic.  The result is a hashable term
+    Identity tests are decided (as on a concrete CPU, so whitelist/blacklist verdicts share
+    the concrete cache); feature tests stay symbolic.  The result is a hashable term
     (``True``/``False``, ``("f", name)``, ``("not", t)``, ``("and", (...))``, ``("or", (...))``)
     that depends only on feature bits, so the optimizer chooses among a domain's few
     candidate identities and never reasons about integers; the same identity recurs in
@@ -319,11 +320,8 @@ class ResidualOps:
     """
 
     def __init__(self, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True) -> None:
-        self.cpu = CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor)
+        super().__init__(CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor))
         self.fixed_vendor = vendor
-
-    def const(self, value: bool) -> bool:
-        return bool(value)
 
     def all(self, items: list):
         return _fold("and", items)
@@ -341,15 +339,6 @@ class ResidualOps:
             # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
             return ("and", (("f", "arch-capabilities"), ("f", name)))
         return ("f", name)
-
-    def vendor(self, vendors: list[str]) -> bool:
-        return self.cpu.vendor in vendors
-
-    def hypervisor(self) -> bool:
-        return self.cpu.hypervisor
-
-    def field_in(self, field: str, lo, hi, values) -> bool:
-        return ConcreteOps.field_in(self, field, lo, hi, values)
 
 
 def _fold(op: str, items: list):
