@@ -30,7 +30,6 @@ from cpusolve.result import (
     Conflict,
     DomainResult,
     GuestCpu,
-    HostRef,
     Result,
     is_immunity_claim,
     is_mitigation_flag,
@@ -236,15 +235,11 @@ def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
     return tuple(b for b, hit in load_rules(kernel).affected(view).items() if hit)
 
 
-def _refs(pool: Pool, names) -> tuple[HostRef, ...]:
-    return tuple(HostRef(n, pool.hosts[n].count) for n in names)
-
-
 def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,
                   cache: dict, cat) -> DomainResult:
-    hosts = _refs(pool, dom.hosts)
-    base = DomainResult(index=index, hosts=hosts, starts=dom.starts, vendor=None, status="infeasible")
     kinds = dom.kinds(pool)
+    hosts = kinds.of(tuple(range(len(dom.types))))  # every host, by name
+    base = DomainResult(index=index, hosts=hosts, starts=dom.starts, vendor=None, status="infeasible")
     vendors = sorted({t.vendor for t in dom.types})
     if len(vendors) > 1:
         by_vendor = {v: [h for h in dom.hosts if pool.hosts[h].facts.vendor == v] for v in vendors}

@@ -77,7 +77,7 @@ def free_features(cat: Catalog, universe: list[str], residuals: list[list], req:
     changed = True
     while changed:
         changed = False
-        for f in sorted(free):
+        for f in list(free):  # the greatest fixpoint: any order reaches it
             if any(not any(a in free for a in group) for group in cat.features[f].requires):
                 free.discard(f)
                 changed = True
