@@ -103,7 +103,7 @@ def _variants(cat, name: str) -> list[dict]:
 
 def host_types(cat, n_types: int) -> dict[str, list[dict]]:
     """``n_types`` specs with distinct host facts, spread over the models by weight."""
-    from cpusolve.pool_file import read_host
+    from cpusolve.inputs.pool_file import read_host
 
     models = INTEL_MODELS + AMD_MODELS
     memo: dict = {}

@@ -89,7 +89,7 @@ _HEAD = re.compile(r"^Domain (\d+): (\d+) hosts?,.*: ([A-Z-]+)$")
 
 def parse_qemu_arg(arg: str):
     """GuestCpu from a printed ``-cpu`` argument (own parser: independent of the writer)."""
-    from cpusolve.result import GuestCpu
+    from cpusolve.core.guest import GuestCpu
 
     parts = arg.split(",")
     model, plus, minus, fms = parts[0], [], [], {}
@@ -127,8 +127,8 @@ def parse_text(text: str) -> dict[int, dict]:
 
 def recheck(pool, doms, answers: dict[int, dict], req) -> dict:
     """Every printed answer re-checked with check_answer; raises on a rejection."""
-    from cpusolve.checker import check_answer
     from cpusolve.encodings.catalog import catalog
+    from cpusolve.verify.checker import check_answer
 
     cat = catalog()
     if len(answers) != len(doms):
@@ -158,10 +158,10 @@ def status_counts(answers: dict[int, dict]) -> dict:
 # -- figure 1: one real 3-host domain -----------------------------------------------------
 def fig_domain3(reps: int, work: Path) -> dict:
     from cpusolve import load_pool, solve
-    from cpusolve.checker import check_answer
-    from cpusolve.domains import domains
+    from cpusolve.backend.optimize import optimize
+    from cpusolve.domains.graph import domains
     from cpusolve.encodings.catalog import catalog
-    from cpusolve.optimize import optimize
+    from cpusolve.verify.checker import check_answer
 
     rack = json.loads((ROOT / "examples" / "intel-rack.json").read_text())
     names = ["skx-r1", "clx-r1", "icx-r2"]  # Skylake-SP, Cascade Lake, Ice Lake, with microcode
@@ -194,7 +194,7 @@ def fig_domain3(reps: int, work: Path) -> dict:
     baseline = subprocess.run(VIRSH + [str(xml)], capture_output=True, text=True).stdout
     ours = med(solve_t)
     virsh = med([v["wall_s"] for v in vt])
-    from cpusolve.result import qemu_cpu_arg
+    from cpusolve.core.guest import qemu_cpu_arg
     return {
         "hosts": names, "reps": reps,
         "cpusolve_solve_warm_ms": ours * 1000, "cpusolve_optimize_only_ms": med(opt_t) * 1000,
@@ -242,8 +242,8 @@ def make_pool(work: Path, hosts: int, types: int, doms: int, seed: int = 1) -> P
 
 def run_cli_on(path: Path, work: Path, recheck_answers: bool = True, jobs: int = 1) -> dict:
     from cpusolve import load_pool
-    from cpusolve.api import problem_key
-    from cpusolve.domains import domains
+    from cpusolve.domains.graph import domains
+    from cpusolve.engine.solve import problem_key
 
     out = work / (path.stem + (f".j{jobs}" if jobs > 1 else "") + ".out.txt")
     r = timed(cpusolve_cmd() + [str(path), "-o", str(out)] + (["-j", str(jobs)] if jobs > 1 else []))
@@ -320,10 +320,10 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
 # -- figure 4: check(guest, host) throughput ------------------------------------------------
 def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) -> dict:
     from cpusolve import load_pool
-    from cpusolve.checker import check_answer
-    from cpusolve.domains import domains
+    from cpusolve.domains.graph import domains
     from cpusolve.encodings.catalog import catalog
-    from cpusolve.fastcheck import FastChecker
+    from cpusolve.verify.checker import check_answer
+    from cpusolve.verify.fastcheck import FastChecker
 
     cat = catalog()
     path = make_pool(work, hosts, types, doms_n)
@@ -355,7 +355,7 @@ def fig_check(work: Path, hosts: int, types: int, doms_n: int, slow_pairs: int) 
                 return not check_answer(cat, (h,), req, g)
             except Exception as e:  # a checker bug: count it, leave the pair out of the comparison
                 if not crashes:
-                    from cpusolve.result import qemu_cpu_arg
+                    from cpusolve.core.guest import qemu_cpu_arg
                     crashes.append(f"check_answer(host {h.origin}, policy {req.policy}, guest "
                                    f"{qemu_cpu_arg(g)}) raised {type(e).__name__}: {e}")
                 else:
@@ -451,7 +451,7 @@ def profiles(work: Path, big: Path, limit_domains: int, dest: Path) -> dict:
     # The big pool, in-process: the first ``limit_domains`` domains (the profile's overhead
     # would otherwise double the run); the per-domain costs are what matter.
     from cpusolve import api, load_pool
-    from cpusolve.domains import domains
+    from cpusolve.domains.graph import domains
 
     pool = load_pool(str(big))
     every = domains(pool)

@@ -21,7 +21,7 @@ VENDOR_NAMES = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": 
 @cache
 def cpu_map(root: str = str(CPU_MAP)) -> tuple[frozenset[str], dict[str, tuple[str | None, frozenset[str]]]]:
     """(known feature names, {model: (vendor, features incl. inherited)}) of an x86 cpu_map."""
-    from cpusolve.readers.libvirt_models import read_cpu_map
+    from cpusolve.inputs.facts.libvirt_models import read_cpu_map
 
     base = Path(root)
     feats = frozenset(f.get("name") for f in ET.parse(base / "x86_features.xml").getroot().iter("feature"))

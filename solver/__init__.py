@@ -10,10 +10,10 @@ __all__ = ["load_pool", "solve", "check", "targets", "Verdict", "Planner", "Resu
 
 _WHERE = {
     "load_pool": "cpusolve.api", "solve": "cpusolve.api", "check": "cpusolve.api",
-    "targets": "cpusolve.api", "Verdict": "cpusolve.api", "Planner": "cpusolve.plan",
-    "Result": "cpusolve.result", "DomainResult": "cpusolve.result", "GuestCpu": "cpusolve.result",
-    "qemu_cpu_arg": "cpusolve.result",
-    "Requirements": "cpusolve.pool",
+    "targets": "cpusolve.api", "Verdict": "cpusolve.api", "Planner": "cpusolve.planning.planner",
+    "Result": "cpusolve.report.records", "DomainResult": "cpusolve.report.records",
+    "GuestCpu": "cpusolve.core.guest", "qemu_cpu_arg": "cpusolve.core.guest",
+    "Requirements": "cpusolve.core.pool",
     "CpusolveError": "cpusolve.errors", "InputError": "cpusolve.errors",
 }
 

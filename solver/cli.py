@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from cpusolve.atomic import write_atomic
 from cpusolve.errors import CpusolveError, check_timeout
+from cpusolve.writers.atomic import write_atomic
 
 
 class DefaultGroup(click.Group):
@@ -90,7 +90,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         import dataclasses
 
         from cpusolve.api import load_pool, solve
-        from cpusolve.pool_file import read_requirements
+        from cpusolve.inputs.pool_file import read_requirements
         from cpusolve.writers import render
 
         check_timeout(timeout, "--timeout")
@@ -111,8 +111,8 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             raise CpusolveError("--suggest needs a positive number")
         changed = None
         if without or add:  # read the what-if before solving: a typo fails at once
-            from cpusolve.plan import add as add_host
-            from cpusolve.plan import without as drop_hosts
+            from cpusolve.planning.whatif import add as add_host
+            from cpusolve.planning.whatif import without as drop_hosts
 
             changed = drop_hosts(p, without) if without else p
             for spec in add:
@@ -120,14 +120,14 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         cache = {} if changed is not None else None  # the what-if rebuilds only changed domains
         result = solve(p, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
         if changed is not None:
-            from cpusolve.plan import compare
+            from cpusolve.planning.whatif import compare
 
             after = solve(changed, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
             after.whatif = {"without": list(without), "add": list(add)}
             after.changes = compare(result, after)
             result = after
         if suggest_k:
-            from cpusolve.plan import suggest
+            from cpusolve.planning.suggest import suggest
 
             result.suggestions = suggest(p, result, suggest_k, timeout)
         write_atomic(render(result, fmt), output)
@@ -142,7 +142,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
 def probe_cmd(output, device) -> None:
     """Write this host's fact file from KVM's own answers (/dev/kvm), for a pool's "facts"."""
     def go() -> int:
-        from cpusolve.probe import write_probe
+        from cpusolve.inputs.probe import write_probe
 
         write_probe(output, dev=device)
         return 0
@@ -166,7 +166,7 @@ def pool_init_cmd(files, group, directed, no_merge, output) -> None:
     def go() -> int:
         import json
 
-        from cpusolve.pool_init import pool_from_facts
+        from cpusolve.inputs.pool_init import pool_from_facts
 
         base = Path(output).parent if output not in (None, "-") else Path.cwd()
         pool = pool_from_facts(files, group, directed=directed, merge=not no_merge, base=base)
@@ -189,7 +189,9 @@ def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
         import dataclasses
 
         from cpusolve.api import load_pool
-        from cpusolve.audit import audit, read_guests, render_audit
+        from cpusolve.inputs.guests_file import read_guests
+        from cpusolve.planning.audit import audit
+        from cpusolve.writers.audit import render_audit
 
         p = load_pool(pool)
         if policy:
@@ -214,8 +216,8 @@ def verdict_cmd(cpu, kernel, fmt) -> None:
     def go() -> int:
         import json
 
-        from cpusolve.cpu_string import parse_cpu
         from cpusolve.encodings.rules import CpuView, load_rules
+        from cpusolve.inputs.guest_cpu import parse_cpu
 
         parsed = parse_cpu(cpu)
         table = load_rules(kernel)

@@ -1,4 +1,4 @@
-"""An independent oracle for cpusolve's answers: plain Python, no Z3, no cpusolve.encode/optimize.
+"""An independent oracle for cpusolve's answers: plain Python, no Z3, no cpusolve.backend.
 
 It reads the same *data* cpusolve does (the catalog, the Linux rule tables, the safety
 obligations and the host facts a pool file yields) and re-derives from the spec

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cpusolve.cli import main
-from cpusolve.cpu_string import parse_qemu_cpu
+from cpusolve.inputs.guest_cpu import parse_qemu_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEET = ROOT / "examples" / "fleet"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import cpusolve.pool_file as pool_file
-import cpusolve.readers.common as readers_common
+import cpusolve.inputs.facts.common as readers_common
+import cpusolve.inputs.pool_file as pool_file
 from cpusolve.api import load_pool, solve
 from cpusolve.cli import main
 from cpusolve.errors import CpusolveError, InputError

@@ -6,10 +6,10 @@ import random
 from pathlib import Path
 
 from cpusolve import check, load_pool, solve
-from cpusolve.checker import problems
+from cpusolve.core.guest import GuestCpu
 from cpusolve.encodings.catalog import catalog
-from cpusolve.fastcheck import FastChecker
-from cpusolve.result import GuestCpu
+from cpusolve.verify.checker import problems
+from cpusolve.verify.fastcheck import FastChecker
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpusolve.api import solve
-from cpusolve.result import shared_lists
+from cpusolve.report.records import shared_lists
 from cpusolve.writers import render
 from cpusolve.writers.json_out import dumps
 

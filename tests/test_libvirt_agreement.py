@@ -19,7 +19,7 @@ How each side is fed:
   testConnectBaselineCPU"), and where supported it would drop xsaves as well as invtsc
   (both migratable='no' in libvirt's map, though QEMU migrates xsaves), which would compare
   worse; invtsc is a KNOWN difference instead.
-* cpusolve: each raw dump read by ``cpusolve.readers.read_fact_file`` and given inline with
+* cpusolve: each raw dump read by ``cpusolve.inputs.facts.read_fact_file`` and given inline with
   ``"hypervisor": "as-is"``, so cpusolve takes the silicon's bits literally, as libvirt
   does, instead of adding what KVM emulates.
 
@@ -44,7 +44,7 @@ import pytest
 
 from cpusolve.api import solve
 from cpusolve.encodings.catalog import catalog
-from cpusolve.readers import read_fact_file
+from cpusolve.inputs.facts import read_fact_file
 
 DATA = Path(__file__).parent / "data" / "libvirt-agreement"
 VIRSH = shutil.which("virsh")

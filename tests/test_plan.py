@@ -73,7 +73,7 @@ def test_what_if_upgrade_and_add():
     change = data["whatif"]["changes"][0]
     assert change["before"] == "Skylake-Server-v4" and "avx512vnni" in change["gained"]
     pool = load_pool(str(EXAMPLES / "intel-rack.json"))
-    from cpusolve.plan import add
+    from cpusolve.planning.whatif import add
 
     grown = add(pool, "icx-09=Icelake-Server-v7,+md-clearx8@clx-r2")
     assert grown.hosts["icx-09"].count == 8 and grown.graph.has_edge("icx-09", "clx-r2")
@@ -103,7 +103,7 @@ def test_check_and_targets():
 
 
 def test_planner_resolves_only_what_changed(monkeypatch):
-    import cpusolve.api as api
+    import cpusolve.engine.solve as api
 
     calls = []
     real = api.optimize
@@ -166,8 +166,8 @@ def test_a_group_stays_a_group_without_one_member():
     """Groups are kept as member lists (not n(n-1) edges); taking a member out, with
     --without or the Planner, leaves the others migrating among themselves, while an
     explicit path through the removed host is cut."""
-    from cpusolve.domains import domains
-    from cpusolve.plan import without
+    from cpusolve.domains.graph import domains
+    from cpusolve.planning.whatif import without
 
     hosts = {n: {"cpu": "Skylake-Server-v4"} for n in ("a", "b", "c", "x", "y", "z")}
     pool = load_pool({"hosts": hosts, "migration": {"directed": True, "groups": [["a", "b", "c"]],
@@ -187,7 +187,7 @@ def test_planner_reports_equal_a_fresh_solve_after_changes(monkeypatch):
     """A kept cache also keeps whole domain reports; after changes (a host replaced by
     another CPU under the same name, a count change, a group member removed) the
     Planner's report must equal solving the changed pool from scratch."""
-    import cpusolve.api as api
+    import cpusolve.engine.solve as api
     from cpusolve.writers import render
 
     hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE},

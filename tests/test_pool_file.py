@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from cpusolve.api import load_pool
-from cpusolve.domains import domains
+from cpusolve.domains.graph import domains
 from cpusolve.errors import InputError
 
 from .conftest import pool_dict

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cpusolve.errors import InputError
-from cpusolve.pool_init import pool_from_facts
+from cpusolve.inputs.pool_file import load_pool
+from cpusolve.inputs.pool_init import pool_from_facts
 
 FACTS = Path(__file__).parent / "data" / "facts"
 SKYLAKE = FACTS / "qemu_4.2.0-q35.x86_64.xml"
@@ -75,11 +76,10 @@ def test_errors_name_the_file(tmp_path):
 
 
 def test_the_pool_loads_and_keeps_counts(tmp_path):
-    pool_file = pytest.importorskip("cpusolve.pool_file")
     pool = pool_from_facts([GOLD_DUMP, GOLD_CAPS, ROME, FACTS / "this-host"], group="all", base=tmp_path)
     path = tmp_path / "pool.json"
     path.write_text(json.dumps(pool))
-    loaded = pool_file.load_pool(str(path))
+    loaded = load_pool(str(path))
     assert {n: h.count for n, h in loaded.hosts.items()} == {
         "x86_64-cpuid-Xeon-Gold-6148": 2, "qemu_9.0.0-q35.x86_64": 1, "this-host": 1}
     assert loaded.hosts["qemu_9.0.0-q35.x86_64"].facts.vendor == "AuthenticAMD"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cpusolve import probe as probe_mod
 from cpusolve.encodings.catalog import catalog
-from cpusolve.readers import read_fact_file
-from cpusolve.readers.cpuinfo import processors
+from cpusolve.inputs import probe as probe_mod
+from cpusolve.inputs.facts import read_fact_file
+from cpusolve.inputs.facts.cpuinfo import processors
 
 FACTS = Path(__file__).parent / "data" / "facts"
 

@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpusolve.api import load_pool, solve
-from cpusolve.checker import check_answer
-from cpusolve.domains import domains
-from cpusolve.encode import encode
+from cpusolve.backend.encode import encode
+from cpusolve.backend.optimize import optimize
+from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.rules import load_rules
-from cpusolve.optimize import optimize
-from cpusolve.pool_file import known_bugs
+from cpusolve.inputs.pool_file import known_bugs
+from cpusolve.verify.checker import check_answer
 from cpusolve.writers import render
 
 from .oracle import best_guest, check_guest, expected_domains, score

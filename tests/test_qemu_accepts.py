@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cpusolve.api import load_pool, solve
-from cpusolve.result import qemu_cpu_arg
+from cpusolve.core.guest import qemu_cpu_arg
 
 QEMU = shutil.which("qemu-system-x86_64")
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))

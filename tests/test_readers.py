@@ -11,10 +11,10 @@ import pytest
 
 from cpusolve.encodings.catalog import catalog
 from cpusolve.errors import InputError
-from cpusolve.readers import FORMATS, FactFile, read_fact_file
-from cpusolve.readers.common import FeatureNames
-from cpusolve.readers.libvirt_models import libvirt_model_features
-from cpusolve.readers.libvirt_xml import expand
+from cpusolve.inputs.facts import FORMATS, FactFile, read_fact_file
+from cpusolve.inputs.facts.common import FeatureNames
+from cpusolve.inputs.facts.libvirt_models import libvirt_model_features
+from cpusolve.inputs.facts.libvirt_xml import expand
 
 FACTS = Path(__file__).parent / "data" / "facts"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -369,7 +369,7 @@ def test_error_host_model_unsupported(tmp_path):
 
 def test_linux_flag_folding_agrees_with_catalog_linux_names(monkeypatch):
     """The interim folding (no Linux data in the catalog) gives what the Linux table gives."""
-    from cpusolve.readers import linux_flags
+    from cpusolve.inputs.facts import linux_flags
 
     if not linux_flags.linux_data_present():
         pytest.skip("catalog imported without Linux spellings")

@@ -14,8 +14,8 @@ import random
 import pytest
 import z3
 
+from cpusolve.backend.terms import to_z3
 from cpusolve.encodings.rules import KERNELS, CpuView, ResidualOps, load_rules
-from cpusolve.terms import to_z3
 
 VENDORS = ["GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls"]
 

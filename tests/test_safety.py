@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 
 from cpusolve.api import load_pool, solve
-from cpusolve.checker import check_answer
-from cpusolve.domains import domains
+from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.rules import CpuView, load_rules
+from cpusolve.verify.checker import check_answer
 
 from .conftest import pool_dict
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from cpusolve.api import load_pool, solve
-from cpusolve.checker import check_answer
-from cpusolve.domains import domains
-from cpusolve.pool import Requirements
-from cpusolve.result import GuestCpu, qemu_cpu_arg
+from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
+from cpusolve.core.pool import Requirements
+from cpusolve.domains.graph import domains
+from cpusolve.verify.checker import check_answer
 
 from .conftest import pool_dict
 
@@ -213,8 +213,8 @@ def test_soft_objectives_are_lexicographic_in_the_order_added():
     when a later one weighs more (a weighted sum would pick y here)."""
     import z3
 
-    from cpusolve.optimize import add_soft
-    from cpusolve.terms import shared_context
+    from cpusolve.backend.optimize import add_soft
+    from cpusolve.backend.terms import shared_context
 
     ctx = shared_context()
     x, y = z3.Bool("lex_x", ctx), z3.Bool("lex_y", ctx)
@@ -237,7 +237,9 @@ def test_audit_repairs_do_not_depend_on_what_the_process_solved_before():
     import sys
 
     from cpusolve.api import load_pool
-    from cpusolve.audit import audit, read_guests, render_audit
+    from cpusolve.inputs.guests_file import read_guests
+    from cpusolve.planning.audit import audit
+    from cpusolve.writers.audit import render_audit
 
     root = Path(__file__).resolve().parents[1]
     fleet = root / "examples" / "fleet"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cpusolve.errors import InputError
-from cpusolve.result import Result
+from cpusolve.report.records import Result
 
 FORMATS = ("text", "json", "qemu", "libvirt", "nova", "dot")
 

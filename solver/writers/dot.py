@@ -7,7 +7,7 @@ can also be a target of other domains; edges show that).
 
 from __future__ import annotations
 
-from cpusolve.result import Result
+from cpusolve.report.records import Result
 
 PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69",
            "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f"]

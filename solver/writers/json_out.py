@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring_ascii
 
-from cpusolve.result import Result, shared_lists
+from cpusolve.report.records import Result, shared_lists
 
 INDENT = "  "
 

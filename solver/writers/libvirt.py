@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from cpusolve.encodings.catalog import catalog
-from cpusolve.result import DomainResult, Result
+from cpusolve.report.records import DomainResult, Result
 
 
 def cpu_element(d: DomainResult) -> ET.Element:

@@ -8,7 +8,7 @@ answer that needs one is printed with a warning instead of silently losing it.
 from __future__ import annotations
 
 from cpusolve.encodings.catalog import catalog
-from cpusolve.result import Result
+from cpusolve.report.records import Result
 
 
 def render_nova(result: Result) -> str:

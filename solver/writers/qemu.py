@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cpusolve.result import Result, qemu_cpu_arg
+from cpusolve.core.guest import qemu_cpu_arg
+from cpusolve.report.records import Result
 
 
 def render_qemu(result: Result) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cpusolve.result import DomainResult, Result, qemu_cpu_arg
+from cpusolve.core.guest import qemu_cpu_arg
+from cpusolve.report.records import DomainResult, Result
 
 MAX_SHORTFALLS = 25
 

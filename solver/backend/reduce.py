@@ -1,0 +1,97 @@
+"""What cannot change a domain's optimum, left out of the problem Z3 sees.
+
+Proofs are in the docstrings; ``tests/test_properties.py`` checks on random pools that the
+unreduced problem reaches the same value of every objective.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cpusolve.core.pool import Requirements
+from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
+
+if TYPE_CHECKING:
+    from cpusolve.backend.encode import Encoding
+
+
+def useful_models(enc: Encoding, residuals: list[list], alive: list[int],
+                  host_fms: set[tuple[int, int, int]]) -> list[CpuModel]:
+    """The candidate models some optimum may use; the dropped ones are dominated.
+
+    With the pinned features fixed, model m costs ``w(m) + |{f variable: g_f != f in m}|``
+    flags (objective 3), so m2 costs at most ``w(m2) + |variables where m and m2 differ|``
+    wherever m costs ``w(m)`` or more.  m is dropped when some m2 is cheaper for every feature
+    choice and can show an identity the kernel reads exactly as m's (same residual of every
+    obligation: m2's own, or a host's), or m's own identity is never allowed: swapping m for
+    m2 keeps objectives 1-2 and strictly improves objective 3.  A version of the same model
+    that is no dearer and newer wins too (objective 5).
+    """
+    variables = [f for f in enc.universe if f not in enc.fixed]
+    bit = {f: 1 << i for i, f in enumerate(variables)}
+    universe = set(enc.universe)
+
+    def cost(m: CpuModel) -> tuple[int, int]:
+        const = len(m.features - universe) + len(enc.fixed - m.features)
+        return const, sum(bit[f] for f in m.features if f in bit)
+
+    kinds = {}  # identity -> how every obligation reads it; None when one refuses it
+    alive_set = set(alive)
+    for i, k in enumerate(enc.identities):
+        kinds[k] = tuple(r[i] for r in residuals) if i in alive_set else None
+    host_kinds = {kinds[k] for k in host_fms}
+    costs = {m.name: cost(m) for m in enc.models}
+    by_cost = sorted(enc.models, key=lambda m: costs[m.name][0])
+    keep = []
+    for m in enc.models:
+        w, mask = costs[m.name]
+        kind = kinds[m.fms]
+        beaten = False
+        for m2 in by_cost:
+            w2, mask2 = costs[m2.name]
+            if w2 > w:
+                break
+            if m2 is m:
+                continue
+            bound = w2 + (mask ^ mask2).bit_count()
+            if bound < w and (kind is None or kind in host_kinds or kinds[m2.fms] == kind):
+                beaten = True
+            elif bound <= w and m2.fms == m.fms and m2.index > m.index:
+                beaten = True
+            if beaten:
+                break
+        if not beaten:
+            keep.append(m)
+    return keep
+
+
+def free_features(cat: Catalog, universe: list[str], residuals: list[list], req: Requirements) -> frozenset[str]:
+    """Features every optimum shows: no obligation, requirement or hint objective reads
+    them, and their dependencies are met among themselves.  Showing all of them keeps every
+    constraint (dependencies are monotone) and strictly raises the first objective."""
+    named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
+    for terms in residuals:
+        for term in terms:
+            _term_features(term, named)
+    free = {f for f in universe if f not in named}
+    changed = True
+    while changed:
+        changed = False
+        for f in list(free):  # the greatest fixpoint: any order reaches it
+            if any(not any(a in free for a in group) for group in cat.features[f].requires):
+                free.discard(f)
+                changed = True
+    return frozenset(free)
+
+
+def _term_features(term, out: set[str]) -> None:
+    if term is True or term is False:
+        return
+    op, arg = term
+    if op == "f":
+        out.add(arg)
+    elif op == "not":
+        _term_features(arg, out)
+    else:
+        for t in arg:
+            _term_features(t, out)

@@ -1,0 +1,1 @@
+"""Typed records every stage shares: host facts, guest CPUs, pools and requirements."""

@@ -1,0 +1,58 @@
+"""A guest CPU: a catalog model plus flags, and the -cpu string that names it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cpusolve.encodings.catalog import catalog
+
+
+@dataclass(frozen=True)
+class GuestCpu:
+    """A guest CPU: a catalog model plus flags, optionally showing another f/m/s."""
+
+    model: str
+    plus: tuple[str, ...] = ()
+    minus: tuple[str, ...] = ()
+    #: family/model/stepping shown instead of the model's own, when truthfulness needs it
+    fms: tuple[int, int, int] | None = None
+
+    def visible(self) -> frozenset[str]:
+        base = catalog().model(self.model).features
+        return (base - frozenset(self.minus)) | frozenset(self.plus)
+
+    def identity(self) -> tuple[str, int, int, int]:
+        m = catalog().model(self.model)
+        fam, mod, step = self.fms or m.fms
+        return (m.vendor, fam, mod, step)
+
+    def view(self, features: frozenset[str] | None = None, fms: tuple[int, int, int] | None = None):
+        """What a Linux guest sees of this CPU (optionally with other features or f/m/s)."""
+        from cpusolve.encodings.rules import CpuView
+
+        vendor, fam, mod, step = self.identity()
+        fam, mod, step = fms or (fam, mod, step)
+        return CpuView(vendor, fam, mod, step, self.visible() if features is None else features,
+                       hypervisor=True)
+
+    def flags(self) -> list[str]:
+        return [f"+{f}" for f in self.plus] + [f"-{f}" for f in self.minus]
+
+    def to_dict(self) -> dict:
+        vendor, fam, mod, step = self.identity()
+        return {
+            "model": self.model, "plus": list(self.plus), "minus": list(self.minus),
+            "vendor": vendor, "family": fam, "model_number": mod, "stepping": step,
+            "fms_override": self.fms is not None,
+        }
+
+
+def qemu_cpu_arg(guest: GuestCpu) -> str:
+    """The ``-cpu`` argument: versioned model, f/m/s override, flags, and enforce."""
+    parts = [guest.model]
+    if guest.fms is not None:
+        fam, mod, step = guest.fms
+        parts += [f"family={fam}", f"model={mod}", f"stepping={step}"]
+    parts += guest.flags()
+    parts.append("enforce")
+    return ",".join(parts)

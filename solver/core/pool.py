@@ -1,0 +1,60 @@
+"""A pool: hosts, the migration graph between them, and what guests require."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from cpusolve.core.hosts import Host
+
+POLICIES = ("strict", "compat")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """Hard constraints the operator puts on every guest CPU of the pool."""
+
+    require: frozenset[str] = frozenset()
+    forbid: frozenset[str] = frozenset()
+    min_model: str | None = None
+    vendor: str | None = None
+    #: "strict": the guest also gets the mechanism each present bug needs; "compat": only
+    #: the guest's own verdicts must be truthful.
+    policy: str = "strict"
+    #: bugs the operator accepts; the output says so loudly
+    waive: frozenset[str] = frozenset()
+    #: guest kernels whose verdicts must be truthful (rule tables, see encodings.rules)
+    kernels: tuple[str, ...] = ("6.1", "6.12")
+    #: restrict models and feature names to what this QEMU knows ("7.2") or None (current)
+    qemu: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "require": sorted(self.require), "forbid": sorted(self.forbid),
+            "min_model": self.min_model, "vendor": self.vendor, "policy": self.policy,
+            "waive": sorted(self.waive), "kernels": list(self.kernels), "qemu": self.qemu,
+        }
+
+
+@dataclass
+class Pool:
+    """Hosts by name, a directed migration graph over their names, and migration groups.
+
+    An undirected pool is stored with both edge directions and ``directed=False``, so that
+    domain computation can pick components instead of reachability sets.  A group (every
+    member may migrate to every other) is kept as its member list, not as n(n-1) edges: a
+    cell of 1,000 hosts would be a million edges.  The migration relation is the graph's
+    edges plus every group's pairs (``domains.migration_graph``).
+    """
+
+    hosts: dict[str, Host]
+    graph: nx.DiGraph
+    directed: bool = False
+    requirements: Requirements = field(default_factory=Requirements)
+    source: str = "<pool>"
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def host_count(self) -> int:
+        return sum(h.count for h in self.hosts.values())

@@ -1,0 +1,1 @@
+"""Migration domains: the hosts a VM may reach, deduplicated by host kind."""

@@ -1,0 +1,1 @@
+"""Solve a pool's domains through the pipeline, with one solve cache."""

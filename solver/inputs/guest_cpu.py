@@ -1,0 +1,129 @@
+"""Parse what operators already wrote: a QEMU ``-cpu`` string or a libvirt ``<cpu>`` element.
+
+A guest's visible CPU follows QEMU's rules: the model's features, then each ``+f``/``-f``
+(or ``f=on``/``f=off``) in order, then dependencies: removing a feature removes everything
+that needs it (``-arch-capabilities`` removes every ARCH_CAPABILITIES bit), as QEMU's
+feature_dependencies do when it expands the model.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from cpusolve.encodings.catalog import catalog
+from cpusolve.errors import InputError
+
+#: -cpu properties that configure QEMU rather than describe CPU features.
+PSEUDO = re.compile(r"^(check|enforce|kvm|tcg-cpuid|migratable|pmu|hv-.*|x-.*|l3-cache|host-.*|"
+                    r"level|xlevel|min-level|min-xlevel|full-cpuid-auto-level|cpuid-0xb|"
+                    r"model-id|lbr-fmt|phys-bits|host-phys-bits|ucode-rev|tsc-frequency|"
+                    r"legacy-cache|kvm-no-smi-migration)$")
+
+
+@dataclass(frozen=True)
+class ParsedCpu:
+    model: str
+    vendor: str
+    family: int
+    model_number: int
+    stepping: int
+    features: frozenset[str]
+    source: str
+
+    def fms(self) -> tuple[int, int, int]:
+        return (self.family, self.model_number, self.stepping)
+
+    def guest(self):
+        """The same CPU as a catalog model plus flags (and f/m/s where it differs)."""
+        from cpusolve.core.guest import GuestCpu
+
+        model = catalog().model(self.model)
+        return GuestCpu(model=model.name, plus=tuple(sorted(self.features - model.features)),
+                        minus=tuple(sorted(model.features - self.features)),
+                        fms=self.fms() if self.fms() != model.fms else None)
+
+
+def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
+    cat = catalog()
+    parts = [p.strip() for p in text.strip().split(",") if p.strip()]
+    if not parts:
+        raise InputError(f"{where}empty -cpu string")
+    model = cat.model(parts[0], where)
+    features = set(model.features)
+    ident = {"family": model.family, "model": model.model, "stepping": model.stepping}
+    vendor = model.vendor
+    for part in parts[1:]:
+        if part[0] in "+-":
+            name, on = part[1:], part[0] == "+"
+        elif "=" in part:
+            key, value = part.split("=", 1)
+            if key in ident:
+                try:
+                    ident[key] = int(value, 0)
+                except ValueError:
+                    raise InputError(f"{where}{key}={value} is not a number") from None
+                continue
+            if key == "vendor":
+                vendor = value
+                continue
+            if PSEUDO.match(key):
+                continue
+            if value not in ("on", "off", "true", "false"):
+                raise InputError(f"{where}property {key}={value}: expected on or off")
+            name, on = key, value in ("on", "true")
+        elif PSEUDO.match(part):
+            continue
+        else:
+            raise InputError(f"{where}cannot read '{part}' in the -cpu string (expected +feature, "
+                             "-feature, feature=on|off or family=/model=/stepping=)")
+        if PSEUDO.match(name):
+            continue
+        canonical = cat.feature(name, where).name
+        if on:
+            features.add(canonical)
+        else:
+            features.discard(canonical)
+    features = cat.without_unmet(features)
+    return ParsedCpu(model=model.name, vendor=vendor, family=ident["family"],
+                     model_number=ident["model"], stepping=ident["stepping"],
+                     features=frozenset(features), source=text)
+
+
+def parse_libvirt_cpu(path: Path) -> ParsedCpu:
+    """A libvirt domain XML (or a bare ``<cpu>``) in custom mode."""
+    where = f"{path}: "
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{where}cannot read: {e.strerror}") from None
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise InputError(f"{where}refusing XML with a DOCTYPE or entity declarations")
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as e:
+        raise InputError(f"{where}malformed XML: {e}") from None
+    cpu = root if root.tag == "cpu" else root.find("cpu")
+    if cpu is None:
+        raise InputError(f"{where}no <cpu> element")
+    model = cpu.findtext("model")
+    if not model:
+        raise InputError(f"{where}<cpu> has no <model> (host-passthrough guests see the host itself)")
+    flags = []
+    for feat in cpu.findall("feature"):
+        policy, name = feat.get("policy", "require"), feat.get("name", "")
+        if policy in ("require", "force"):
+            flags.append(f"+{name}")
+        elif policy in ("disable", "forbid"):
+            flags.append(f"-{name}")
+    return parse_qemu_cpu(",".join([model.strip(), *flags]), where)
+
+
+def parse_cpu(spec: str) -> ParsedCpu:
+    """A ``-cpu`` string, or a path to a libvirt XML file."""
+    path = Path(spec)
+    if spec.endswith(".xml") or (path.exists() and path.is_file()):
+        return parse_libvirt_cpu(path)
+    return parse_qemu_cpu(spec)

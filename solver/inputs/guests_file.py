@@ -1,0 +1,85 @@
+"""The guests file of ``cpusolve audit``: running guests, their CPUs and where they may go.
+
+The guests file (JSON) lists each guest's name, its CPU (a QEMU ``-cpu`` string, or a
+libvirt domain XML file under ``libvirt``), and where it runs (``host``: its migration
+domain follows from the pool's graph) or may migrate (``domain``: a list of hosts).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cpusolve.core.guest import GuestCpu
+from cpusolve.core.pool import Pool
+from cpusolve.domains.graph import domains
+from cpusolve.encodings.catalog import suggest
+from cpusolve.errors import InputError
+from cpusolve.inputs.guest_cpu import parse_libvirt_cpu, parse_qemu_cpu
+
+GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description"}
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    name: str
+    cpu: GuestCpu
+    source: str  # the -cpu string or the XML path, as given
+    hosts: tuple[str, ...]  # every host the guest may reach
+
+
+def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
+    label = str(path)
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{label}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        where = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise InputError(f"{label}{where}: malformed guests file: {getattr(e, 'msg', 'not UTF-8 text')}") from None
+    except OSError as e:
+        raise InputError(f"{label}: cannot read: {e.strerror}") from None
+    if isinstance(data, dict):
+        data = data.get("guests")
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{label}: a guests file is a JSON list (or {{\"guests\": [...]}}) of guests")
+    reach = {s: d.hosts for d in domains(pool) for s in d.starts}
+    out, seen = [], set()
+    for i, g in enumerate(data):
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g["name"]:
+            raise InputError(f"{label}: guest #{i + 1} needs a 'name'")
+        name = g["name"]
+        where = f"{label}: guest '{name}': "
+        if name in seen:
+            raise InputError(f"{label}: duplicate guest name '{name}'")
+        seen.add(name)
+        for key in sorted(set(g) - GUEST_KEYS):
+            raise InputError(f"{where}unknown key '{key}'" + suggest(key, GUEST_KEYS))
+        if ("cpu" in g) == ("libvirt" in g):
+            raise InputError(f"{where}give exactly one of 'cpu' (a -cpu string) or 'libvirt' (a domain XML file)")
+        if "cpu" in g:
+            if not isinstance(g["cpu"], str):
+                raise InputError(f"{where}'cpu' must be a -cpu string")
+            parsed, source = parse_qemu_cpu(g["cpu"], where), g["cpu"]
+        else:
+            xml = Path(g["libvirt"])
+            if not xml.is_absolute():
+                xml = Path(label).parent / xml
+            parsed, source = parse_libvirt_cpu(xml), g["libvirt"]
+        cpu = parsed.guest()
+        if ("host" in g) == ("domain" in g):
+            raise InputError(f"{where}give exactly one of 'host' (where it runs) or 'domain' (hosts it may reach)")
+        if "host" in g:
+            if g["host"] not in pool.hosts:
+                raise InputError(f"{where}host '{g['host']}' is not in the pool" + suggest(str(g["host"]), pool.hosts))
+            hosts = reach[g["host"]]
+        else:
+            if not isinstance(g["domain"], list) or not g["domain"]:
+                raise InputError(f"{where}'domain' must be a non-empty list of hosts")
+            for h in g["domain"]:
+                if h not in pool.hosts:
+                    raise InputError(f"{where}host '{h}' is not in the pool" + suggest(str(h), pool.hosts))
+            hosts = tuple(sorted(set(g["domain"])))
+        out.append(GuestSpec(name, cpu, source, hosts))
+    return out

@@ -1,0 +1,413 @@
+"""Read a pool (pool.json, a networkx node-link graph, or a dict) into a :class:`Pool`.
+
+Every mistake becomes one :class:`InputError` line naming the file, the host and the
+offending word, with the closest known names where there are any.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from cpusolve.core.hosts import VENDORS, Host, HostFacts
+from cpusolve.core.pool import POLICIES, Pool, Requirements
+from cpusolve.encodings.catalog import catalog, suggest
+from cpusolve.encodings.provision import kvm_cpuid_filter, kvm_exposable
+from cpusolve.encodings.rules import KERNELS, CpuView, load_rules
+from cpusolve.errors import InputError
+
+MAX_POOL_BYTES = 64 * 1024 * 1024
+MAX_COUNT = 1_000_000
+TOP_KEYS = {"hosts", "migration", "requirements", "description"}
+HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "features", "bugs",
+             "count", "labels", "facts", "hypervisor", "model_id", "description"}
+MIGRATION_KEYS = {"directed", "edges", "groups"}
+REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kernels", "qemu"}
+QEMU_VERSIONS = ("7.2", "current")
+
+
+def warn(message: str) -> None:
+    print(f"cpusolve: warning: {message}", file=sys.stderr)
+
+
+def known_bugs() -> list[str]:
+    names: set[str] = set()
+    for k in KERNELS:
+        names.update(load_rules(k).bugs)
+    return sorted(names)
+
+
+def load_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> Pool:
+    """A pool from a path ('-' = stdin), a parsed dict, or a networkx graph."""
+    if isinstance(source, nx.Graph):
+        return _from_graph(source, name or "<graph>")
+    if isinstance(source, (dict, list)):
+        return _from_dict(source, name or "<pool>")
+    label = str(source)
+    data = _read_json(label)
+    if isinstance(data, dict) and "nodes" in data and "hosts" not in data:
+        return _from_node_link(data, label)
+    return _from_dict(data, label)
+
+
+def source_dir(label: str) -> Path:
+    """The folder a pool's relative fact-file paths are read from (stdin and dicts: here)."""
+    return Path(label).parent if label not in ("-", "<pool>", "<graph>") else Path(".")
+
+
+def _read_json(label: str) -> Any:
+    from cpusolve.inputs.facts.common import read_bytes
+
+    try:
+        if label == "-":
+            text = sys.stdin.read(MAX_POOL_BYTES + 1)
+        else:
+            path = Path(label)
+            if path.is_dir():
+                raise InputError(f"{label}: is a directory, not a pool file")
+            raw = read_bytes(path, label, MAX_POOL_BYTES, "a pool file you can split")
+            text = raw.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
+    except UnicodeDecodeError:
+        raise InputError(f"{label}: not a JSON pool file (not UTF-8 text)") from None
+    except ValueError:
+        raise InputError(f"{label}: not a usable file name") from None
+    if len(text) > MAX_POOL_BYTES:
+        raise InputError(f"{label}: pool larger than {MAX_POOL_BYTES >> 20} MiB; split the pool")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as e:
+        raise InputError(f"{label}: duplicate key '{e.args[0]}' in one JSON object") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{label}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
+    except RecursionError:
+        raise InputError(f"{label}: JSON nested too deeply") from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """JSON objects with a key twice would silently keep the last host; refuse instead."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _unknown_keys(data: dict, allowed: set[str], where: str) -> None:
+    for key in sorted(set(data) - allowed):
+        warn(f"{where}unknown key '{key}' ignored" + suggest(key, allowed))
+
+
+def _expect(value: Any, kind: type | tuple, where: str, what: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InputError(f"{where}{what} must be {_article(names)}, not {type(value).__name__} {value!r}"[:300])
+    return value
+
+
+def _article(name: str) -> str:
+    words = {"dict": "an object", "list": "a list", "str": "a string", "int": "an integer",
+             "bool": "true or false"}
+    return words.get(name, name)
+
+
+def _str_list(value: Any, where: str, what: str) -> list[str]:
+    _expect(value, list, where, what)
+    for item in value:
+        _expect(item, str, where, f"every entry of {what}")
+    return value
+
+
+def _from_dict(data: Any, label: str) -> Pool:
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: a pool file is a JSON object with a 'hosts' key")
+    _unknown_keys(data, TOP_KEYS, f"{label}: ")
+    hosts_data = data.get("hosts")
+    if hosts_data is None:
+        raise InputError(f"{label}: no 'hosts' key: a pool needs at least one host")
+    if isinstance(hosts_data, list):
+        hosts_data = _host_list(hosts_data, label)
+    _expect(hosts_data, dict, f"{label}: ", "'hosts'")
+    if not hosts_data:
+        raise InputError(f"{label}: empty pool: 'hosts' has no host")
+    base = source_dir(label)
+    memo: dict[str, HostFacts] = {}
+    hosts = {name: read_host(name, spec, label, base, memo) for name, spec in hosts_data.items()}
+    requirements = read_requirements(data.get("requirements", {}), label)
+    graph, directed, groups = _graph(data.get("migration"), hosts, label)
+    return Pool(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label,
+                groups=groups)
+
+
+def _host_list(items: list, label: str) -> dict:
+    out: dict = {}
+    for item in items:
+        _expect(item, dict, f"{label}: ", "every entry of 'hosts'")
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise InputError(f"{label}: a host in the 'hosts' list has no 'name'")
+        if name in out:
+            raise InputError(f"{label}: duplicate host name '{name}'")
+        out[name] = {k: v for k, v in item.items() if k != "name"}
+    return out
+
+
+def read_requirements(data: Any, label: str) -> Requirements:
+    where = f"{label}: requirements: "
+    _expect(data, dict, f"{label}: ", "'requirements'")
+    _unknown_keys(data, REQ_KEYS, where)
+    cat = catalog()
+    require = cat.canonical_set(_str_list(data.get("require", []), where, "'require'"), where)
+    forbid = cat.canonical_set(_str_list(data.get("forbid", []), where, "'forbid'"), where)
+    both = require & forbid
+    if both:
+        raise InputError(f"{where}{', '.join(sorted(both))} is both required and forbidden")
+    min_model = data.get("min_model")
+    if min_model is not None:
+        min_model = cat.model(_expect(min_model, str, where, "'min_model'"), where).name
+    vendor = data.get("vendor")
+    if vendor is not None:
+        _expect(vendor, str, where, "'vendor'")
+        if vendor not in VENDORS:
+            raise InputError(f"{where}unknown vendor '{vendor}'" + suggest(vendor, VENDORS))
+    policy = _expect(data.get("policy", "strict"), str, where, "'policy'")
+    if policy not in POLICIES:
+        raise InputError(f"{where}policy must be one of {', '.join(POLICIES)}, not '{policy}'")
+    bugs = known_bugs()
+    waive = frozenset(_str_list(data.get("waive", []), where, "'waive'"))
+    for bug in sorted(waive):
+        if bug not in bugs:
+            raise InputError(f"{where}unknown bug '{bug}' in 'waive'" + suggest(bug, bugs))
+    kernels = tuple(_str_list(data.get("kernels", list(KERNELS)), where, "'kernels'"))
+    for k in kernels:
+        try:
+            load_rules(k)
+        except InputError as e:
+            raise InputError(f"{where}{e}") from None
+    if not kernels:
+        raise InputError(f"{where}'kernels' needs at least one Linux version ({', '.join(KERNELS)})")
+    qemu = data.get("qemu")
+    if qemu is not None:
+        _expect(qemu, str, where, "'qemu'")
+        if qemu not in QEMU_VERSIONS:
+            raise InputError(f"{where}qemu must be one of {', '.join(QEMU_VERSIONS)}, not '{qemu}'")
+        if qemu == "current":
+            qemu = None
+    return Requirements(require=require, forbid=forbid, min_model=min_model, vendor=vendor,
+                        policy=policy, waive=waive, kernels=kernels, qemu=qemu)
+
+
+def host_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> frozenset[str]:
+    """The bugs Linux finds on bare metal with this identity and these bits (newest table)."""
+    rules = load_rules()
+    view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
+                   features=own, hypervisor=False)
+    return frozenset(b for b, hit in rules.affected(view).items() if hit)
+
+
+#: host keys that do not change a host's facts (hosts differing only in these share facts)
+NON_FACT_KEYS = ("count", "labels", "description")
+
+
+def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = None) -> Host:
+    """One host entry: by catalog model, inline facts, or a fact file.
+
+    ``memo`` maps an entry's fact-bearing keys to facts already read, so that a pool of
+    10,000 hosts of 20 kinds derives bugs and KVM's bits 20 times, not 10,000.
+    """
+    where = f"{label}: host '{name}': "
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"{label}: host names must be non-empty strings")
+    _expect(spec, dict, where[:-2] + " ", "its entry")
+    _unknown_keys(spec, HOST_KEYS, where)
+    count = spec.get("count", 1)
+    _expect(count, int, where, "'count'")
+    if count < 1:
+        raise InputError(f"{where}'count' must be at least 1, not {count}")
+    if count > MAX_COUNT:
+        raise InputError(f"{where}'count' {count} is more machines than one entry may stand for "
+                         f"({MAX_COUNT:,}); split it")
+    labels = spec.get("labels", {})
+    if isinstance(labels, list):
+        labels = {str(x): "" for x in labels}
+    _expect(labels, dict, where, "'labels'")
+    key = json.dumps({k: v for k, v in spec.items() if k not in NON_FACT_KEYS}, sort_keys=True, default=str)
+    if memo is not None and key in memo:
+        facts = memo[key]
+    else:
+        facts = _host_facts(spec, where, base)
+        if memo is not None:
+            memo[key] = facts
+    return Host(name=name, facts=facts, count=count,
+                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+
+
+def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
+    cat = catalog()
+    hv = spec.get("hypervisor", "kvm")
+    if hv not in ("kvm", "as-is"):
+        raise InputError(f"{where}'hypervisor' must be 'kvm' (apply KVM's emulated bits) or 'as-is'")
+    add = cat.canonical_set(_str_list(spec.get("add", []), where, "'add'"), where)
+    remove = cat.canonical_set(_str_list(spec.get("remove", []), where, "'remove'"), where)
+    given = [k for k in ("cpu", "facts", "features") if k in spec]
+    if len(given) != 1:
+        raise InputError(f"{where}give exactly one of 'cpu' (a catalog model), 'features' "
+                         f"(inline facts) or 'facts' (a fact file)" + (f", not {' and '.join(given)}" if given else ""))
+    explicit_bugs = None
+    if "bugs" in spec:
+        bugs = known_bugs()
+        explicit_bugs = frozenset(_str_list(spec["bugs"], where, "'bugs'"))
+        for bug in sorted(explicit_bugs):
+            if bug not in bugs:
+                raise InputError(f"{where}unknown bug '{bug}'" + suggest(bug, bugs))
+    silicon = True  # features are the silicon's bits, not yet what KVM offers
+    if "cpu" in spec:
+        silicon = False  # QEMU's model definition already lists what a guest can be given
+        model = cat.model(_expect(spec["cpu"], str, where, "'cpu'"), where)
+        vendor, fms = model.vendor, model.fms
+        own = model.features
+        origin = f"catalog {model.name}"
+        for key in ("vendor", "family", "model", "stepping"):
+            if key in spec:
+                raise InputError(f"{where}'{key}' comes from the catalog model; drop it or describe the host inline")
+    elif "facts" in spec:
+        from cpusolve.inputs.facts import read_fact_file
+
+        path = Path(_expect(spec["facts"], str, where, "'facts'"))
+        if not path.is_absolute():
+            path = base / path
+        try:
+            fact = read_fact_file(path)
+        except InputError as e:
+            raise InputError(f"{where}{e}") from None
+        vendor, fms, own = fact.vendor, fact.fms, fact.features
+        origin = f"fact file {spec['facts']} ({fact.format})"
+        if explicit_bugs is None and fact.bugs is not None:
+            explicit_bugs = fact.bugs
+        if fact.exposable:
+            hv = "as-is"  # a hypervisor's own answer already includes what it emulates
+            silicon = False
+    else:
+        vendor = _expect(spec.get("vendor"), str, where, "'vendor'")
+        if vendor not in VENDORS:
+            raise InputError(f"{where}unknown vendor '{vendor}'" + suggest(vendor, VENDORS))
+        fms_list = []
+        for key in ("family", "model", "stepping"):
+            if key not in spec:
+                raise InputError(f"{where}inline host needs '{key}' (with vendor, family, model, stepping, features)")
+            value = _expect(spec[key], int, where, f"'{key}'")
+            if value < 0 or value > 0xFFF:
+                raise InputError(f"{where}'{key}' {value} is out of range")
+            fms_list.append(value)
+        fms = (fms_list[0], fms_list[1], fms_list[2])
+        own = cat.canonical_set(_str_list(spec["features"], where, "'features'"), where)
+        origin = "inline"
+    own = (own | add) - remove
+    bugs = explicit_bugs if explicit_bugs is not None else host_bugs(vendor, fms, own)
+    if silicon and hv == "kvm":
+        # Silicon bits (cpuinfo, CPUID dumps, inline lists): only what KVM virtualises.
+        own = kvm_cpuid_filter(own, bugs, vendor, fms[0]) | (own & add)
+    exposable = kvm_exposable(own, bugs, vendor) if hv == "kvm" else frozenset(own)
+    exposable = (exposable | add) - remove
+    if add or remove:
+        origin += "".join(f" +{f}" for f in sorted(add)) + "".join(f" -{f}" for f in sorted(remove))
+    return HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
+                     features=exposable, bugs=bugs, origin=origin)
+
+
+def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(hosts)
+    if migration is None:
+        names = list(hosts)
+        # One domain of every host: a path is enough for components.
+        graph.add_edges_from(zip(names, names[1:], strict=False))
+        graph.add_edges_from(zip(names[1:], names, strict=False))
+        return graph, False, []
+    where = f"{label}: migration: "
+    _expect(migration, dict, f"{label}: ", "'migration'")
+    _unknown_keys(migration, MIGRATION_KEYS, where)
+    directed = _expect(migration.get("directed", False), bool, where, "'directed'")
+
+    def check(name: Any) -> str:
+        _expect(name, str, where, "host names")
+        if name not in hosts:
+            raise InputError(f"{where}host '{name}' is not in 'hosts'" + suggest(name, hosts))
+        return name
+
+    for edge in _expect(migration.get("edges", []), list, where, "'edges'"):
+        if not isinstance(edge, list) or len(edge) != 2:
+            raise InputError(f"{where}every edge is a pair [from, to], not {edge!r}"[:200])
+        a, b = check(edge[0]), check(edge[1])
+        if a == b:
+            warn(f"{where}self-loop {a} -> {a} ignored")
+            continue
+        graph.add_edge(a, b)
+        if not directed:
+            graph.add_edge(b, a)
+    groups: list[tuple[str, ...]] = []
+    for group in _expect(migration.get("groups", []), list, where, "'groups'"):
+        members = [check(n) for n in _expect(group, list, where, "every group")]
+        if len(set(members)) != len(members):
+            raise InputError(f"{where}group {members} names a host twice"[:200])
+        if len(members) > 1:
+            groups.append(tuple(members))
+    return graph, directed, groups
+
+
+def _from_node_link(data: dict, label: str) -> Pool:
+    edges_key = "links" if "links" in data else "edges"
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list) or not all(isinstance(n, dict) and "id" in n for n in nodes):
+        raise InputError(f"{label}: node-link 'nodes' must be a list of objects with an 'id'")
+    ids = [str(n["id"]) for n in nodes]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InputError(f"{label}: duplicate host name '{dupes[0]}' in the node-link 'nodes'")
+    links = data.get(edges_key, [])
+    if not isinstance(links, list) or not all(isinstance(e, dict) and "source" in e and "target" in e
+                                              for e in links):
+        raise InputError(f"{label}: node-link '{edges_key}' must be a list of objects with 'source' and 'target'")
+    for e in links:
+        for end in (e["source"], e["target"]):
+            if str(end) not in ids:
+                raise InputError(f"{label}: link to host '{end}', which is not a node" + suggest(str(end), ids))
+    if not isinstance(data.get("graph", {}), dict):
+        raise InputError(f"{label}: node-link 'graph' must be an object")
+    try:
+        graph = nx.node_link_graph(data, edges=edges_key)
+    except (KeyError, TypeError, nx.NetworkXError) as e:
+        raise InputError(f"{label}: not a networkx node-link graph: {e}") from None
+    return _from_graph(graph, label, requirements=data.get("graph", {}).get("requirements", {}))
+
+
+def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -> Pool:
+    if graph.number_of_nodes() == 0:
+        raise InputError(f"{label}: empty pool: the graph has no host")
+    hosts: dict[str, Host] = {}
+    memo: dict[str, HostFacts] = {}
+    base = source_dir(label)
+    for node, attrs in graph.nodes(data=True):
+        name = str(node)
+        if name in hosts:
+            raise InputError(f"{label}: duplicate host name '{name}'")
+        hosts[name] = read_host(name, {k: v for k, v in attrs.items() if k != "id"}, label, base, memo)
+    req = requirements if requirements is not None else graph.graph.get("requirements", {})
+    digraph = nx.DiGraph()
+    digraph.add_nodes_from(hosts)
+    for a, b in graph.edges():
+        if a == b:
+            continue
+        digraph.add_edge(str(a), str(b))
+        if not graph.is_directed():
+            digraph.add_edge(str(b), str(a))
+    return Pool(hosts=hosts, graph=digraph, directed=graph.is_directed(),
+                requirements=read_requirements(req, label), source=label)

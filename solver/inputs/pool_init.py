@@ -1,0 +1,89 @@
+"""``cpusolve pool init``: a pool.json skeleton from host fact files.
+
+Every file is read (so a bad one fails now, with its name, not at solve time), each host is
+named after its file, and hosts whose facts are identical are merged into one entry with a
+``count``: a 500-host cluster of three CPU types becomes three entries, which is also what
+the solver works on.  The result is a plain dict for the CLI to write; nothing here parses
+arguments or prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cpusolve.errors import InputError
+from cpusolve.inputs.facts import FactFile, read_fact_file
+
+
+def host_names(paths: list[Path]) -> list[str]:
+    """File stems; stems that collide get their directory's name in front."""
+    stems = [p.name if p.is_dir() else p.stem for p in paths]
+    names = [s if stems.count(s) == 1 else f"{p.resolve().parent.name}-{s}"
+             for p, s in zip(paths, stems, strict=True)]
+    seen: dict[str, Path] = {}
+    for path, name in zip(paths, names, strict=True):
+        if name in seen and seen[name].resolve() == path.resolve():
+            raise InputError(f"{path}: fact file given twice")
+        if name in seen:
+            raise InputError(f"{path}: host name '{name}' is also the name of {seen[name]}; "
+                             f"rename one of the files (hosts are named after them)")
+        seen[name] = path
+    return names
+
+
+def _identity(fact: FactFile) -> tuple:
+    return (fact.vendor, fact.fms, fact.features, fact.bugs, fact.exposable)
+
+
+def pool_from_facts(paths: Iterable[str | Path], group: str | None, directed: bool = False,
+                    merge: bool = True, base: str | Path | None = None) -> dict[str, Any]:
+    """A pool dict with one host per fact file (identical ones merged with ``count``).
+
+    ``group`` names one migration group holding every host (``directed`` is written with it;
+    a group is a complete graph either way); ``base`` is the directory the
+    pool file will live in, so that ``facts`` paths are written relative to it (the pool
+    reader resolves them that way); without it they are written as given.
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise InputError("pool init needs at least one host fact file")
+    names = host_names(files)
+    hosts: dict[str, dict[str, Any]] = {}
+    merged: dict[tuple, str] = {}
+    for path, name in zip(files, names, strict=True):
+        fact = read_fact_file(path)
+        key = _identity(fact)
+        if merge and key in merged:
+            entry = hosts[merged[key]]
+            entry["count"] = entry.get("count", 1) + 1
+            entry["labels"]["same-facts-as"] = ", ".join(
+                filter(None, [entry["labels"].get("same-facts-as"), name]))
+            continue
+        merged.setdefault(key, name)
+        hosts[name] = {"facts": _facts_path(path, base), "labels": {}}
+    for entry in hosts.values():
+        if not entry["labels"]:
+            del entry["labels"]
+    pool: dict[str, Any] = {
+        "description": f"made by cpusolve pool init from {len(files)} host fact file"
+                       f"{'s' if len(files) != 1 else ''}",
+        "hosts": hosts,
+    }
+    if group is not None:
+        if not group.strip():
+            raise InputError("--group needs a non-empty name")
+        pool["description"] += f"; group '{group}' holds every host"
+        pool["migration"] = {"directed": directed, "groups": [list(hosts)]}
+    else:
+        # No migration section: the pool reader puts every host in one domain.
+        pool["description"] += "; no migration section yet: every host is one domain"
+    return pool
+
+
+def _facts_path(path: Path, base: str | Path | None) -> str:
+    if base is None:
+        return str(path)
+    return os.path.relpath(path.resolve(), Path(base).resolve())

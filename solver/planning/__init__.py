@@ -1,0 +1,1 @@
+"""What-if, suggestions, the incremental Planner and audits, built on the engine."""

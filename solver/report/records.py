@@ -1,0 +1,173 @@
+"""Results: plain dataclasses whose ``to_dict()`` is the stable JSON schema."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
+from cpusolve.core.hosts import HostRef
+from cpusolve.encodings.catalog import catalog
+
+#: The JSON schema version of ``Result.to_dict()``; bump on incompatible change.
+SCHEMA = "cpusolve-result/1"
+
+MECHANISM_FEATURES = frozenset({
+    "spec-ctrl", "ibrs", "ibpb", "stibp", "amd-stibp", "ssbd", "virt-ssbd", "amd-ssbd",
+    "md-clear", "arch-capabilities", "flush-l1d", "ibpb-brtype", "sbpb", "verw-clear",
+})
+
+
+def is_mitigation_flag(name: str) -> bool:
+    """Flags that exist to let a guest mitigate CPU bugs: mechanisms and worst-case hints."""
+    feat = catalog().features.get(name)
+    return name in MECHANISM_FEATURES or (feat is not None and feat.is_arch_cap and not is_immunity_claim(name))
+
+
+def is_immunity_claim(name: str) -> bool:
+    """ARCH_CAPABILITIES bits that tell the guest it need not mitigate something."""
+    feat = catalog().features.get(name)
+    return feat is not None and feat.is_arch_cap and (name.endswith("-no") or name == "skip-l1dfl-vmentry")
+
+
+_SHARED: ContextVar[dict | None] = ContextVar("cpusolve_shared_ref_lists", default=None)
+
+
+@contextmanager
+def shared_lists():
+    """Within this block ``ref_list`` returns one list per tuple of host references.
+
+    A big domain names the same lacking hosts for dozens of features (domains.HostKinds
+    shares the tuples); sharing the lists too lets the JSON writer format each once.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def ref_list(refs) -> list[dict]:
+    """Host references as JSON objects."""
+    memo = _SHARED.get()
+    if memo is None:
+        return [h.to_dict() for h in refs]
+    hit = memo.get(id(refs))
+    if hit is None or hit[0] is not refs:
+        hit = memo[id(refs)] = (refs, [h.to_dict() for h in refs])  # holding refs keeps its id
+    return hit[1]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One named fact of a minimal infeasible set."""
+
+    kind: str  # "lacks", "require", "forbid", "min_model", "vendor", "truthful", "mechanism", "hint", "qemu"
+    text: str
+    fix: str
+    hosts: tuple[HostRef, ...] = ()
+    feature: str | None = None
+    bug: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "text": self.text, "fix": self.fix,
+                "hosts": ref_list(self.hosts), "feature": self.feature, "bug": self.bug}
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A feature some hosts of the domain have and others lack."""
+
+    feature: str
+    lacking: tuple[HostRef, ...]
+    having: int  # machines that have it
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "lacking": ref_list(self.lacking),
+                "having_count": self.having}
+
+
+@dataclass
+class DomainResult:
+    index: int
+    hosts: tuple[HostRef, ...]
+    starts: tuple[str, ...]
+    vendor: str | None
+    status: str  # "ok" | "ok-waived" | "infeasible" | "timeout"
+    guest: GuestCpu | None = None
+    features: frozenset[str] = frozenset()
+    mitigations: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()  # "*-no" immunity bits shown, each checked against every host
+    guest_bugs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> bugs
+    host_bugs: tuple[str, ...] = ()
+    waived: tuple[str, ...] = ()
+    shortfalls: tuple[Shortfall, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    notes: tuple[str, ...] = ()
+    better: tuple = ()  # blockers.BetterModel: newer models out of reach and why
+    safety_costs: tuple = ()  # blockers.SafetyCost: what truthfulness cost, and which host/bug
+    solve_ms: float = 0.0
+
+    @property
+    def solved(self) -> bool:
+        return self.status in ("ok", "ok-waived")
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "hosts": ref_list(self.hosts),
+            "machines": sum(h.count for h in self.hosts),
+            "starts": list(self.starts),
+            "vendor": self.vendor,
+            "status": self.status,
+            "guest": self.guest.to_dict() if self.guest else None,
+            "qemu": qemu_cpu_arg(self.guest) if self.guest else None,
+            "features": sorted(self.features),
+            "mitigations": list(self.mitigations),
+            "immunity_claims": list(self.claims),
+            "guest_bugs": {k: list(v) for k, v in self.guest_bugs.items()},
+            "host_bugs": list(self.host_bugs),
+            "waived": list(self.waived),
+            "shortfalls": [s.to_dict() for s in self.shortfalls],
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "notes": list(self.notes),
+            "better_models": [b.to_dict() for b in self.better],
+            "safety_costs": [c.to_dict() for c in self.safety_costs],
+        }
+
+
+@dataclass
+class Result:
+    source: str
+    requirements: dict
+    domains: list[DomainResult]
+    directed: bool = False
+    #: the migration graph (networkx) and groups, for pictures; see edges()
+    graph: object = field(default=None, repr=False, compare=False)
+    groups: list[tuple[str, ...]] = field(default_factory=list, repr=False, compare=False)
+    whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
+    changes: list | None = None  # plan.Change for each answer that changed (to_dict(), text())
+    suggestions: list | None = None  # plan.Suggestion (--suggest K)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(d.solved for d in self.domains) else 1
+
+    def edges(self) -> list[tuple[str, str]]:
+        """The explicit migration edges, sorted; an undirected pool's once each (groups are
+        ``groups``).  Computed on demand: only pictures need them."""
+        if self.graph is None:
+            return []
+        if self.directed:
+            return sorted(self.graph.edges())
+        return sorted({(a, b) if a <= b else (b, a) for a, b in self.graph.edges()})
+
+    def to_dict(self) -> dict:
+        out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
+               "domains": [d.to_dict() for d in self.domains]}
+        if self.whatif is not None:
+            out["whatif"] = self.whatif | {"changes": [c.to_dict() for c in self.changes or []]}
+        if self.suggestions is not None:
+            out["suggestions"] = [s.to_dict() for s in self.suggestions]
+        return out

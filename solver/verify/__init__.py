@@ -1,0 +1,1 @@
+"""The independent checker: plain Python, no Z3; re-checks every answer before it is printed."""
