@@ -1,13 +1,13 @@
-"""The guest kernel's CPU-bug verdicts, as one rule table with two interpreters.
+"""The guest kernel's CPU-bug verdicts: one rule table per Linux version, read by algebras.
 
 Linux decides which bugs to mitigate from CPUID vendor, family/model/stepping, feature
 bits and IA32_ARCH_CAPABILITIES bits (``cpu_set_bug_bits()`` with ``cpu_vuln_whitelist``
-and ``cpu_vuln_blacklist``).  Those facts live in ``data/linux-<version>.json`` as boolean
-expressions.  One traversal (:meth:`RuleTable.walk`) evaluates an expression either on a
-concrete CPU (python bools, used by the checker and ``cpusolve verdict``) or on a CPU of
-known identity whose feature bits stay symbolic (:class:`ResidualOps`, used by the
-optimizer, which turns the residual into Z3 terms), so the two can only disagree if the
-primitive operations do (``tests/test_rules_interpreters.py`` compares them).
+and ``cpu_vuln_blacklist``).  Those facts live in ``data/linux-<version>.json`` as rule
+expressions (:mod:`cpusolve.encodings.expr`), parsed once.  The same expressions are read
+on a concrete CPU (:class:`Concrete`, Python booleans: the checker, ``cpusolve verdict``)
+and on a CPU of known identity whose feature bits stay symbolic (:class:`Residual`: the
+optimizer turns the residual into Z3), so the two can only disagree if their primitive
+operations do (``tests/test_rules_interpreters.py`` compares them).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Protocol
 
+from cpusolve.encodings import expr as ex
+from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.errors import InputError
 
 #: sysfs order Linux prints (drivers/base/cpu.c), used to order output.
@@ -44,18 +45,9 @@ class CpuView:
     features: frozenset[str]
     hypervisor: bool = True
 
-
-class Ops(Protocol):
-    """The primitive operations an interpreter supplies."""
-
-    def const(self, value: bool) -> Any: ...
-    def all(self, items: list) -> Any: ...
-    def any(self, items: list) -> Any: ...
-    def not_(self, item: Any) -> Any: ...
-    def feature(self, name: str) -> Any: ...
-    def vendor(self, vendors: list[str]) -> Any: ...
-    def hypervisor(self) -> Any: ...
-    def field_in(self, field: str, lo: int | None, hi: int | None, values: list[int] | None) -> Any: ...
+    @property
+    def fms(self) -> tuple[int, int, int]:
+        return (self.family, self.model, self.stepping)
 
 
 def is_arch_cap(name: str) -> bool:
@@ -65,6 +57,33 @@ def is_arch_cap(name: str) -> bool:
         return True
     feat = catalog().features.get(name)
     return feat is not None and feat.is_arch_cap
+
+
+def parse(data) -> Expr:
+    """A rule expression of the data files, with ARCH_CAPABILITIES bits marked."""
+    return ex.parse(data, is_arch_cap)
+
+
+@dataclass(frozen=True)
+class BugRule:
+    """One bug of a rule table, its expressions parsed."""
+
+    name: str
+    scope: str  # "guest" | "host" | "internal"
+    affected: Expr
+    sysfs_unknown: Expr | None
+    sysfs_not_affected_if: Expr | None
+    data: dict  # the JSON entry (mechanisms, notes, sources)
+
+    @property
+    def sysfs(self) -> Expr:
+        """Whether /sys/.../vulnerabilities/<bug> says anything but "Not affected"."""
+        out: Expr = ex.Ref("bug", self.name)
+        if self.sysfs_not_affected_if is not None:
+            out = ex.All((out, ex.Not(self.sysfs_not_affected_if)))
+        if self.sysfs_unknown is not None:
+            out = ex.Any((out, self.sysfs_unknown))
+        return out
 
 
 class RuleTable:
@@ -78,115 +97,60 @@ class RuleTable:
         self.blacklist: list[dict] = data["blacklist"]
         self.bug_rules: dict[str, dict] = data["bugs"]
         self.internal: dict[str, dict] = data.get("internal_bugs", {})
-        self._concrete_tables: dict[tuple, bool] = {}
-        self._residuals: dict[tuple, Any] = {}
+        self.rules: dict[str, BugRule] = {}
+        for name, rule in [*self.bug_rules.items(), *self.internal.items()]:
+            self.rules[name] = BugRule(
+                name, rule.get("scope", "guest"), parse(rule["affected"]),
+                parse(rule["sysfs_unknown"]) if rule.get("sysfs_unknown") else None,
+                parse(rule["sysfs_not_affected_if"]) if rule.get("sysfs_not_affected_if") else None, rule)
+        # One identity test per table flag: the rows carrying it (made disjoint in the data).
+        self.tables: dict[tuple[str, str], list[tuple[dict, Expr]]] = {}
+        for kind, rows in (("whitelist", self.whitelist), ("blacklist", self.blacklist)):
+            for row in rows:
+                test = ex.table_entry(row)
+                for flag in row["flags"]:
+                    self.tables.setdefault((kind, flag), []).append((row, test))
+        self._table_verdicts: dict[tuple, bool] = {}
+        self._residuals: dict[tuple, Expr] = {}
         self._residual_memos: dict[tuple, dict] = {}
         known = [b for b in SYSFS_ORDER if b in self.bug_rules]
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
 
-    # -- shared traversal --------------------------------------------------------
-    def _rule(self, name: str) -> dict:
-        rule = self.bug_rules.get(name) or self.internal.get(name)
+    def rule(self, name: str) -> BugRule:
+        rule = self.rules.get(name)
         if rule is None:
             raise KeyError(f"rule table {self.kernel} has no bug '{name}'")
         return rule
 
-    def _table(self, table: list[dict], flag: str, ops: Ops) -> Any:
-        matches = []
-        fixed = getattr(ops, "fixed_vendor", None)  # the optimizer's guest vendor is a constant
-        for entry in table:
-            if flag not in entry["flags"]:
-                continue
-            if fixed is not None and entry.get("vendor") and entry["vendor"] != fixed:
-                continue
-            parts = [ops.vendor([entry["vendor"]])] if entry.get("vendor") else []
-            if entry.get("family") is not None:
-                parts.append(ops.field_in("family", entry["family"], entry["family"], None))
-            if entry.get("families_excluded"):
-                # x86_match_cpu() takes the first match: families an earlier entry catches
-                # never reach this any-family entry.
-                parts.append(ops.not_(ops.field_in("family", None, None, list(entry["families_excluded"]))))
-            if entry.get("model") is not None:
-                parts.append(ops.field_in("model", entry["model"], entry["model"], None))
-            steps = entry.get("steppings")
-            if isinstance(steps, dict):
-                parts.append(ops.field_in("stepping", None, None, steps["list"]))
-            elif steps is not None:
-                parts.append(ops.field_in("stepping", steps[0], steps[1], None))
-            matches.append(ops.all(parts))
-        return ops.any(matches)
+    def in_table(self, node: ex.InTable, cpu: CpuView) -> bool:
+        """Whether the CPU's identity matches a row with ``node.flag`` (cached per identity:
+        every host of a kind and every guest answer repeats one)."""
+        key = (node.table, node.flag, cpu.vendor, cpu.family, cpu.model, cpu.stepping)
+        hit = self._table_verdicts.get(key)
+        if hit is None:
+            ops = Concrete(self, cpu)
+            hit = self._table_verdicts[key] = any(fold(test, ops) for _, test in self.tables.get(
+                (node.table, node.flag), ()))
+        return hit
 
-    def walk(self, expr: Any, ops: Ops, memo: dict) -> Any:
-        if expr is True or expr is False:
-            return ops.const(expr)
-        if not isinstance(expr, dict) or len(expr) != 1:
-            raise ValueError(f"bad rule expression {expr!r}")
-        (op, arg), = expr.items()
-        if op == "all":
-            return ops.all([self.walk(e, ops, memo) for e in arg])
-        if op == "any":
-            return ops.any([self.walk(e, ops, memo) for e in arg])
-        if op == "not":
-            return ops.not_(self.walk(arg, ops, memo))
-        if op == "feature":
-            return ops.feature(arg)
-        if op in ("whitelist", "blacklist"):
-            key = (op, arg)  # one term per table flag, however many rules read it
-            if key not in memo:
-                table = self.whitelist if op == "whitelist" else self.blacklist
-                if isinstance(ops, ConcreteOps):
-                    # Concrete CPUs repeat (every host of a kind, every guest answer): remember.
-                    cpu = ops.cpu
-                    ckey = (op, arg, cpu.vendor, cpu.family, cpu.model, cpu.stepping)
-                    if ckey not in self._concrete_tables:
-                        self._concrete_tables[ckey] = self._table(table, arg, ops)
-                    memo[key] = self._concrete_tables[ckey]
-                else:
-                    memo[key] = self._table(table, arg, ops)
-            return memo[key]
-        if op == "vendor":
-            return ops.vendor(list(arg))
-        if op == "hypervisor":
-            value = ops.hypervisor()
-            return value if arg else ops.not_(value)
-        if op == "cpu":
-            parts = []
-            for fld in ("family", "model", "stepping"):
-                if fld in arg:
-                    v = arg[fld]
-                    if isinstance(v, list) and fld == "stepping" and len(v) == 2:
-                        parts.append(ops.field_in(fld, v[0], v[1], None))
-                    else:
-                        parts.append(ops.field_in(fld, None, None, list(v) if isinstance(v, list) else [v]))
-                lo, hi = arg.get(f"{fld}_min"), arg.get(f"{fld}_max")
-                if lo is not None or hi is not None:
-                    parts.append(ops.field_in(fld, lo, hi, None))
-            return ops.all(parts)
-        if op == "bug":
-            if arg not in memo:
-                memo[arg] = self.walk(self._rule(arg)["affected"], ops, memo)
-            return memo[arg]
-        raise ValueError(f"unknown rule operator '{op}'")
+    def rows(self, node: ex.InTable, cpu: CpuView) -> list[dict]:
+        """The rows with ``node.flag`` that match the CPU (for explanations)."""
+        ops = Concrete(self, cpu)
+        return [row for row, test in self.tables.get((node.table, node.flag), ()) if fold(test, ops)]
 
-    def _sysfs_expr(self, bug: str) -> dict:
-        rule = self._rule(bug)
-        expr: Any = {"bug": bug}
-        if rule.get("sysfs_not_affected_if"):
-            expr = {"all": [expr, {"not": rule["sysfs_not_affected_if"]}]}
-        if rule.get("sysfs_unknown"):
-            expr = {"any": [expr, rule["sysfs_unknown"]]}
-        return expr
+    # -- concrete readings ------------------------------------------------------------
+    def holds(self, expr: Expr, cpu: CpuView, memo: dict | None = None) -> bool:
+        return fold(expr, Concrete(self, cpu), memo)
 
-    # -- concrete interpreter ----------------------------------------------------
     def affected(self, cpu: CpuView) -> dict[str, bool]:
         """Bug bit set (the kernel mitigates it), per sysfs bug."""
-        ops, memo = ConcreteOps(cpu), {}
-        return {b: self.walk({"bug": b}, ops, memo) for b in self.bugs}
+        ops, memo = Concrete(self, cpu), {}
+        return {b: fold(ex.Ref("bug", b), ops, memo) for b in self.bugs}
 
     def sysfs_affected(self, cpu: CpuView) -> dict[str, bool]:
         """Whether /sys/devices/system/cpu/vulnerabilities/<bug> says anything but 'Not affected'."""
-        ops, memo = ConcreteOps(cpu), {}
-        return {b: self.walk(self._sysfs_expr(b), ops, memo) for b in self.bugs}
+        ops, memo = Concrete(self, cpu), {}
+        return {b: fold(self.rules[b].sysfs, ops, memo) for b in self.bugs}
 
     def explain(self, cpu: CpuView, bug: str) -> str:
         """Why the kernel decides as it does: the deciding atoms of the rule, in words.
@@ -194,224 +158,215 @@ class RuleTable:
         Where sysfs says something other than the bug bit (an "Unknown" state, or "Not
         affected" despite the bit), that is explained too.
         """
-        ops = ConcreteOps(cpu)
-        rule = self._rule(bug)
-        value, text = _explain(self, rule["affected"], ops, {})
-        if value and rule.get("sysfs_not_affected_if"):
-            hidden, why = _explain(self, rule["sysfs_not_affected_if"], ops, {})
+        rule = self.rule(bug)
+        value, text = fold(rule.affected, Explain(self, cpu))
+        if value and rule.sysfs_not_affected_if is not None:
+            hidden, why = fold(rule.sysfs_not_affected_if, Explain(self, cpu))
             if hidden:
                 return f"bug bit set but sysfs says Not affected: {why}"
-        if not value and rule.get("sysfs_unknown"):
-            unknown, why = _explain(self, rule["sysfs_unknown"], ops, {})
+        if not value and rule.sysfs_unknown is not None:
+            unknown, why = fold(rule.sysfs_unknown, Explain(self, cpu))
             if unknown:
                 return f"sysfs reports an unknown state, not mitigated ({why}); bug bit clear: {text}"
         return ("affected: " if value else "not affected: ") + text
 
-    # -- partial evaluator ----------------------------------------------------------
-    def residuals(self, expr: Any, vendor: str, identities: list[tuple[int, int, int]]) -> list[Any]:
-        """``expr`` on a guest of this vendor and each family/model/stepping: terms over
-        feature bits only (see :class:`ResidualOps`), remembered for the life of the table."""
-        text = json.dumps(expr, sort_keys=True)
+    # -- partial evaluation -------------------------------------------------------------
+    def residuals(self, expr: Expr, vendor: str, identities: list[tuple[int, int, int]]) -> list[Expr]:
+        """``expr`` on a guest of this vendor and each family/model/stepping: expressions
+        over feature bits only (see :class:`Residual`), remembered for the life of the table."""
         out = []
         for fms in identities:
-            key = (text, vendor, fms)
+            key = (expr, vendor, fms)
             term = self._residuals.get(key)
             if term is None:
                 memo = self._residual_memos.setdefault((vendor, fms), {})
-                term = self._residuals[key] = self.walk(expr, ResidualOps(vendor, fms), memo)
+                term = self._residuals[key] = fold(expr, Residual(self, vendor, fms), memo)
             out.append(term)
         return out
 
+    # -- what mitigating a bug takes ------------------------------------------------------
     def scope(self, bug: str) -> str:
-        return self._rule(bug).get("scope", "guest")
+        return self.rule(bug).scope
 
     def mechanisms(self, bug: str, vendor: str) -> list[list[str]]:
-        return self._rule(bug).get("mechanisms", {}).get(vendor, [])
+        return self.rule(bug).data.get("mechanisms", {}).get(vendor, [])
 
-    def mechanism_expr(self, bug: str, vendor: str):
+    def mechanism_expr(self, bug: str, vendor: str) -> Expr | None:
         """What the guest must show to mitigate ``bug``, as an expression; None if nothing.
 
         ``mechanism_overrides`` are tried in order (the first whose ``if`` holds on the guest
         replaces ``mechanisms``), so the choice itself depends on the guest's visible bits:
         e.g. with mds-no visible, MMIO stale data is only mitigated by fb-clear.
         """
-        rule = self._rule(bug)
+        data = self.rule(bug).data
 
-        def alternatives(mechs: dict):
+        def alternatives(mechs: dict) -> Expr:
             alts = mechs.get(vendor, [])
             if not alts or any(not a for a in alts):
-                return True  # nothing needed, or no CPU mechanism exists for this vendor
-            return {"any": [{"all": [{"feature": f} for f in alt]} for alt in alts]}
+                return ex.TRUE  # nothing needed, or no CPU mechanism exists for this vendor
+            return ex.Any(tuple(ex.All(tuple(parse({"feature": f}) for f in alt)) for alt in alts))
 
-        cases = [(o["if"], alternatives(o["mechanisms"])) for o in rule.get("mechanism_overrides", [])]
-        expr = alternatives(rule.get("mechanisms", {}))
-        for cond, alt in reversed(cases):
-            expr = {"any": [{"all": [cond, alt]}, {"all": [{"not": cond}, expr]}]}
-        return None if expr is True else _simplify(expr)
-
-
-def _simplify(expr):
-    """Fold literal true/false out of an expression built by the rule table itself."""
-    if not isinstance(expr, dict):
-        return expr
-    (op, arg), = expr.items()
-    if op in ("all", "any"):
-        items = [_simplify(e) for e in arg]
-        absorbing, neutral = (False, True) if op == "all" else (True, False)
-        if any(e is absorbing for e in items):
-            return absorbing
-        items = [e for e in items if e is not neutral]
-        if not items:
-            return neutral
-        return items[0] if len(items) == 1 else {op: items}
-    if op == "not":
-        inner = _simplify(arg)
-        return (not inner) if isinstance(inner, bool) else {"not": inner}
-    return expr
+        out = alternatives(data.get("mechanisms", {}))
+        for o in reversed(data.get("mechanism_overrides", [])):
+            cond = parse(o["if"])
+            out = ex.Any((ex.All((cond, alternatives(o["mechanisms"]))), ex.All((ex.Not(cond), out))))
+        out = ex.fold_constants(out)
+        return None if out == ex.TRUE else out
 
 
-class ConcreteOps:
-    """Python-bool primitives over one concrete CPU."""
+class Concrete(Algebra[bool]):
+    """Python booleans on one concrete CPU."""
 
-    def __init__(self, cpu: CpuView) -> None:
+    __slots__ = ("rt", "cpu")
+
+    def __init__(self, rt: RuleTable, cpu: CpuView) -> None:
+        self.rt = rt
         self.cpu = cpu
 
-    def const(self, value: bool) -> bool:
-        return bool(value)
+    def const(self, node): return node.value
+    def all(self, node, items): return all(items)
+    def any(self, node, items): return any(items)
+    def not_(self, node, item): return not item
 
-    def all(self, items: list) -> bool:
-        return all(items)
+    def feature(self, node):
+        features = self.cpu.features
+        if node.name not in features:
+            return False
+        # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
+        return not node.arch_cap or "arch-capabilities" in features
 
-    def any(self, items: list) -> bool:
-        return any(items)
+    def table(self, node): return self.rt.in_table(node, self.cpu)
+    def vendor(self, node): return self.cpu.vendor in node.vendors
+    def hypervisor(self, node): return self.cpu.hypervisor
 
-    def not_(self, item: bool) -> bool:
-        return not item
+    def field_in(self, node):
+        v = getattr(self.cpu, node.field)
+        if node.values is not None:
+            return v in node.values
+        return (node.lo is None or v >= node.lo) and (node.hi is None or v <= node.hi)
 
-    def feature(self, name: str) -> bool:
-        present = name in self.cpu.features
-        if present and is_arch_cap(name):
-            # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
-            return "arch-capabilities" in self.cpu.features
-        return present
-
-    def vendor(self, vendors: list[str]) -> bool:
-        return self.cpu.vendor in vendors
-
-    def hypervisor(self) -> bool:
-        return self.cpu.hypervisor
-
-    def field_in(self, field: str, lo, hi, values) -> bool:
-        v = getattr(self.cpu, field)
-        if values is not None:
-            return v in values
-        return (lo is None or v >= lo) and (hi is None or v <= hi)
+    def ref(self, node, memo):
+        key = (node.kind, node.name)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = fold(self.rt.rule(node.name).affected, self, memo)
+        return hit
 
 
-class ResidualOps(ConcreteOps):
+class Residual(Concrete):
     """Partial evaluation on a guest of known vendor and family/model/stepping.
 
-    Identity tests are decided (as on a concrete CPU, so whitelist/blacklist verdicts share
-    the concrete cache); feature tests stay symbolic.  The result is a hashable term
-    (``True``/``False``, ``("f", name)``, ``("not", t)``, ``("and", (...))``, ``("or", (...))``)
-    that depends only on feature bits, so the optimizer chooses among a domain's few
-    candidate identities and never reasons about integers; the same identity recurs in
+    Identity tests are decided (as on a concrete CPU, so table verdicts share the concrete
+    cache); feature tests stay symbolic.  The result is an :class:`Expr` over
+    :class:`~cpusolve.encodings.expr.Feature` nodes only (ARCH_CAPABILITIES bits gated by
+    ``arch-capabilities``, as Linux reads them), so the optimizer chooses among a domain's
+    few candidate identities and never reasons about integers; the same identity recurs in
     every domain, so its residuals are computed once.
     """
 
-    def __init__(self, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True) -> None:
-        super().__init__(CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor))
-        self.fixed_vendor = vendor
+    __slots__ = ()
 
-    def all(self, items: list):
-        return _fold("and", items)
+    def __init__(self, rt: RuleTable, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True) -> None:
+        super().__init__(rt, CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor))
 
-    def any(self, items: list):
-        return _fold("or", items)
+    def const(self, node): return node
+    def all(self, node, items): return ex.conj(_lift(i) for i in items)
+    def any(self, node, items): return ex.disj(_lift(i) for i in items)
+    def not_(self, node, item): return ex.negate(_lift(item))
 
-    def not_(self, item):
-        if isinstance(item, bool):
-            return not item
-        return item[1] if item[0] == "not" else ("not", item)
+    def feature(self, node):
+        if node.arch_cap:
+            return ex.All((ex.Feature("arch-capabilities"), ex.Feature(node.name)))
+        return node
 
-    def feature(self, name: str):
-        if is_arch_cap(name):
-            # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
-            return ("and", (("f", "arch-capabilities"), ("f", name)))
-        return ("f", name)
-
-
-def _fold(op: str, items: list):
-    absorbing = op == "or"  # True absorbs an "or", False an "and"
-    out: list = []
-    for item in items:
-        if isinstance(item, bool):
-            if item is absorbing:
-                return absorbing
-            continue
-        for sub in (item[1] if item[0] == op else (item,)):  # flatten nested and/and, or/or
-            if sub not in out:
-                out.append(sub)
-    if not out:
-        return not absorbing
-    return out[0] if len(out) == 1 else (op, tuple(out))
+    def table(self, node): return _lift(super().table(node))
+    def vendor(self, node): return _lift(super().vendor(node))
+    def hypervisor(self, node): return _lift(super().hypervisor(node))
+    def field_in(self, node): return _lift(super().field_in(node))
 
 
-def _atom_text(rt: RuleTable, expr: dict, ops: ConcreteOps, value: bool) -> str:
-    (op, arg), = expr.items()
-    cpu = ops.cpu
-    if op == "feature":
-        return f"{arg} {'shown' if value else 'not shown'}"
-    if op in ("whitelist", "blacklist"):
-        table = rt.whitelist if op == "whitelist" else rt.blacklist
-        hits = [e.get("name") or f"{e['family']}/{e['model']}" for e in table
-                if arg in e["flags"] and rt._table([e], arg, ops)]
-        where = f"{cpu.vendor} {cpu.family}/{cpu.model}/{cpu.stepping}"
-        if value:
-            return f"{where} is in the {op} with {arg} ({', '.join(hits)})"
-        return f"{where} is not in the {op} with {arg}"
-    if op == "vendor":
-        return f"vendor {cpu.vendor} {'is' if value else 'is not'} {'/'.join(arg)}"
-    if op == "hypervisor":
-        return "running as a guest" if cpu.hypervisor else "running on bare metal"
-    if op == "cpu":
-        verb = "matches" if value else "does not match"
-        return f"family/model/stepping {cpu.family}/{cpu.model}/{cpu.stepping} {verb} {_cpu_text(arg)}"
-    return f"{op} {arg}"
+def _lift(value) -> Expr:
+    if value is True:
+        return ex.TRUE
+    if value is False:
+        return ex.FALSE
+    return value
 
 
-def _cpu_text(arg: dict) -> str:
-    """Readable form of a {"cpu": ...} test; model lists become ranges."""
-    parts = []
-    for key, value in arg.items():
-        if isinstance(value, list) and len(value) > 4 and value == list(range(value[0], value[-1] + 1)):
-            value = f"{value[0]}..{value[-1]}"
-        parts.append(f"{key} {value}")
-    return ", ".join(parts)
+class Explain(Algebra[tuple[bool, str]]):
+    """(verdict, why) on a concrete CPU: the atoms that decided, in words."""
 
+    def __init__(self, rt: RuleTable, cpu: CpuView) -> None:
+        self.rt = rt
+        self.cpu = cpu
+        self.concrete = Concrete(rt, cpu)
 
-def _explain(rt: RuleTable, expr: Any, ops: ConcreteOps, memo: dict) -> tuple[bool, str]:
-    if expr is True or expr is False:
-        return expr, "always" if expr else "never"
-    (op, arg), = expr.items()
-    if op in ("all", "any"):
-        results = [_explain(rt, e, ops, memo) for e in arg]
-        value = all(v for v, _ in results) if op == "all" else any(v for v, _ in results)
-        if (op == "all") == value:
+    def const(self, node):
+        return node.value, "always" if node.value else "never"
+
+    def _junction(self, results, is_all: bool):
+        value = all(v for v, _ in results) if is_all else any(v for v, _ in results)
+        if is_all == value:
             texts = [t for _, t in results]  # every child decided
         else:
             texts = [t for v, t in results if v == value]  # the children that decided
         return value, "; ".join(texts) or "nothing applies"
-    if op == "not":
-        value, text = _explain(rt, arg, ops, memo)
+
+    def all(self, node, items): return self._junction(items, True)
+    def any(self, node, items): return self._junction(items, False)
+
+    def not_(self, node, item):
+        value, text = item
         return (not value), text
-    if op == "bug":
-        if arg not in memo:
-            memo[arg] = _explain(rt, rt._rule(arg)["affected"], ops, memo)
-        value, text = memo[arg]
-        return value, f"{arg} {'affected' if value else 'not affected'} ({text})"
-    value = rt.walk(expr, ops, {})
-    return value, _atom_text(rt, expr, ops, value)
+
+    def feature(self, node):
+        value = self.concrete.feature(node)
+        return value, f"{node.name} {'shown' if value else 'not shown'}"
+
+    def table(self, node):
+        value = self.concrete.table(node)
+        cpu = self.cpu
+        hits = [row.get("name") or f"{row['family']}/{row['model']}" for row in self.rt.rows(node, cpu)]
+        where = f"{cpu.vendor} {cpu.family}/{cpu.model}/{cpu.stepping}"
+        if value:
+            return value, f"{where} is in the {node.table} with {node.flag} ({', '.join(hits)})"
+        return value, f"{where} is not in the {node.table} with {node.flag}"
+
+    def vendor(self, node):
+        value = self.concrete.vendor(node)
+        return value, f"vendor {self.cpu.vendor} {'is' if value else 'is not'} {'/'.join(node.vendors)}"
+
+    def hypervisor(self, node):
+        value = self.cpu.hypervisor
+        return value, "running as a guest" if value else "running on bare metal"
+
+    def field_in(self, node):
+        return self.concrete.field_in(node), f"{node.field} {node.lo}..{node.hi}"
+
+    def cpu_match(self, node):
+        value = all(self.concrete.field_in(t) for t in node.tests)
+        cpu = self.cpu
+        verb = "matches" if value else "does not match"
+        return value, f"family/model/stepping {cpu.family}/{cpu.model}/{cpu.stepping} {verb} {cpu_text(node)}"
+
+    def ref(self, node, memo):
+        key = (node.kind, node.name)
+        if key not in memo:
+            memo[key] = fold(self.rt.rule(node.name).affected, self, memo)
+        value, text = memo[key]
+        return value, f"{node.name} {'affected' if value else 'not affected'} ({text})"
+
+
+def cpu_text(node: ex.CpuMatch) -> str:
+    """The data's own wording of a family/model/stepping test; model lists become ranges."""
+    parts = []
+    for key, value in node.spec:
+        if isinstance(value, tuple):
+            value = list(value)
+            if len(value) > 4 and value == list(range(value[0], value[-1] + 1)):
+                value = f"{value[0]}..{value[-1]}"
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
 
 
 @cache

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cpusolve.encodings.rules import ConcreteOps, load_rules
+from cpusolve.encodings import expr as ex
+from cpusolve.encodings.expr import Expr
+from cpusolve.encodings.rules import load_rules, parse
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,13 @@ class Obligation:
     kind: str  # "truthful" | "mechanism" | "hint"
     bug: str | None
     kernel: str  # rule table used to read ``expr``
-    expr: object  # rule-grammar expression over the guest CPU that must hold
+    expr: Expr  # rule expression over the guest CPU that must hold
     #: indexes of the domain's host types that cause this obligation
     causes: tuple[int, ...]
 
     def holds(self, cpu) -> bool:
         """Whether a concrete guest CPU (a rules.CpuView) meets this obligation."""
-        return load_rules(self.kernel).walk(self.expr, ConcreteOps(cpu), {})
+        return load_rules(self.kernel).holds(self.expr, cpu)
 
     def describe(self) -> str:
         if self.kind == "truthful":
@@ -40,39 +42,40 @@ class Obligation:
         return "the guest must see rsba (a host suffers RSBA and every host can say so)"
 
 
-def mechanism_text(expr) -> str:
+def mechanism_text(expr: Expr) -> str:
     """Readable form of a mechanism expression: "fb-clear or md-clear + flush-l1d"."""
-    if expr is True or expr is False:
-        return "nothing" if expr else "a mechanism no feature provides"
-    (op, arg), = expr.items()
-    if op == "feature":
-        return arg
-    if op == "not":
-        return f"no {mechanism_text(arg)}"
-    if op not in ("all", "any"):  # an identity test in an override's condition
-        return " ".join(f"{k} {v}" for k, v in arg.items()) if isinstance(arg, dict) else f"{op} {arg}"
-    if op == "any" and _is_case(arg):
+    t = type(expr)
+    if t is ex.Const:
+        return "nothing" if expr.value else "a mechanism no feature provides"
+    if t is ex.Feature:
+        return expr.name
+    if t is ex.Not:
+        return f"no {mechanism_text(expr.item)}"
+    if t is ex.CpuMatch:  # an identity test in an override's condition
+        return " ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in expr.spec)
+    if t not in (ex.All, ex.Any):
+        return repr(expr)
+    items = expr.items
+    if t is ex.Any and _is_case(items):
         # An override chain from the rule table: [cond and alt] or [not cond and rest].
-        (cond, alt), (_, rest) = arg[0]["all"], arg[1]["all"]
+        (cond, alt), (_, rest) = items[0].items, items[1].items
         return f"{mechanism_text(alt)} (with {mechanism_text(cond)} shown), else {mechanism_text(rest)}"
-    parts = [mechanism_text(e) for e in arg]
-    if op == "all":
+    parts = [mechanism_text(e) for e in items]
+    if t is ex.All:
         # A case of an override chain: "(if mds-no shown) fb-clear" reads as its mechanism.
-        feats = [p for p, e in zip(parts, arg, strict=True) if _is_mech(e)]
+        feats = [p for p, e in zip(parts, items, strict=True) if _is_mech(e)]
         return " + ".join(feats) if feats else " + ".join(parts)
     return " or ".join(dict.fromkeys(parts))
 
 
-def _is_case(arg) -> bool:
-    return (len(arg) == 2 and all(isinstance(e, dict) and "all" in e and len(e["all"]) == 2 for e in arg)
-            and arg[1]["all"][0] == {"not": arg[0]["all"][0]})
+def _is_case(items) -> bool:
+    return (len(items) == 2 and all(type(e) is ex.All and len(e.items) == 2 for e in items)
+            and items[1].items[0] == ex.Not(items[0].items[0]))
 
 
-def _is_mech(expr) -> bool:
-    if isinstance(expr, dict):
-        (op, arg), = expr.items()
-        return op == "feature" or (op in ("all", "any") and all(_is_mech(e) for e in arg))
-    return False
+def _is_mech(expr: Expr) -> bool:
+    t = type(expr)
+    return t is ex.Feature or (t in (ex.All, ex.Any) and all(_is_mech(e) for e in expr.items))
 
 
 def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligation]:
@@ -90,7 +93,7 @@ def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligat
             table = load_rules(kernel)
             if bug not in table.bug_rules or table.scope(bug) != "guest":
                 continue
-            out.append(Obligation("truthful", bug, kernel, {"bug": bug}, causes))
+            out.append(Obligation("truthful", bug, kernel, ex.Ref("bug", bug), causes))
         if policy == "strict":
             for kernel in kernels:
                 table = load_rules(kernel)
@@ -101,5 +104,5 @@ def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligat
                         out.append(Obligation("mechanism", bug, kernel, expr, causes))
     suffer = tuple(i for i, f in enumerate(types) if "rsba" in f.features)
     if suffer and len(suffer) == len(types):
-        out.append(Obligation("hint", None, kernels[-1], {"feature": "rsba"}, suffer))
+        out.append(Obligation("hint", None, kernels[-1], parse({"feature": "rsba"}), suffer))
     return out

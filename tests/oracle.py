@@ -31,7 +31,7 @@ from functools import cache
 import networkx as nx
 
 from cpusolve.encodings.catalog import HINT_BITS, catalog
-from cpusolve.encodings.rules import ConcreteOps, CpuView, load_rules
+from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.encodings.safety import obligations
 
 ARCH = "arch-capabilities"
@@ -75,18 +75,17 @@ def expr_atoms(kernel: str, expr) -> tuple[frozenset[str], frozenset[str]]:
     neg: set[str] = set()
 
     def walk(e, polarity: int) -> None:
-        if e is True or e is False:
-            return
-        (op, arg), = e.items()
-        if op in ("all", "any"):
-            for x in arg:
+        # The obligation's parsed form (cpusolve.encodings.expr nodes), read by class name.
+        kind = type(e).__name__
+        if kind in ("All", "Any"):
+            for x in e.items:
                 walk(x, polarity)
-        elif op == "not":
-            walk(arg, -polarity)
-        elif op == "feature":
-            (pos if polarity > 0 else neg).add(arg)
-        elif op == "bug":
-            p, n = _atoms(kernel, arg)
+        elif kind == "Not":
+            walk(e.item, -polarity)
+        elif kind == "Feature":
+            (pos if polarity > 0 else neg).add(e.name)
+        elif kind == "Ref":
+            p, n = _atoms(kernel, e.name)
             (pos if polarity > 0 else neg).update(p)
             (neg if polarity > 0 else pos).update(n)
 
@@ -112,7 +111,7 @@ def holds(ob, view: CpuView, affected_cache: dict) -> bool:
         if ob.kernel not in affected_cache:
             affected_cache[ob.kernel] = load_rules(ob.kernel).affected(view)
         return affected_cache[ob.kernel][ob.bug]
-    return bool(load_rules(ob.kernel).walk(ob.expr, ConcreteOps(view), {}))
+    return bool(load_rules(ob.kernel).holds(ob.expr, view))
 
 
 # -- feature sets ----------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 import z3
 
 from cpusolve.backend.terms import to_z3
-from cpusolve.encodings.rules import KERNELS, CpuView, ResidualOps, load_rules
+from cpusolve.encodings.expr import fold
+from cpusolve.encodings.rules import KERNELS, CpuView, Residual, load_rules
 
 VENDORS = ["GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls"]
 
@@ -65,14 +66,14 @@ def random_cpu(rng: random.Random, table, feats: list[str]) -> CpuView:
 def z3_verdicts(table, cpu: CpuView, feats: list[str]) -> dict[str, bool]:
     ctx = z3.Context()
     g = {f: z3.Bool(f, ctx=ctx) for f in feats}
-    ops = ResidualOps(cpu.vendor, (cpu.family, cpu.model, cpu.stepping), cpu.hypervisor)
+    ops = Residual(table, cpu.vendor, (cpu.family, cpu.model, cpu.stepping), cpu.hypervisor)
     solver = z3.Solver(ctx=ctx)
     solver.set("timeout", 10_000)
     for f, v in g.items():
         solver.add(v == (f in cpu.features))
     out, memo, terms = {}, {}, {}
     for bug in table.bugs:
-        term = to_z3(table.walk(table._sysfs_expr(bug), ops, memo), g, ctx, terms)
+        term = to_z3(fold(table.rules[bug].sysfs, ops, memo), g, ctx, terms)
         solver.push()
         solver.add(term)
         answer = solver.check()

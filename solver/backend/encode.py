@@ -28,6 +28,7 @@ from cpusolve.backend.terms import (
 from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
+from cpusolve.encodings.expr import FALSE, TRUE, features_of
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation, obligations
 
@@ -104,7 +105,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
             extra |= cat.model(req.min_model).features
         for ob in obs:
             if ob.kind != "truthful":
-                extra |= _features_in(ob.expr)
+                extra |= features_of(ob.expr)
         pool = frozenset.union(*(t.features for t in types)) | extra
         universe = sorted(pool & cat.guest_features)
     else:
@@ -128,7 +129,7 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
         # A feature nothing but its dependencies constrains is shown in every optimum (it
         # only adds to the first objective), so it is the constant True, not a variable.
         enc.fixed = free_features(cat, universe, residuals, req)
-        alive = [i for i in range(len(enc.identities)) if all(r[i] is not False for r in residuals)]
+        alive = [i for i in range(len(enc.identities)) if all(r[i] != FALSE for r in residuals)]
         enc.models = useful_models(enc, residuals, alive, host_fms)
         enc.identities = [enc.identities[i] for i in alive]
         residuals = [[r[i] for i in alive] for r in residuals]
@@ -196,27 +197,15 @@ def encode(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Require
     for ob, terms in zip(obs, residuals, strict=True):
         cases: dict = {}
         for v, term in zip(enc.ident, terms, strict=True):
-            if term is not False:
+            if term != FALSE:
                 cases.setdefault(term, []).append(v)
-        term = fast_or([fast_and([fast_or(vs, ctx), to_z3(t, g, ctx, memo)], ctx) if t is not True
+        term = fast_or([fast_and([fast_or(vs, ctx), to_z3(t, g, ctx, memo)], ctx) if t != TRUE
                         else fast_or(vs, ctx) for t, vs in cases.items()], ctx)
         if wide:
             enc.fact(("obligation", ob), term)
         else:
             enc.hard.append(term)
     return enc
-
-
-def _features_in(expr) -> set[str]:
-    if isinstance(expr, dict):
-        (op, arg), = expr.items()
-        if op == "feature":
-            return {arg}
-        if op in ("all", "any"):
-            return set().union(*(_features_in(e) for e in arg))
-        if op == "not":
-            return _features_in(arg)
-    return set()
 
 
 def objectives(enc: Encoding) -> list[tuple[str, list[tuple[z3.BoolRef, int]]]]:

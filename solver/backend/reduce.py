@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
+from cpusolve.encodings.expr import features_of
 
 if TYPE_CHECKING:
     from cpusolve.backend.encode import Encoding
@@ -72,7 +73,7 @@ def free_features(cat: Catalog, universe: list[str], residuals: list[list], req:
     named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
     for terms in residuals:
         for term in terms:
-            _term_features(term, named)
+            named |= features_of(term)
     free = {f for f in universe if f not in named}
     changed = True
     while changed:
@@ -82,16 +83,3 @@ def free_features(cat: Catalog, universe: list[str], residuals: list[list], req:
                 free.discard(f)
                 changed = True
     return frozenset(free)
-
-
-def _term_features(term, out: set[str]) -> None:
-    if term is True or term is False:
-        return
-    op, arg = term
-    if op == "f":
-        out.add(arg)
-    elif op == "not":
-        _term_features(arg, out)
-    else:
-        for t in arg:
-            _term_features(t, out)

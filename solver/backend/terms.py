@@ -13,6 +13,8 @@ import threading
 
 import z3
 
+from cpusolve.encodings.expr import Algebra, Expr, fold_shared
+
 
 def _nary(make, items: list, ctx: z3.Context, empty: bool) -> z3.BoolRef:
     """And/Or over Bool terms through Z3's C API: z3.And/z3.Or re-coerce every argument,
@@ -55,26 +57,36 @@ def fast_or(items: list, ctx: z3.Context) -> z3.BoolRef:
     return _nary(z3.Z3_mk_or, items, ctx, False)
 
 
-def to_z3(term, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.BoolRef:
-    """A residual rule term (rules.ResidualOps) over the domain's feature variables; a
-    feature without a variable is one no host can expose, so it reads False."""
-    if term is True or term is False:
-        return z3.BoolVal(term, ctx=ctx)
-    done = memo.get(term)
-    if done is not None:
-        return done
-    op, arg = term
-    if op == "f":
-        out = g.get(arg)
-        if out is None:
-            out = z3.BoolVal(False, ctx=ctx)
-    elif op == "not":
-        out = negate(to_z3(arg, g, ctx, memo))
-    else:
-        parts = [to_z3(t, g, ctx, memo) for t in arg]
-        out = fast_and(parts, ctx) if op == "and" else fast_or(parts, ctx)
-    memo[term] = out
-    return out
+class ToZ3(Algebra[z3.BoolRef]):
+    """A residual rule expression (rules.Residual: feature atoms only) over the domain's
+    feature variables; a feature without a variable is one no host can expose, so it
+    reads False."""
+
+    def __init__(self, g: dict[str, z3.BoolRef], ctx: z3.Context) -> None:
+        self.g = g
+        self.ctx = ctx
+
+    def const(self, node):
+        return z3.BoolVal(node.value, ctx=self.ctx)
+
+    def all(self, node, items):
+        return fast_and(items, self.ctx)
+
+    def any(self, node, items):
+        return fast_or(items, self.ctx)
+
+    def not_(self, node, item):
+        return negate(item)
+
+    def feature(self, node):
+        out = self.g.get(node.name)
+        return out if out is not None else z3.BoolVal(False, ctx=self.ctx)
+
+
+def to_z3(term: Expr, g: dict[str, z3.BoolRef], ctx: z3.Context, memo: dict) -> z3.BoolRef:
+    """``term`` as a Z3 term; ``memo`` maps sub-terms already built (one domain's
+    obligations share most of them)."""
+    return fold_shared(term, ToZ3(g, ctx), memo)
 
 
 _local = threading.local()

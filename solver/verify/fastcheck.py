@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpusolve.core.hosts import HostFacts
-from cpusolve.encodings.rules import ConcreteOps, load_rules
+from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.verify.checker import check_answer
 
@@ -91,7 +91,7 @@ class FastChecker:
             if all(ob.holds(view) for ob in obligations(vendor, (one,), req.kernels, req.policy, req.waive)
                    if ob.kind != "hint"):
                 ok |= self._bbit[bug]
-        shows_rsba = ConcreteOps(view).feature("rsba")
+        shows_rsba = "rsba" in view.features and "arch-capabilities" in view.features
         out = GuestBits(static_ok, vendor, self._mask(visible), g.fms, ok, shows_rsba)
         self._guests[g] = out
         return out
