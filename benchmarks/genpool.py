@@ -103,7 +103,7 @@ def _variants(cat, name: str) -> list[dict]:
 
 def host_types(cat, n_types: int) -> dict[str, list[dict]]:
     """``n_types`` specs with distinct host facts, spread over the models by weight."""
-    from cpusolve.inputs.pool_file import read_host
+    from cpusolve.hostfacts.derive import host_from_entry
 
     models = INTEL_MODELS + AMD_MODELS
     memo: dict = {}
@@ -112,7 +112,7 @@ def host_types(cat, n_types: int) -> dict[str, list[dict]]:
     for name, _ in models:
         avail[name] = []
         for spec in _variants(cat, name):
-            facts = read_host("x", spec, "<gen>", Path("."), memo).facts
+            facts = host_from_entry("x", spec, "<gen>", Path("."), memo).facts
             if facts not in seen:
                 seen.add(facts)
                 avail[name].append(spec)

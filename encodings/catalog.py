@@ -195,29 +195,32 @@ class Catalog:
 
     def without_unmet(self, features) -> set[str]:
         """The features left after removing, until none is left, every feature one of whose
-        dependency groups has no member (what QEMU's feature_dependencies do to a model)."""
+        dependency groups has no member (what QEMU's feature_dependencies do to a model).
+        This is the greatest subset closed under the dependencies, so the order of removal
+        does not matter."""
         features = set(features)
         changed = True
         while changed:
             changed = False
-            for name in sorted(features):
+            for name in list(features):
                 feat = self.features.get(name)
                 if feat and any(not any(g in features for g in group) for group in feat.requires):
                     features.discard(name)
                     changed = True
         return features
 
-    def closure_ok(self, features: frozenset[str]) -> list[str]:
-        """Dependency violations in a visible feature set, as readable strings."""
-        problems = []
+    def unmet(self, features: frozenset[str]) -> list[tuple[str, tuple[str, ...]]]:
+        """Dependency violations in a visible feature set: (feature, the group of which it
+        needs one member and has none), in name order."""
+        out = []
         for name in sorted(features):
             feat = self.features.get(name)
             if feat is None:
                 continue
             for group in feat.requires:
                 if not any(g in features for g in group):
-                    problems.append(f"{name} needs {' or '.join(group)}")
-        return problems
+                    out.append((name, group))
+        return out
 
 
 def suggest(word: str, choices) -> str:

@@ -18,6 +18,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
+from cpusolve.encodings.cpu import CpuView
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.errors import InputError
 
@@ -32,22 +33,6 @@ SYSFS_ORDER = [
 #: The kernel versions shipped, newest last; "6.1" is Debian bookworm's 6.1.x.
 KERNELS = ("6.1", "6.12")
 DEFAULT_KERNEL = "6.12"
-
-
-@dataclass(frozen=True)
-class CpuView:
-    """What a kernel sees of its CPU: identity, feature bits, and whether it is a guest."""
-
-    vendor: str
-    family: int
-    model: int
-    stepping: int
-    features: frozenset[str]
-    hypervisor: bool = True
-
-    @property
-    def fms(self) -> tuple[int, int, int]:
-        return (self.family, self.model, self.stepping)
 
 
 def is_arch_cap(name: str) -> bool:

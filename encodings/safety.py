@@ -68,6 +68,23 @@ def mechanism_text(expr: Expr) -> str:
     return " or ".join(dict.fromkeys(parts))
 
 
+def mechanism_features(expr: Expr) -> frozenset[str]:
+    """The features a mechanism expression names as mechanisms (not its conditions: in
+    "fb-clear (with mds-no shown), else md-clear + flush-l1d", not mds-no)."""
+    t = type(expr)
+    if t is ex.Feature:
+        return frozenset((expr.name,))
+    if t is ex.Any and _is_case(expr.items):
+        (_, alt), (_, rest) = expr.items[0].items, expr.items[1].items
+        return mechanism_features(alt) | mechanism_features(rest)
+    if t is ex.All:
+        mechs = [e for e in expr.items if _is_mech(e)]
+        return frozenset().union(*(mechanism_features(e) for e in (mechs or expr.items)))
+    if t is ex.Any:
+        return frozenset().union(*(mechanism_features(e) for e in expr.items))
+    return frozenset()
+
+
 def _is_case(items) -> bool:
     return (len(items) == 2 and all(type(e) is ex.All and len(e.items) == 2 for e in items)
             and items[1].items[0] == ex.Not(items[0].items[0]))

@@ -15,14 +15,15 @@ from pathlib import Path
 import networkx as nx
 
 from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S
-from cpusolve.core.guest import GuestCpu
+from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import Host, HostFacts
 from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import catalog
 from cpusolve.engine.solve import solve as _engine_solve
 from cpusolve.errors import check_timeout
-from cpusolve.inputs.pool_file import load_pool as _load_pool
+from cpusolve.hostfacts.derive import load_pool as _load_pool
 from cpusolve.report.records import Result
+from cpusolve.report.verdicts import BugVerdict, GuestVerdicts
 from cpusolve.verify.checker import problems
 
 
@@ -58,7 +59,7 @@ def as_guest(guest: GuestCpu | str) -> GuestCpu:
 def _parse_guest(guest: str) -> GuestCpu:
     from cpusolve.inputs.guest_cpu import parse_qemu_cpu
 
-    return parse_qemu_cpu(guest).guest()
+    return parse_qemu_cpu(guest)
 
 
 def _facts(host: Host | HostFacts | dict) -> HostFacts:
@@ -66,9 +67,9 @@ def _facts(host: Host | HostFacts | dict) -> HostFacts:
         return host
     if isinstance(host, Host):
         return host.facts
-    from cpusolve.inputs.pool_file import read_host
+    from cpusolve.hostfacts.derive import host_from_entry
 
-    return read_host("host", host, "<host>", Path(".")).facts
+    return host_from_entry("host", host, "<host>", Path(".")).facts
 
 
 def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
@@ -127,3 +128,20 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     if not isinstance(pool, Pool):
         pool = load_pool(pool)
     return _engine_solve(pool, requirements, policy, timeout, cache, jobs)
+
+
+def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:
+    """What a Linux guest of ``kernel`` concludes about each CPU bug on ``cpu`` (a GuestCpu,
+    a ``-cpu`` string or a libvirt XML file), and why: what ``cpusolve verdict`` prints."""
+    from cpusolve.encodings.rules import load_rules
+    from cpusolve.inputs.guest_cpu import parse_cpu
+
+    if isinstance(cpu, GuestCpu):
+        guest, source = cpu, qemu_cpu_arg(cpu)
+    else:
+        guest, source = parse_cpu(cpu)
+    table = load_rules(kernel)
+    view = guest.view()
+    affected = table.sysfs_affected(view)
+    return GuestVerdicts(source, guest, table.kernel,
+                         tuple(BugVerdict(b, affected[b], table.explain(view, b)) for b in table.bugs))

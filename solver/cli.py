@@ -214,28 +214,10 @@ def verdict_cmd(cpu, kernel, fmt) -> None:
     or a libvirt XML file with a <cpu> element.
     """
     def go() -> int:
-        import json
+        from cpusolve.api import verdict
+        from cpusolve.writers.verdict import render_verdicts
 
-        from cpusolve.encodings.rules import CpuView, load_rules
-        from cpusolve.inputs.guest_cpu import parse_cpu
-
-        parsed = parse_cpu(cpu)
-        table = load_rules(kernel)
-        view = CpuView(parsed.vendor, parsed.family, parsed.model_number, parsed.stepping,
-                       parsed.features, hypervisor=True)
-        verdicts = table.sysfs_affected(view)
-        bugs = {b: {"affected": verdicts[b], "why": table.explain(view, b)} for b in table.bugs}
-        if fmt == "json":
-            out = {"cpu": parsed.source, "model": parsed.model, "kernel": table.kernel,
-                   "vendor": parsed.vendor, "family": parsed.family, "model_number": parsed.model_number,
-                   "stepping": parsed.stepping, "bugs": bugs}
-            click.echo(json.dumps(out, indent=2, sort_keys=True))
-        else:
-            click.echo(f"{parsed.source}: {parsed.vendor} family {parsed.family} model "
-                       f"{parsed.model_number} stepping {parsed.stepping}, Linux {table.kernel} guest")
-            width = max(len(b) for b in bugs)
-            for b, v in bugs.items():
-                click.echo(f"  {b:<{width}}  {'affected' if v['affected'] else 'NOT affected':<12}  {v['why']}")
+        write_atomic(render_verdicts(verdict(cpu, kernel), fmt), None)
         return 0
 
     run(go)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cpusolve.errors import InputError
-from cpusolve.inputs.pool_file import load_pool
+from cpusolve.hostfacts.derive import load_pool
 from cpusolve.inputs.pool_init import pool_from_facts
 
 FACTS = Path(__file__).parent / "data" / "facts"

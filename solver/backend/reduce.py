@@ -74,12 +74,5 @@ def free_features(cat: Catalog, universe: list[str], residuals: list[list], req:
     for terms in residuals:
         for term in terms:
             named |= features_of(term)
-    free = {f for f in universe if f not in named}
-    changed = True
-    while changed:
-        changed = False
-        for f in list(free):  # the greatest fixpoint: any order reaches it
-            if any(not any(a in free for a in group) for group in cat.features[f].requires):
-                free.discard(f)
-                changed = True
-    return frozenset(free)
+    # The greatest subset whose dependencies are met among themselves (any order reaches it).
+    return frozenset(cat.without_unmet(f for f in universe if f not in named))

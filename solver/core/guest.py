@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.cpu import CpuView
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class GuestCpu:
     minus: tuple[str, ...] = ()
     #: family/model/stepping shown instead of the model's own, when truthfulness needs it
     fms: tuple[int, int, int] | None = None
+    #: a CPUID vendor shown instead of the model's (QEMU's ``vendor=``; read from running
+    #: guests, never chosen by the solver)
+    vendor: str | None = None
 
     def visible(self) -> frozenset[str]:
         base = catalog().model(self.model).features
@@ -24,12 +28,10 @@ class GuestCpu:
     def identity(self) -> tuple[str, int, int, int]:
         m = catalog().model(self.model)
         fam, mod, step = self.fms or m.fms
-        return (m.vendor, fam, mod, step)
+        return (self.vendor or m.vendor, fam, mod, step)
 
     def view(self, features: frozenset[str] | None = None, fms: tuple[int, int, int] | None = None):
         """What a Linux guest sees of this CPU (optionally with other features or f/m/s)."""
-        from cpusolve.encodings.rules import CpuView
-
         vendor, fam, mod, step = self.identity()
         fam, mod, step = fms or (fam, mod, step)
         return CpuView(vendor, fam, mod, step, self.visible() if features is None else features,
@@ -50,6 +52,8 @@ class GuestCpu:
 def qemu_cpu_arg(guest: GuestCpu) -> str:
     """The ``-cpu`` argument: versioned model, f/m/s override, flags, and enforce."""
     parts = [guest.model]
+    if guest.vendor is not None:
+        parts.append(f"vendor={guest.vendor}")
     if guest.fms is not None:
         fam, mod, step = guest.fms
         parts += [f"family={fam}", f"model={mod}", f"stepping={step}"]

@@ -4,31 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cpusolve.encodings.cpu import Cpu
+
 VENDORS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  ")
 
 
 @dataclass(frozen=True)
-class HostFacts:
-    """Everything the solver needs about one kind of host.
+class HostFacts(Cpu):
+    """Everything the solver needs about one kind of host: its identity, what its
+    hypervisor can expose to a guest (``features``, canonical QEMU names) and the CPU bugs
+    its silicon has.
 
-    Two hosts with equal facts are the same "host type" and share one set of solver terms,
+    Two hosts with equal facts are the same "host kind" and share one set of solver terms,
     which is what keeps a 10,000-host pool of 20 CPU types small.
     """
 
-    vendor: str
-    family: int
-    model: int
-    stepping: int
-    #: canonical QEMU names of what the host's hypervisor can expose to a guest
-    features: frozenset[str]
     #: Linux sysfs names of the CPU bugs the host silicon has
-    bugs: frozenset[str]
+    bugs: frozenset[str] = frozenset()
     #: where the facts came from, e.g. "catalog Skylake-Server-v4" (not part of equality)
     origin: str = field(default="", compare=False)
-
-    @property
-    def fms(self) -> tuple[int, int, int]:
-        return (self.family, self.model, self.stepping)
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,8 @@ class Host:
 
 @dataclass(frozen=True)
 class HostRef:
+    """A host as a report names it: its name and how many machines it stands for."""
+
     name: str
     count: int
 

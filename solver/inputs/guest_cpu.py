@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
+from cpusolve.core.guest import GuestCpu
 from cpusolve.encodings.catalog import catalog
 from cpusolve.errors import InputError
 
@@ -23,30 +23,8 @@ PSEUDO = re.compile(r"^(check|enforce|kvm|tcg-cpuid|migratable|pmu|hv-.*|x-.*|l3
                     r"legacy-cache|kvm-no-smi-migration)$")
 
 
-@dataclass(frozen=True)
-class ParsedCpu:
-    model: str
-    vendor: str
-    family: int
-    model_number: int
-    stepping: int
-    features: frozenset[str]
-    source: str
-
-    def fms(self) -> tuple[int, int, int]:
-        return (self.family, self.model_number, self.stepping)
-
-    def guest(self):
-        """The same CPU as a catalog model plus flags (and f/m/s where it differs)."""
-        from cpusolve.core.guest import GuestCpu
-
-        model = catalog().model(self.model)
-        return GuestCpu(model=model.name, plus=tuple(sorted(self.features - model.features)),
-                        minus=tuple(sorted(model.features - self.features)),
-                        fms=self.fms() if self.fms() != model.fms else None)
-
-
-def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
+def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
+    """A ``-cpu`` string as the guest CPU it describes (QEMU's reading of the flags)."""
     cat = catalog()
     parts = [p.strip() for p in text.strip().split(",") if p.strip()]
     if not parts:
@@ -86,14 +64,22 @@ def parse_qemu_cpu(text: str, where: str = "") -> ParsedCpu:
             features.add(canonical)
         else:
             features.discard(canonical)
-    features = cat.without_unmet(features)
-    return ParsedCpu(model=model.name, vendor=vendor, family=ident["family"],
-                     model_number=ident["model"], stepping=ident["stepping"],
-                     features=frozenset(features), source=text)
+    features = frozenset(cat.without_unmet(features))
+    fms = (ident["family"], ident["model"], ident["stepping"])
+    return GuestCpu(model=model.name, plus=tuple(sorted(features - model.features)),
+                    minus=tuple(sorted(model.features - features)),
+                    fms=fms if fms != model.fms else None,
+                    vendor=vendor if vendor != model.vendor else None)
 
 
-def parse_libvirt_cpu(path: Path) -> ParsedCpu:
+def parse_libvirt_cpu(path: Path) -> GuestCpu:
     """A libvirt domain XML (or a bare ``<cpu>``) in custom mode."""
+    return parse_qemu_cpu(libvirt_cpu_string(path), f"{path}: ")
+
+
+def libvirt_cpu_string(path: Path) -> str:
+    """The ``<cpu>`` of a libvirt domain XML as the ``-cpu`` string it stands for
+    (libvirt's feature spellings kept)."""
     where = f"{path}: "
     try:
         raw = path.read_bytes()
@@ -118,12 +104,14 @@ def parse_libvirt_cpu(path: Path) -> ParsedCpu:
             flags.append(f"+{name}")
         elif policy in ("disable", "forbid"):
             flags.append(f"-{name}")
-    return parse_qemu_cpu(",".join([model.strip(), *flags]), where)
+    return ",".join([model.strip(), *flags])
 
 
-def parse_cpu(spec: str) -> ParsedCpu:
-    """A ``-cpu`` string, or a path to a libvirt XML file."""
+def parse_cpu(spec: str) -> tuple[GuestCpu, str]:
+    """A ``-cpu`` string, or a path to a libvirt XML file: the guest CPU and its ``-cpu``
+    string."""
     path = Path(spec)
     if spec.endswith(".xml") or (path.exists() and path.is_file()):
-        return parse_libvirt_cpu(path)
-    return parse_qemu_cpu(spec)
+        text = libvirt_cpu_string(path)
+        return parse_qemu_cpu(text, f"{path}: "), text
+    return parse_qemu_cpu(spec), spec

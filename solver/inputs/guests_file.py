@@ -61,13 +61,12 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
         if "cpu" in g:
             if not isinstance(g["cpu"], str):
                 raise InputError(f"{where}'cpu' must be a -cpu string")
-            parsed, source = parse_qemu_cpu(g["cpu"], where), g["cpu"]
+            cpu, source = parse_qemu_cpu(g["cpu"], where), g["cpu"]
         else:
             xml = Path(g["libvirt"])
             if not xml.is_absolute():
                 xml = Path(label).parent / xml
-            parsed, source = parse_libvirt_cpu(xml), g["libvirt"]
-        cpu = parsed.guest()
+            cpu, source = parse_libvirt_cpu(xml), g["libvirt"]
         if ("host" in g) == ("domain" in g):
             raise InputError(f"{where}give exactly one of 'host' (where it runs) or 'domain' (hosts it may reach)")
         if "host" in g:

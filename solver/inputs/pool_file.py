@@ -1,4 +1,4 @@
-"""Read a pool (pool.json, a networkx node-link graph, or a dict) into a :class:`Pool`.
+"""Read a pool (pool.json, a networkx node-link graph, or a dict) into a :class:`PoolSpec`.
 
 Every mistake becomes one :class:`InputError` line naming the file, the host and the
 offending word, with the closest known names where there are any.
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from cpusolve.core.hosts import VENDORS, Host, HostFacts
-from cpusolve.core.pool import POLICIES, Pool, Requirements
+from cpusolve.core.hosts import VENDORS
+from cpusolve.core.pool import POLICIES, Requirements
 from cpusolve.encodings.catalog import catalog, suggest
-from cpusolve.encodings.provision import kvm_cpuid_filter, kvm_exposable
-from cpusolve.encodings.rules import KERNELS, CpuView, load_rules
+from cpusolve.encodings.rules import KERNELS, load_rules
 from cpusolve.errors import InputError
 
 MAX_POOL_BYTES = 64 * 1024 * 1024
@@ -41,7 +41,51 @@ def known_bugs() -> list[str]:
     return sorted(names)
 
 
-def load_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> Pool:
+@dataclass(frozen=True)
+class HostKindSpec:
+    """What one host entry says of its machines, read and validated but not yet derived
+    (``hostfacts`` turns it into the facts the solver uses).  Entries equal in every
+    fact-bearing key share one spec."""
+
+    #: "cpu" (a catalog model), "facts" (a fact file) or "inline"
+    source: str
+    vendor: str
+    fms: tuple[int, int, int]
+    #: the model's, the file's or the inline features (canonical names), before add/remove
+    features: frozenset[str]
+    add: frozenset[str]
+    remove: frozenset[str]
+    #: bugs the entry (or its fact file's sysfs) states; None: derive them from the rules
+    bugs: frozenset[str] | None
+    #: "kvm": apply what KVM does with the bits; "as-is": take them literally
+    hypervisor: str
+    #: True when ``features`` are the silicon's own bits, not yet what KVM offers
+    silicon: bool
+    origin: str = field(compare=False)
+    where: str = field(compare=False)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    kind: HostKindSpec
+    count: int = 1
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class PoolSpec:
+    """A pool as its file states it: hosts as read, the migration graph, requirements."""
+
+    hosts: dict[str, HostSpec]
+    graph: nx.DiGraph
+    directed: bool
+    requirements: Requirements
+    source: str
+    groups: list[tuple[str, ...]]
+
+
+def read_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> PoolSpec:
     """A pool from a path ('-' = stdin), a parsed dict, or a networkx graph."""
     if isinstance(source, nx.Graph):
         return _from_graph(source, name or "<graph>")
@@ -126,7 +170,7 @@ def _str_list(value: Any, where: str, what: str) -> list[str]:
     return value
 
 
-def _from_dict(data: Any, label: str) -> Pool:
+def _from_dict(data: Any, label: str) -> PoolSpec:
     if not isinstance(data, dict):
         raise InputError(f"{label}: a pool file is a JSON object with a 'hosts' key")
     _unknown_keys(data, TOP_KEYS, f"{label}: ")
@@ -139,12 +183,12 @@ def _from_dict(data: Any, label: str) -> Pool:
     if not hosts_data:
         raise InputError(f"{label}: empty pool: 'hosts' has no host")
     base = source_dir(label)
-    memo: dict[str, HostFacts] = {}
+    memo: dict[str, HostKindSpec] = {}
     hosts = {name: read_host(name, spec, label, base, memo) for name, spec in hosts_data.items()}
     requirements = read_requirements(data.get("requirements", {}), label)
     graph, directed, groups = _graph(data.get("migration"), hosts, label)
-    return Pool(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label,
-                groups=groups)
+    return PoolSpec(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label,
+                    groups=groups)
 
 
 def _host_list(items: list, label: str) -> dict:
@@ -205,23 +249,16 @@ def read_requirements(data: Any, label: str) -> Requirements:
                         policy=policy, waive=waive, kernels=kernels, qemu=qemu)
 
 
-def host_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> frozenset[str]:
-    """The bugs Linux finds on bare metal with this identity and these bits (newest table)."""
-    rules = load_rules()
-    view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
-                   features=own, hypervisor=False)
-    return frozenset(b for b, hit in rules.affected(view).items() if hit)
-
-
 #: host keys that do not change a host's facts (hosts differing only in these share facts)
 NON_FACT_KEYS = ("count", "labels", "description")
 
 
-def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = None) -> Host:
-    """One host entry: by catalog model, inline facts, or a fact file.
+def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = None) -> HostSpec:
+    """One host entry: by catalog model, inline facts, or a fact file (read here).
 
-    ``memo`` maps an entry's fact-bearing keys to facts already read, so that a pool of
-    10,000 hosts of 20 kinds derives bugs and KVM's bits 20 times, not 10,000.
+    ``memo`` maps an entry's fact-bearing keys to what was read, so that a pool of 10,000
+    hosts of 20 kinds reads each kind (and its fact file) once, and the host-facts stage
+    derives bugs and KVM's bits 20 times, not 10,000.
     """
     where = f"{label}: host '{name}': "
     if not isinstance(name, str) or not name.strip():
@@ -241,16 +278,16 @@ def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = 
     _expect(labels, dict, where, "'labels'")
     key = json.dumps({k: v for k, v in spec.items() if k not in NON_FACT_KEYS}, sort_keys=True, default=str)
     if memo is not None and key in memo:
-        facts = memo[key]
+        kind = memo[key]
     else:
-        facts = _host_facts(spec, where, base)
+        kind = _host_kind(spec, where, base)
         if memo is not None:
-            memo[key] = facts
-    return Host(name=name, facts=facts, count=count,
-                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())))
+            memo[key] = kind
+    return HostSpec(name=name, kind=kind, count=count,
+                    labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())))
 
 
-def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
+def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
     cat = catalog()
     hv = spec.get("hypervisor", "kvm")
     if hv not in ("kvm", "as-is"):
@@ -275,6 +312,7 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
         vendor, fms = model.vendor, model.fms
         own = model.features
         origin = f"catalog {model.name}"
+        source = "cpu"
         for key in ("vendor", "family", "model", "stepping"):
             if key in spec:
                 raise InputError(f"{where}'{key}' comes from the catalog model; drop it or describe the host inline")
@@ -290,6 +328,7 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
             raise InputError(f"{where}{e}") from None
         vendor, fms, own = fact.vendor, fact.fms, fact.features
         origin = f"fact file {spec['facts']} ({fact.format})"
+        source = "facts"
         if explicit_bugs is None and fact.bugs is not None:
             explicit_bugs = fact.bugs
         if fact.exposable:
@@ -310,20 +349,12 @@ def _host_facts(spec: dict, where: str, base: Path) -> HostFacts:
         fms = (fms_list[0], fms_list[1], fms_list[2])
         own = cat.canonical_set(_str_list(spec["features"], where, "'features'"), where)
         origin = "inline"
-    own = (own | add) - remove
-    bugs = explicit_bugs if explicit_bugs is not None else host_bugs(vendor, fms, own)
-    if silicon and hv == "kvm":
-        # Silicon bits (cpuinfo, CPUID dumps, inline lists): only what KVM virtualises.
-        own = kvm_cpuid_filter(own, bugs, vendor, fms[0]) | (own & add)
-    exposable = kvm_exposable(own, bugs, vendor) if hv == "kvm" else frozenset(own)
-    exposable = (exposable | add) - remove
-    if add or remove:
-        origin += "".join(f" +{f}" for f in sorted(add)) + "".join(f" -{f}" for f in sorted(remove))
-    return HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
-                     features=exposable, bugs=bugs, origin=origin)
+        source = "inline"
+    return HostKindSpec(source=source, vendor=vendor, fms=fms, features=frozenset(own), add=add, remove=remove,
+                        bugs=explicit_bugs, hypervisor=hv, silicon=silicon, origin=origin, where=where)
 
 
-def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:
+def _graph(migration: Any, hosts: dict[str, HostSpec], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:
     graph = nx.DiGraph()
     graph.add_nodes_from(hosts)
     if migration is None:
@@ -363,7 +394,7 @@ def _graph(migration: Any, hosts: dict[str, Host], label: str) -> tuple[nx.DiGra
     return graph, directed, groups
 
 
-def _from_node_link(data: dict, label: str) -> Pool:
+def _from_node_link(data: dict, label: str) -> PoolSpec:
     edges_key = "links" if "links" in data else "edges"
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not all(isinstance(n, dict) and "id" in n for n in nodes):
@@ -389,11 +420,11 @@ def _from_node_link(data: dict, label: str) -> Pool:
     return _from_graph(graph, label, requirements=data.get("graph", {}).get("requirements", {}))
 
 
-def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -> Pool:
+def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -> PoolSpec:
     if graph.number_of_nodes() == 0:
         raise InputError(f"{label}: empty pool: the graph has no host")
-    hosts: dict[str, Host] = {}
-    memo: dict[str, HostFacts] = {}
+    hosts: dict[str, HostSpec] = {}
+    memo: dict[str, HostKindSpec] = {}
     base = source_dir(label)
     for node, attrs in graph.nodes(data=True):
         name = str(node)
@@ -409,5 +440,5 @@ def _from_graph(graph: nx.Graph, label: str, requirements: dict | None = None) -
         digraph.add_edge(str(a), str(b))
         if not graph.is_directed():
             digraph.add_edge(str(b), str(a))
-    return Pool(hosts=hosts, graph=digraph, directed=graph.is_directed(),
-                requirements=read_requirements(req, label), source=label)
+    return PoolSpec(hosts=hosts, graph=digraph, directed=graph.is_directed(),
+                    requirements=read_requirements(req, label), source=label, groups=[])

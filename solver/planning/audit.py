@@ -9,6 +9,7 @@ from cpusolve.core.guest import qemu_cpu_arg
 from cpusolve.core.pool import Pool
 from cpusolve.domains.kinds import type_order
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.safety import mechanism_text
 from cpusolve.engine.solve import solve
 from cpusolve.inputs.guests_file import GuestSpec
 from cpusolve.report.audit import GuestAudit
@@ -33,11 +34,10 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
         for p in found:
             if p.kind == "false-immunity":
                 entry = immunities.setdefault(p.bug, {"bug": p.bug, "kernels": [], "hosts": ", ".join(
-                    names[i] for i in p.hosts), "why": p.text.split(": ", 2)[-1]})
+                    names[i] for i in p.hosts), "why": p.why})
                 entry["kernels"].append(p.kernel)
             elif p.kind == "mechanism":
-                result.missing_mechanisms.append({"bug": p.bug, "needs": p.text.split("needs ", 1)[-1]
-                                                  .split(" to mitigate")[0],
+                result.missing_mechanisms.append({"bug": p.bug, "needs": mechanism_text(p.obligation.expr),
                                                   "hosts": ", ".join(names[i] for i in p.hosts)})
         result.false_immunities = list(immunities.values())
         if result.unrunnable:

@@ -11,7 +11,8 @@ from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import suggest as close_names
 from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
-from cpusolve.inputs.pool_file import read_host, source_dir
+from cpusolve.hostfacts.derive import host_from_entry
+from cpusolve.inputs.pool_file import source_dir
 from cpusolve.planning.whatif import _copy, _drop_from_groups
 from cpusolve.report.records import Result
 
@@ -48,7 +49,7 @@ class Planner:
         """
         if not isinstance(name, str) or not name:
             raise InputError("add_host needs a host name")
-        host = read_host(name, copy.deepcopy(spec), "<planner>", source_dir(self.pool.source))
+        host = host_from_entry(name, copy.deepcopy(spec), "<planner>", source_dir(self.pool.source))
         for peer in peers:
             if peer not in self.pool.hosts:
                 raise InputError(f"add_host '{name}': no peer host '{peer}'" + close_names(peer, self.pool.hosts))

@@ -11,7 +11,8 @@ from cpusolve.domains.graph import migration_graph
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.catalog import suggest as close_names
 from cpusolve.errors import InputError
-from cpusolve.inputs.pool_file import read_host, source_dir
+from cpusolve.hostfacts.derive import host_from_entry
+from cpusolve.inputs.pool_file import source_dir
 from cpusolve.report.plans import Change
 from cpusolve.report.records import Result
 
@@ -68,7 +69,7 @@ def add(pool: Pool, spec: str) -> Pool:
     if count < 1:
         raise InputError(f"--add '{spec}': the count must be at least 1")
     entry["count"] = count
-    out.hosts[name] = read_host(name, entry, f"--add '{spec}'", source_dir(pool.source))
+    out.hosts[name] = host_from_entry(name, entry, f"--add '{spec}'", source_dir(pool.source))
     if old is not None:
         return out  # an upgrade keeps the host's place in the graph
     out.graph.add_node(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cpusolve.core.hosts import HostRef
 from cpusolve.domains.kinds import HostKinds
-from cpusolve.encodings.safety import Obligation, mechanism_text
+from cpusolve.encodings.safety import Obligation, mechanism_features, mechanism_text
 from cpusolve.report.records import Conflict, Shortfall
 
 MAX_NAMES = 8
@@ -44,6 +44,7 @@ def conflicts_text(kinds: HostKinds, outcome) -> tuple[Conflict, ...]:
     refs = kinds.of
     n_hosts = sum(len(r) for r in kinds.refs)
     out: list[Conflict] = []
+    needs: dict[int, frozenset[str]] = {}  # conflict index -> the mechanism's features
     lacks: dict[str, tuple[HostRef, ...]] = {}
     for key in outcome.core or []:
         kind = key[0]
@@ -68,7 +69,10 @@ def conflicts_text(kinds: HostKinds, outcome) -> tuple[Conflict, ...]:
             out.append(Conflict("min_model", f"requirement: the guest must be at least {key[1]}",
                                 "lower requirements.min_model"))
         elif kind == "obligation":
-            out.append(_obligation(key[1], refs(key[1].causes), lacks))
+            ob = key[1]
+            if ob.kind == "mechanism":
+                needs[len(out)] = mechanism_features(ob.expr)
+            out.append(_obligation(ob, refs(ob.causes), lacks))
     if not out:
         out.append(Conflict("unknown", "no minimal conflict found within the time bound",
                             "raise --timeout"))
@@ -76,9 +80,8 @@ def conflicts_text(kinds: HostKinds, outcome) -> tuple[Conflict, ...]:
     # ("host skx-07 lacks md-clear (microcode update needed) while mds affects ...").
     absorbed: set[str] = set()
     for i, c in enumerate(out):
-        if c.kind == "mechanism":
-            needed = set(c.text.rsplit(" and guests need ", 1)[-1].replace(" to mitigate it", "")
-                         .replace(" or ", " + ").split(" + "))
+        if i in needs:
+            needed = needs[i]
             relevant = {f: hs for f, hs in lacks.items() if f in needed}
             # An alternative no host has at all is noise next to one some hosts have.
             fewest = min((len(hs) for hs in relevant.values()), default=0)

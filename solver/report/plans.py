@@ -20,14 +20,6 @@ class Change:
         return dataclasses.asdict(self) | {"starts": list(self.starts), "gained": list(self.gained),
                                            "lost": list(self.lost)}
 
-    def text(self) -> str:
-        parts = [f"VMs on {', '.join(self.starts)}: {self.before} -> {self.after}"]
-        if self.gained:
-            parts.append(f"gains {', '.join(self.gained)}")
-        if self.lost:
-            parts.append(f"loses {', '.join(self.lost)}")
-        return "; ".join(parts)
-
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -41,12 +33,3 @@ class Suggestion:
     def to_dict(self) -> dict:
         return {"hosts": list(self.hosts), "machines": self.machines, "domain": self.domain, "gain": self.gain,
                 "gained": list(self.gained), "model_after": self.model_after}
-
-    def text(self) -> str:
-        plural = "s" if self.machines != 1 else ""
-        return (f"retire or upgrade {', '.join(self.hosts)} ({self.machines} machine{plural}) in domain {self.domain}: "
-                f"gain {self.gain} = {len(self.gained)} features x "
-                f"{self.gain // max(len(self.gained), 1)} machines"
-                + (f" ({', '.join(self.gained[:8])}{', ...' if len(self.gained) > 8 else ''})"
-                   if self.gained else "")
-                + (f"; model {self.model_after}" if self.model_after else ""))

@@ -147,8 +147,8 @@ class Result:
     graph: object = field(default=None, repr=False, compare=False)
     groups: list[tuple[str, ...]] = field(default_factory=list, repr=False, compare=False)
     whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
-    changes: list | None = None  # plan.Change for each answer that changed (to_dict(), text())
-    suggestions: list | None = None  # plan.Suggestion (--suggest K)
+    changes: list | None = None  # report.plans.Change for each answer that changed
+    suggestions: list | None = None  # report.plans.Suggestion (--suggest K)
 
     @property
     def exit_code(self) -> int:

@@ -15,7 +15,7 @@ from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import Catalog
 from cpusolve.encodings.rules import load_rules
-from cpusolve.encodings.safety import obligations
+from cpusolve.encodings.safety import Obligation, obligations
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class Problem:
     feature: str | None = None
     bug: str | None = None
     kernel: str | None = None
+    #: the safety obligation that fails (kinds false-immunity, mechanism, hint)
+    obligation: Obligation | None = None
+    #: why the guest kernel decides as it does (false immunities: the deciding rule atoms)
+    why: str = ""
 
     @property
     def unsafe(self) -> bool:
@@ -71,7 +75,8 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
             out.append(Problem("vendor", f"{label[i]} is {t.vendor}, the guest is {vendor}", (i,)))
         for f in sorted(visible - t.features):
             out.append(Problem("missing", f"{label[i]} cannot expose {f}", (i,), feature=f))
-    out += [Problem("dependency", f"dependency: {p}", feature=p.split()[0]) for p in cat.closure_ok(visible)]
+    out += [Problem("dependency", f"dependency: {f} needs {' or '.join(group)}", feature=f)
+            for f, group in cat.unmet(visible)]
     if guest.fms is not None and guest.fms not in {t.fms for t in types} | {model.fms}:
         out.append(Problem("fms", f"family/model/stepping {guest.fms} is neither the model's nor a host's"))
 
@@ -96,7 +101,7 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
         kind = {"truthful": "false-immunity"}.get(ob.kind, ob.kind)
         why = load_rules(ob.kernel).explain(view, ob.bug) if ob.kind == "truthful" else ""
         out.append(Problem(kind, f"unsafe: {ob.describe()} ({who}){': ' + why if why else ''}",
-                           ob.causes, bug=ob.bug, kernel=ob.kernel))
+                           ob.causes, bug=ob.bug, kernel=ob.kernel, obligation=ob, why=why))
     if "rsba" in visible and "msr10a:19" in visible:
         out.append(Problem("hint", "guest sees both RSBA and RRSBA"))
     return out

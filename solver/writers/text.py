@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cpusolve.core.guest import qemu_cpu_arg
+from cpusolve.report.plans import Change, Suggestion
 from cpusolve.report.records import DomainResult, Result
 
 MAX_SHORTFALLS = 25
@@ -76,14 +77,34 @@ def render_text(result: Result) -> str:
         out.append("")
     if result.whatif is not None:
         out.append("What changes:")
-        out += [f"  {c.text()}" for c in result.changes] or ["  no answer changes"]
+        out += [f"  {change_text(c)}" for c in result.changes] or ["  no answer changes"]
         out.append("")
     if result.suggestions is not None:
         out.append("Suggestions (gain = features gained x machines still served):")
-        out += [f"  {i}. {s.text()}" for i, s in enumerate(result.suggestions, 1)] \
+        out += [f"  {i}. {suggestion_text(s)}" for i, s in enumerate(result.suggestions, 1)] \
             or ["  no single host kind holds a domain back"]
         out.append("")
     ok = sum(d.solved for d in result.domains)
     out.append(f"{ok} of {len(result.domains)} domain{'s' if len(result.domains) != 1 else ''} solved"
                + ("" if ok == len(result.domains) else "; see conflicts above"))
     return "\n".join(out) + "\n"
+
+
+def change_text(c: Change) -> str:
+    """One line of a what-if: how the answer for some start hosts changes."""
+    parts = [f"VMs on {', '.join(c.starts)}: {c.before} -> {c.after}"]
+    if c.gained:
+        parts.append(f"gains {', '.join(c.gained)}")
+    if c.lost:
+        parts.append(f"loses {', '.join(c.lost)}")
+    return "; ".join(parts)
+
+
+def suggestion_text(s: Suggestion) -> str:
+    plural = "s" if s.machines != 1 else ""
+    return (f"retire or upgrade {', '.join(s.hosts)} ({s.machines} machine{plural}) in domain {s.domain}: "
+            f"gain {s.gain} = {len(s.gained)} features x "
+            f"{s.gain // max(len(s.gained), 1)} machines"
+            + (f" ({', '.join(s.gained[:8])}{', ...' if len(s.gained) > 8 else ''})"
+               if s.gained else "")
+            + (f"; model {s.model_after}" if s.model_after else ""))

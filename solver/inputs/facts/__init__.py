@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cpusolve.core.hosts import VENDORS
+from cpusolve.encodings.cpu import Cpu
 from cpusolve.errors import InputError
 from cpusolve.inputs.facts import capabilities, cpuid_dump, cpuinfo, domcapabilities, facts, qmp
 from cpusolve.inputs.facts.common import MAX_BYTES, decode_text, parse_xml, read_bytes
@@ -25,33 +26,23 @@ FORMATS = (domcapabilities.FORMAT, capabilities.FORMAT, qmp.FORMAT, cpuinfo.FORM
 
 
 @dataclass(frozen=True)
-class FactFile:
-    """One host's facts as a file states them, in canonical QEMU feature names."""
+class FactFile(Cpu):
+    """One host's facts as a file states them, in canonical QEMU feature names: the CPU's
+    identity and bits (``features``), plus where they came from and what they mean."""
 
-    path: str
+    path: str = ""
     #: one of :data:`FORMATS`
-    format: str
-    #: CPUID vendor string: GenuineIntel / AuthenticAMD / HygonGenuine
-    vendor: str
-    family: int
-    model: int
-    stepping: int
-    #: canonical QEMU names
-    features: frozenset[str]
+    format: str = ""
     #: Linux sysfs bug names when the file says (cpuinfo + sysfs directory, probe); else None
-    bugs: frozenset[str] | None
+    bugs: frozenset[str] | None = None
     #: True when ``features`` is already what the hypervisor can give a guest (domcapabilities
     #: host-model, QMP expansion of 'host' under KVM, the KVM probe); False for the silicon's
     #: own bits (cpuinfo, raw CPUID dump, capabilities)
-    exposable: bool
+    exposable: bool = False
     #: domcapabilities' usable custom models (canonical catalog names), if present
     custom_models: tuple[str, ...] = ()
     #: what the reader had to infer or could not know (e.g. f/m/s taken from a model)
     notes: tuple[str, ...] = ()
-
-    @property
-    def fms(self) -> tuple[int, int, int]:
-        return (self.family, self.model, self.stepping)
 
 
 def read_fact_file(path: str | Path) -> FactFile:
