@@ -158,9 +158,9 @@ def status_counts(answers: dict[int, dict]) -> dict:
 # -- figure 1: one real 3-host domain -----------------------------------------------------
 def fig_domain3(reps: int, work: Path) -> dict:
     from cpusolve import load_pool, solve
-    from cpusolve.backend.optimize import optimize
     from cpusolve.domains.graph import domains
     from cpusolve.encodings.catalog import catalog
+    from cpusolve.engine.optimize import optimize
     from cpusolve.verify.checker import check_answer
 
     rack = json.loads((ROOT / "examples" / "intel-rack.json").read_text())

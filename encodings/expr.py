@@ -25,7 +25,7 @@ JSON forms (``parse``)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any as AnyType
 from typing import Generic, TypeVar
 
@@ -51,16 +51,37 @@ FALSE = Const(False)
 @dataclass(frozen=True, slots=True)
 class All(Expr):
     items: tuple[Expr, ...]
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(("All", self.items)))
+
+    def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
 class Any(Expr):
     items: tuple[Expr, ...]
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(("Any", self.items)))
+
+    def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
 class Not(Expr):
     item: Expr
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(("Not", self.item)))
+
+    def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

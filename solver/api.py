@@ -14,11 +14,11 @@ from pathlib import Path
 
 import networkx as nx
 
-from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import Host, HostFacts
 from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import catalog
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve as _engine_solve
 from cpusolve.errors import check_timeout
 from cpusolve.hostfacts.derive import load_pool as _load_pool

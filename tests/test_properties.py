@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpusolve.api import load_pool, solve
-from cpusolve.backend.encode import encode
-from cpusolve.backend.optimize import optimize
 from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.rules import load_rules
+from cpusolve.engine.optimize import optimize
 from cpusolve.inputs.pool_file import known_bugs
+from cpusolve.problem.build import optimum_problem
 from cpusolve.verify.checker import check_answer
 from cpusolve.writers import render
 
@@ -221,7 +221,7 @@ def objective_values(outcome) -> object:
                                  HealthCheck.filter_too_much])
 @given(pools())
 def test_reduced_problem_has_the_same_optimum(data):
-    """The optimizer pins features, drops identities and dominated models (encode.reduce):
+    """The optimizer pins features, drops identities and dominated models (problem.reduce):
     on every domain the unreduced problem must reach the same value of every objective."""
     pool = load_pool(json.loads(json.dumps(data)))
     for dom in domains(pool):
@@ -240,8 +240,8 @@ def test_reduction_drops_most_of_a_real_domain():
     pool = load_pool({"hosts": {n: {k: v for k, v in rack["hosts"][n].items() if k not in ("labels", "count")}
                                 for n in ("skx-r1", "clx-r1", "icx-r2")}, "requirements": rack["requirements"]})
     (dom,) = domains(pool)
-    enc = encode(CAT, "GenuineIntel", dom.types, pool.requirements)
-    full = encode(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False)
+    enc = optimum_problem(CAT, "GenuineIntel", dom.types, pool.requirements)
+    full = optimum_problem(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False)
     assert len(enc.models) < len(full.models) / 5 and len(enc.identities) < len(full.identities) / 2
     assert len(enc.fixed) > len(enc.universe) / 2
     assert "avx512f" in enc.fixed and "md-clear" not in enc.fixed  # md-clear: a mechanism obligation reads it

@@ -209,26 +209,25 @@ def test_answer_does_not_depend_on_what_the_process_solved_before():
 
 
 def test_soft_objectives_are_lexicographic_in_the_order_added():
-    """The optimizer's objectives are soft-literal groups; the first must win outright even
-    when a later one weighs more (a weighted sum would pick y here)."""
-    import z3
+    """A problem's objectives are soft-formula groups; the backend must let the first win
+    outright even when a later one weighs more (a weighted sum would pick y here)."""
+    from cpusolve.backend import solve as backend
+    from cpusolve.core.pool import Requirements
+    from cpusolve.encodings.catalog import catalog
+    from cpusolve.encodings.expr import Feature, Not
+    from cpusolve.problem.build import Problem
+    from cpusolve.problem.formula import ExactlyOne, Implies, fms_sel
 
-    from cpusolve.backend.optimize import add_soft
-    from cpusolve.backend.terms import shared_context
-
-    ctx = shared_context()
-    x, y = z3.Bool("lex_x", ctx), z3.Bool("lex_y", ctx)
-    for order, expect in (((("first", x, 1), ("second", y, 10))), {"lex_x": True, "lex_y": False}), \
-                         ((("first", y, 10), ("second", x, 1)), {"lex_x": False, "lex_y": True}):
-        opt = z3.Optimize(ctx=ctx)
-        opt.set("priority", "lex")
-        opt.set("maxsat_engine", "wmax")
-        opt.add(z3.Implies(x, z3.Not(y)))
-        for name, lit, weight in order:
-            add_soft(opt, [(lit, weight)], name)
-        assert opt.check() == z3.sat
-        model = opt.model()
-        assert {str(v): z3.is_true(model.eval(v, model_completion=True)) for v in (x, y)} == expect
+    x, y = Feature("lex_x"), Feature("lex_y")
+    for order, expect in (((("first", x, 1), ("second", y, 10))), {"lex_x"}), \
+                         ((("first", y, 10), ("second", x, 1)), {"lex_y"}):
+        p = Problem(cat=catalog(), vendor="GenuineIntel", types=(), req=Requirements(), universe=["lex_x", "lex_y"],
+                    models=[], identities=[(6, 1, 1)])
+        p.must(Implies(x, Not(y)))
+        p.must(ExactlyOne((fms_sel((6, 1, 1)),)))
+        p.objectives = [(name, [(lit, weight)]) for name, lit, weight in order]
+        answer = backend.optimum(p, 10)
+        assert answer.status == "sat" and answer.choice.features == expect
 
 
 def test_audit_repairs_do_not_depend_on_what_the_process_solved_before():

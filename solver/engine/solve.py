@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 
-from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.core.pool import POLICIES, Pool, Requirements
 from cpusolve.domains.graph import Domain, domains
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.rules import CpuView, load_rules
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.errors import InputError, InternalError, check_timeout
 from cpusolve.report.blockers import with_blockers
 from cpusolve.report.explain import conflicts_text, shortfalls
@@ -73,9 +73,7 @@ def solve(pool: Pool, requirements: Requirements | None = None,
 
 def _optimize_task(args) -> Outcome:
     vendor, types, req, timeout = args
-    outcome = optimize(catalog(), vendor, types, req, timeout)
-    outcome.encoding = None  # Z3 objects do not cross processes
-    return outcome
+    return optimize(catalog(), vendor, types, req, timeout)
 
 
 def _solve_in_parallel(cat, doms, req: Requirements, timeout: float, cache: dict, jobs: int) -> None:
@@ -126,7 +124,6 @@ def _cached_optimize(cat, vendor: str, types, req: Requirements, timeout: float,
         outcome = hit
     else:
         outcome = optimize(cat, vendor, types, req, timeout)
-        outcome.encoding = None  # let Z3 free the context: a cache of 10,000 of them is GBs
         cache[by_problem] = outcome
     cache[by_types] = outcome
     return outcome
@@ -167,7 +164,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         base.notes = (f"Z3 did not finish within {timeout:g} s (--timeout)",)
         return base
     if outcome.status == "unsat":
-        base.conflicts = conflicts_text(kinds, outcome)
+        base.conflicts = conflicts_text(kinds, outcome.core)
         return base
     guest = outcome.guest
     checked = ("checked", dom.types, req, guest)  # the verdict is a function of these alone

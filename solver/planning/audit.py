@@ -4,12 +4,12 @@ are immune to a bug a reachable host has, and the smallest change that makes eac
 
 from __future__ import annotations
 
-from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S, nearest
 from cpusolve.core.guest import qemu_cpu_arg
 from cpusolve.core.pool import Pool
 from cpusolve.domains.kinds import type_order
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.safety import mechanism_text
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, nearest
 from cpusolve.engine.solve import solve
 from cpusolve.inputs.guests_file import GuestSpec
 from cpusolve.report.audit import GuestAudit

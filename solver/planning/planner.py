@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.core.hosts import Host
 from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import suggest as close_names
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
 from cpusolve.hostfacts.derive import host_from_entry

@@ -10,10 +10,10 @@ solved exactly, leave-one-out over host kinds rather than over hosts.
 
 from __future__ import annotations
 
-from cpusolve.backend.optimize import DEFAULT_TIMEOUT_S, optimize
 from cpusolve.core.pool import Pool
 from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import HINT_BITS, catalog
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, optimize
 from cpusolve.report.blockers import reachable_set
 from cpusolve.report.plans import Suggestion
 from cpusolve.report.records import Result

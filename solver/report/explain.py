@@ -5,6 +5,7 @@ from __future__ import annotations
 from cpusolve.core.hosts import HostRef
 from cpusolve.domains.kinds import HostKinds
 from cpusolve.encodings.safety import Obligation, mechanism_features, mechanism_text
+from cpusolve.problem.keys import FactKey, Forbid, Lacks, MinModel, Must, QemuLacks, Require
 from cpusolve.report.records import Conflict, Shortfall
 
 MAX_NAMES = 8
@@ -39,37 +40,36 @@ def shortfalls(kinds: HostKinds, cat) -> tuple[Shortfall, ...]:
     return tuple(out)
 
 
-def conflicts_text(kinds: HostKinds, outcome) -> tuple[Conflict, ...]:
+def conflicts_text(kinds: HostKinds, core: tuple[FactKey, ...]) -> tuple[Conflict, ...]:
     """The minimal conflict of an infeasible domain, one Conflict per named fact."""
     refs = kinds.of
     n_hosts = sum(len(r) for r in kinds.refs)
     out: list[Conflict] = []
     needs: dict[int, frozenset[str]] = {}  # conflict index -> the mechanism's features
     lacks: dict[str, tuple[HostRef, ...]] = {}
-    for key in outcome.core or []:
-        kind = key[0]
-        if kind == "lacks":
-            _, feature, idx = key
-            hs = refs(idx)
-            lacks[feature] = hs
+    for key in core:
+        if isinstance(key, Lacks):
+            hs = refs(key.kinds)
+            lacks[key.feature] = hs
+            feature = key.feature
             out.append(Conflict("lacks", f"{_names(hs)} cannot expose {feature}",
                                 f"give {'them' if len(hs) > 1 else 'it'} {feature} (microcode/BIOS/kernel "
                                 f"update) or take {'them' if len(hs) > 1 else 'it'} out of this domain",
                                 hs, feature=feature))
-        elif kind == "qemu":
-            out.append(Conflict("qemu", f"QEMU 7.2 has no name for {key[1]}",
-                                "use a newer QEMU (requirements.qemu)", feature=key[1]))
-        elif kind == "require":
-            out.append(Conflict("require", f"requirement: the guest must have {key[1]}",
-                                f"drop {key[1]} from requirements.require", feature=key[1]))
-        elif kind == "forbid":
-            out.append(Conflict("forbid", f"requirement: the guest must not have {key[1]}",
-                                f"drop {key[1]} from requirements.forbid", feature=key[1]))
-        elif kind == "min_model":
-            out.append(Conflict("min_model", f"requirement: the guest must be at least {key[1]}",
+        elif isinstance(key, QemuLacks):
+            out.append(Conflict("qemu", f"QEMU 7.2 has no name for {key.feature}",
+                                "use a newer QEMU (requirements.qemu)", feature=key.feature))
+        elif isinstance(key, Require):
+            out.append(Conflict("require", f"requirement: the guest must have {key.feature}",
+                                f"drop {key.feature} from requirements.require", feature=key.feature))
+        elif isinstance(key, Forbid):
+            out.append(Conflict("forbid", f"requirement: the guest must not have {key.feature}",
+                                f"drop {key.feature} from requirements.forbid", feature=key.feature))
+        elif isinstance(key, MinModel):
+            out.append(Conflict("min_model", f"requirement: the guest must be at least {key.model}",
                                 "lower requirements.min_model"))
-        elif kind == "obligation":
-            ob = key[1]
+        elif isinstance(key, Must):
+            ob = key.obligation
             if ob.kind == "mechanism":
                 needs[len(out)] = mechanism_features(ob.expr)
             out.append(_obligation(ob, refs(ob.causes), lacks))

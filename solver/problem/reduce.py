@@ -1,7 +1,8 @@
-"""What cannot change a domain's optimum, left out of the problem Z3 sees.
+"""What cannot change a domain's optimum, left out of the problem a solver sees.
 
-Proofs are in the docstrings; ``tests/test_properties.py`` checks on random pools that the
-unreduced problem reaches the same value of every objective.
+Proofs are in the docstrings and rely on the order of :data:`objectives.OPTIMUM` (asserted
+below); ``tests/test_properties.py`` checks on random pools that the unreduced problem
+reaches the same value of every objective.
 """
 
 from __future__ import annotations
@@ -11,22 +12,29 @@ from typing import TYPE_CHECKING
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
 from cpusolve.encodings.expr import features_of
+from cpusolve.problem.objectives import OPTIMUM
 
 if TYPE_CHECKING:
-    from cpusolve.backend.encode import Encoding
+    from cpusolve.problem.build import Problem
+
+# free_features: showing a free feature only raises "features", which must come first.
+# useful_models: a dominated model keeps "features" and "hints" and loses on "flags" (or
+# ties there and loses on "newest"), so those must come in this order before the rest.
+assert OPTIMUM[0] == "features"
+assert OPTIMUM.index("hints") < OPTIMUM.index("flags") < OPTIMUM.index("own_fms") < OPTIMUM.index("newest")
 
 
-def useful_models(enc: Encoding, residuals: list[list], alive: list[int],
+def useful_models(enc: Problem, residuals: list[list], alive: list[int],
                   host_fms: set[tuple[int, int, int]]) -> list[CpuModel]:
     """The candidate models some optimum may use; the dropped ones are dominated.
 
     With the pinned features fixed, model m costs ``w(m) + |{f variable: g_f != f in m}|``
-    flags (objective 3), so m2 costs at most ``w(m2) + |variables where m and m2 differ|``
+    flags (objective "flags"), so m2 costs at most ``w(m2) + |variables where m and m2 differ|``
     wherever m costs ``w(m)`` or more.  m is dropped when some m2 is cheaper for every feature
     choice and can show an identity the kernel reads exactly as m's (same residual of every
     obligation: m2's own, or a host's), or m's own identity is never allowed: swapping m for
-    m2 keeps objectives 1-2 and strictly improves objective 3.  A version of the same model
-    that is no dearer and newer wins too (objective 5).
+    m2 keeps "features" and "hints" and strictly improves "flags".  A version of the same
+    model that is no dearer and newer wins too ("newest"; "own_fms" is the same, same identity).
     """
     variables = [f for f in enc.universe if f not in enc.fixed]
     bit = {f: 1 << i for i, f in enumerate(variables)}

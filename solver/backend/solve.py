@@ -1,0 +1,101 @@
+"""Z3 on a problem: the lexicographic optimum, and a minimal set of facts that conflict.
+
+The optimizer runs in the shared context (``backend.terms.shared_context``): the optimum
+is unique (the objectives' last tie-breaks), so what the context has seen before cannot
+change an answer.  Unsat cores follow the search, so cores are taken in a fresh context.
+Every call carries a time bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+import z3
+
+from cpusolve.backend.terms import boolean, implies, shared_context
+from cpusolve.backend.translate import Terms
+from cpusolve.problem.build import Problem
+from cpusolve.problem.formula import fms_sel, model_sel
+from cpusolve.problem.keys import FactKey
+from cpusolve.problem.solution import Choice, Core, Optimum
+
+#: Z3's MaxSAT engine for the pseudo-Boolean objectives: "wmax" finds the same optima as the
+#: default "maxres" 3-4x faster on these problems (benchmarks/README.md); the property tests'
+#: independent oracle checks optimality.
+MAXSAT_ENGINE = "wmax"
+#: Z3 takes its timeout as an unsigned 32-bit number of milliseconds.
+MAX_MS = 2**32 - 1
+
+
+def ms(seconds: float) -> int:
+    return max(1, min(int(seconds * 1000), MAX_MS))
+
+
+def optimum(problem: Problem, timeout: float) -> Optimum:
+    """The lexicographic optimum of ``problem.objectives``."""
+    ctx = shared_context()
+    terms = Terms(problem, ctx)
+    opt = z3.Optimize(ctx=ctx)
+    opt.set("timeout", ms(timeout))
+    opt.set("priority", "lex")
+    opt.set("maxsat_engine", MAXSAT_ENGINE)
+    for formula, _ in problem.constraints:  # through the C API: Optimize.add re-coerces every term
+        z3.Z3_optimize_assert(ctx.ref(), opt.optimize, terms.term(formula).as_ast())
+    for name, soft in problem.objectives:
+        group = z3.to_symbol(name, ctx)
+        for formula, weight in soft:  # Optimize.add_soft re-coerces each literal and weight
+            z3.Z3_optimize_assert_soft(ctx.ref(), opt.optimize, terms.term(formula).as_ast(), str(weight), group)
+    answer = opt.check()
+    if answer == z3.unsat:
+        return Optimum("unsat")
+    if answer != z3.sat:
+        return Optimum("timeout")
+    return Optimum("sat", decode(problem, terms, opt.model()))
+
+
+def decode(problem: Problem, terms: Terms, model: z3.ModelRef) -> Choice:
+    def true(v) -> bool:
+        return z3.is_true(model.eval(v, model_completion=True))
+
+    features = problem.fixed | frozenset(f for f in problem.variables if true(terms.g[f]))
+    chosen = next((m.name for m in problem.models if true(terms.sel(model_sel(m.name)))), None)
+    shown = next(k for k in problem.identities if true(terms.sel(fms_sel(k))))
+    return Choice(chosen, features, shown)
+
+
+def minimal_core(problem: Problem, timeout: float) -> Core:
+    """A minimal set of named facts that cannot all hold (deletion-minimised unsat core)."""
+    deadline = time.perf_counter() + timeout
+    ctx = z3.Context()  # cores follow the search: a fresh context for each
+    terms = Terms(problem, ctx)
+    solver = z3.Solver(ctx=ctx)
+    solver.set("timeout", ms(timeout))
+    lits: list[z3.BoolRef] = []
+    keys: dict[int, FactKey] = {}
+    for formula, key in problem.constraints:
+        term = terms.term(formula)
+        if key is not None:
+            lit = boolean(f"fact{len(lits)}", ctx)
+            lits.append(lit)
+            keys[lit.get_id()] = key
+            term = implies(lit, term)
+        z3.Z3_solver_assert(ctx.ref(), solver.solver, term.as_ast())
+    answer = solver.check(lits)
+    if answer != z3.unsat:
+        return Core("timeout" if answer == z3.unknown else "sat")
+    in_core = {x.get_id() for x in solver.unsat_core()}
+    core = [c for c in lits if c.get_id() in in_core]
+    # Deletion-based minimisation: drop each fact whose absence keeps the rest unsat.
+    i = 0
+    while i < len(core):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        solver.set("timeout", ms(remaining))
+        trial = core[:i] + core[i + 1:]
+        if solver.check(trial) == z3.unsat:
+            shrunk = {c.get_id() for c in solver.unsat_core()}
+            core = [c for c in trial if c.get_id() in shrunk]
+        else:
+            i += 1
+    return Core("unsat", tuple(keys[c.get_id()] for c in core))

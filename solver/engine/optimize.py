@@ -1,0 +1,70 @@
+"""One domain's answer: build its problem, solve it, and explain it when it has none."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from cpusolve.backend import solve as z3_backend
+from cpusolve.core.guest import GuestCpu
+from cpusolve.core.hosts import HostFacts
+from cpusolve.core.pool import Requirements
+from cpusolve.encodings.catalog import Catalog
+from cpusolve.problem.build import explain_problem, nearest_problem, optimum_problem
+from cpusolve.problem.keys import FactKey
+from cpusolve.problem.solution import Backend, guest_of
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "sat" | "unsat" | "timeout"
+    guest: GuestCpu | None = None
+    features: frozenset[str] = frozenset()
+    #: the facts of a minimal conflict (unsat); empty when none was found in time
+    core: tuple[FactKey, ...] = ()
+    millis: float = 0.0
+
+
+def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+             timeout: float = DEFAULT_TIMEOUT_S, reduce: bool = True,
+             backend: Backend = z3_backend) -> Outcome:
+    """The domain's optimum (problem.objectives.OPTIMUM), or why there is none.
+
+    ``reduce=False`` solves the unreduced problem (every model, identity and feature a
+    variable): the same optimum, slower; tests compare the two.
+    """
+    start = time.perf_counter()
+    answer = backend.optimum(optimum_problem(cat, vendor, types, req, reduce=reduce), timeout)
+    elapsed = time.perf_counter() - start
+    if answer.status == "unsat":
+        core = explain(cat, vendor, types, req, max(timeout - elapsed, min(1.0, timeout)), backend)
+        return Outcome(core.status, core=core.core, millis=(time.perf_counter() - start) * 1000)
+    if answer.status != "sat":
+        return Outcome("timeout", millis=elapsed * 1000)
+    return Outcome("sat", guest=guest_of(cat, answer.choice), features=answer.choice.features,
+                   millis=(time.perf_counter() - start) * 1000)
+
+
+def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements, timeout: float,
+            backend: Backend = z3_backend) -> Outcome:
+    """A minimal set of named facts that cannot all hold."""
+    core = backend.minimal_core(explain_problem(cat, vendor, types, req), timeout)
+    if core.status == "timeout":
+        return Outcome("timeout")
+    return Outcome("unsat", core=core.keys)
+
+
+def nearest(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements, current: GuestCpu,
+            timeout: float = DEFAULT_TIMEOUT_S, backend: Backend = z3_backend) -> GuestCpu | None:
+    """The safe, runnable guest CPU on ``current``'s model that changes the fewest visible bits.
+
+    Used to repair a running guest: keep its model (a model change is a bigger step for an
+    operator), flip as few features as possible, keep its family/model/stepping if it can.
+    """
+    problem = nearest_problem(cat, vendor, types, req, current)
+    if not problem.models:
+        return None
+    answer = backend.optimum(problem, timeout)
+    return guest_of(cat, answer.choice) if answer.status == "sat" else None

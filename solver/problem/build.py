@@ -1,0 +1,198 @@
+"""A domain's problem: what must hold for its guest CPU and what is preferred, as plain data.
+
+Three problems are built from one domain (its host kinds and the requirements):
+
+* the **optimum** (:func:`optimum_problem`): variables only for features every host can
+  expose, requirements and obligations hard, the objectives of
+  :data:`~cpusolve.problem.objectives.OPTIMUM`; what cannot change the optimum is left
+  out (:mod:`cpusolve.problem.reduce`);
+* the **explanation** (:func:`explain_problem`): variables for every feature some host has
+  or a requirement names, each host shortfall, requirement and obligation a named fact
+  (:mod:`cpusolve.problem.keys`), so a minimal set of them that cannot hold together is the
+  reason a domain has no answer;
+* the **repair** (:func:`nearest_problem`): a running guest's own model, the objectives of
+  :data:`~cpusolve.problem.objectives.NEAREST` (change as few visible bits as possible).
+
+Only features every host can expose become variables; every other feature reads False,
+which keeps a problem as small as what its hosts have in common.  The guest's
+family/model/stepping is one of a few candidates, each a selector; the kernel's rules are
+decided per candidate ahead of any solver (``rules.Residual``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cpusolve.core.guest import GuestCpu
+from cpusolve.core.hosts import HostFacts
+from cpusolve.core.pool import Requirements
+from cpusolve.encodings.catalog import Catalog, CpuModel
+from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Expr, Feature, Not, features_of
+from cpusolve.encodings.rules import load_rules
+from cpusolve.encodings.safety import Obligation, obligations
+from cpusolve.problem import objectives as objs
+from cpusolve.problem.formula import OWN_FMS, ExactlyOne, Implies, fms_sel, model_sel
+from cpusolve.problem.keys import FactKey, Forbid, Lacks, MinModel, Must, QemuLacks, Require
+from cpusolve.problem.reduce import free_features, useful_models
+
+
+@dataclass
+class Problem:
+    """One domain's problem.  ``constraints`` must all hold, in order; a constraint with a
+    key is a named fact an explanation may retract (its key says what it is)."""
+
+    cat: Catalog
+    vendor: str
+    types: tuple[HostFacts, ...]
+    req: Requirements
+    #: feature variables (sorted); ``fixed`` ones are the constant True
+    universe: list[str]
+    models: list[CpuModel]
+    #: the family/model/stepping the guest may show (its model's, or a host's), one selector each
+    identities: list[tuple[int, int, int]] = field(default_factory=list)
+    fixed: frozenset[str] = frozenset()
+    #: whether the guest chooses a model (the explanation only chooses an identity)
+    chooses_model: bool = True
+    constraints: list[tuple[Expr, FactKey | None]] = field(default_factory=list)
+    #: lexicographic: (name, weighted formulas to make true), most important first
+    objectives: list[tuple[str, list[tuple[Expr, int]]]] = field(default_factory=list)
+    obligations: list[Obligation] = field(default_factory=list)
+
+    @property
+    def variables(self) -> list[str]:
+        """Feature variables that are not constants, in universe order."""
+        return [f for f in self.universe if f not in self.fixed]
+
+    def must(self, formula: Expr, key: FactKey | None = None) -> None:
+        self.constraints.append((formula, key))
+
+
+def candidate_models(cat: Catalog, vendor: str, req: Requirements) -> list[CpuModel]:
+    return [m for m in cat.models if m.vendor == vendor and (req.qemu != "7.2" or m.qemu_7_2)]
+
+
+def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
+    feats = cat.guest_features
+    if req.qemu == "7.2":
+        feats = frozenset(f for f in feats if cat.features[f].qemu_7_2)
+    return feats
+
+
+def optimum_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+                    reduce: bool = True) -> Problem:
+    """The optimizer's problem.  ``reduce`` leaves out what no optimum of
+    :data:`objectives.OPTIMUM` uses (``reduce=False``: the same optimum, slower)."""
+    p = _problem(cat, vendor, types, req, wide=False, reduce=reduce, model=None)
+    p.objectives = objs.optimum(p)
+    return p
+
+
+def explain_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements) -> Problem:
+    return _problem(cat, vendor, types, req, wide=True, reduce=False, model=None)
+
+
+def nearest_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+                    current: GuestCpu) -> Problem:
+    """The safe, runnable guest CPU on ``current``'s model that changes the fewest visible bits."""
+    p = _problem(cat, vendor, types, req, wide=False, reduce=False, model=cat.model(current.model))
+    p.objectives = objs.nearest(p, current)
+    return p
+
+
+def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
+             wide: bool, reduce: bool, model: CpuModel | None) -> Problem:
+    common = frozenset.intersection(*(t.features for t in types))
+    allowed = allowed_features(cat, req)
+    obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
+    if wide:
+        extra = set(req.require)
+        if req.min_model:
+            extra |= cat.model(req.min_model).features
+        for ob in obs:
+            if ob.kind != "truthful":
+                extra |= features_of(ob.expr)
+        pool = frozenset.union(*(t.features for t in types)) | extra
+        universe = sorted(pool & cat.guest_features)
+    else:
+        universe = sorted(common & allowed)
+    p = Problem(cat=cat, vendor=vendor, types=types, req=req, universe=universe, chooses_model=not wide,
+                models=[m for m in candidate_models(cat, vendor, req) if model is None or m.name == model.name])
+
+    # Family/model/stepping: the model's own, or one of the domain's hosts' (QEMU's
+    # family=/model=/stepping= run on any host of the vendor).  The rule tables are decided
+    # per identity (rules.Residual), leaving expressions over feature bits only.
+    host_fms = {t.fms for t in types}
+    p.identities = sorted({m.fms for m in p.models} | host_fms)
+    p.obligations = obs
+    residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities) for ob in obs]
+    if reduce and not wide:
+        # A feature nothing but its dependencies constrains is shown in every optimum (it
+        # only adds to the first objective), so it is the constant True, not a variable.
+        p.fixed = free_features(cat, universe, residuals, req)
+        alive = [i for i in range(len(p.identities)) if all(r[i] != FALSE for r in residuals)]
+        p.models = useful_models(p, residuals, alive, host_fms)
+        p.identities = [p.identities[i] for i in alive]
+        residuals = [[r[i] for i in alive] for r in residuals]
+
+    # Dependencies a guest needs (QEMU feature_dependencies, Linux cpuid-deps, safety).
+    present = set(universe)
+    for f in universe:
+        if f in p.fixed:
+            continue
+        for group in cat.features[f].requires:
+            alts = [Feature(a) for a in group if a in present]
+            p.must(Implies(Feature(f), Any(tuple(alts))) if alts else Not(Feature(f)))
+    if "hypervisor" in present:
+        p.must(Feature("hypervisor"))
+
+    if wide:
+        for f in universe:
+            lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
+            if lacking:
+                p.must(Not(Feature(f)), Lacks(f, lacking))
+            if f not in allowed:
+                p.must(Not(Feature(f)), QemuLacks(f))
+
+    def requirement(key: FactKey, formula: Expr) -> None:
+        p.must(formula, key if wide else None)
+
+    for f in sorted(req.require):
+        requirement(Require(f), Feature(f))
+    for f in sorted(req.forbid):
+        if f in present:
+            requirement(Forbid(f), Not(Feature(f)))
+    if req.min_model:
+        need = sorted(cat.model(req.min_model).features & cat.guest_features)
+        requirement(MinModel(req.min_model), All(tuple(Feature(f) for f in need)))
+
+    # Model choice: exactly one candidate.  The explanation has no model selectors: any
+    # candidate's identity is shown by choosing that candidate, so the identities alone
+    # decide whether a guest exists.
+    if not p.models:
+        p.must(FALSE)
+    ident = [fms_sel(k) for k in p.identities]
+    p.must(ExactlyOne(tuple(ident)) if ident else FALSE)  # none: every identity refused
+    if not wide:
+        if p.models:
+            p.must(ExactlyOne(tuple(model_sel(m.name) for m in p.models)))
+        # A model's own identity only together with that model.
+        where = set(p.identities)
+        for m in p.models:
+            if m.fms in where:
+                p.must(Implies(All((model_sel(m.name), OWN_FMS)), fms_sel(m.fms)))
+            else:  # an identity no obligation allows: this model only with a host's
+                p.must(Implies(model_sel(m.name), Not(OWN_FMS)))
+        for k in p.identities:
+            if k not in host_fms:  # only a model's own identity, shown because it is its own
+                p.must(Implies(fms_sel(k), OWN_FMS))
+
+    # Safety obligations (rule 2, rule 3, hints), read by the same interpreter as the checker.
+    for ob, terms in zip(obs, residuals, strict=True):
+        cases: dict[Expr, list] = {}
+        for sel, term in zip(ident, terms, strict=True):
+            if term != FALSE:
+                cases.setdefault(term, []).append(sel)
+        formula = Any(tuple(All((Any(tuple(sels)), t)) if t != TRUE else Any(tuple(sels))
+                            for t, sels in cases.items()))
+        p.must(formula, Must(ob) if wide else None)
+    return p

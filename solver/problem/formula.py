@@ -1,0 +1,52 @@
+"""The problem's constraint language: rule expressions plus the choices a guest CPU makes.
+
+A problem's formulas are :mod:`cpusolve.encodings.expr` nodes (``Feature`` is a guest
+feature variable, ``All``/``Any``/``Not``/``Const`` as usual; residual rule terms plug in
+unchanged) plus the nodes here: selectors for the choices that are not features, and the
+few connectives the encoding states directly.  No solver is imported: a backend turns them
+into its own terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cpusolve.encodings.expr import Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Sel(Expr):
+    """A choice that is not a feature bit: ``kind`` "model" (``key`` a model name), "fms"
+    (``key`` the family/model/stepping shown) or "own_fms" (the model's own identity is
+    shown; ``key`` None)."""
+
+    kind: str
+    key: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Implies(Expr):
+    a: Expr
+    b: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Iff(Expr):
+    a: Expr
+    b: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class ExactlyOne(Expr):
+    items: tuple[Expr, ...]
+
+
+OWN_FMS = Sel("own_fms")
+
+
+def model_sel(name: str) -> Sel:
+    return Sel("model", name)
+
+
+def fms_sel(fms: tuple[int, int, int]) -> Sel:
+    return Sel("fms", fms)
