@@ -18,6 +18,7 @@ from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import Host, HostFacts
 from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import catalog
+from cpusolve.engine.cache import SolveCache
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve as _engine_solve
 from cpusolve.errors import check_timeout
@@ -116,11 +117,12 @@ def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
 
 def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
           policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-          cache: dict | None = None, jobs: int = 1) -> Result:
+          cache: SolveCache | None = None, jobs: int = 1) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
-    ``cache`` (a dict the caller keeps) maps a domain's host kinds and requirements to its
-    solver outcome, so repeated solves of a changing pool redo only the changed domains.
+    ``cache`` (a :class:`~cpusolve.engine.cache.SolveCache` the caller keeps) carries
+    outcomes and domain reports to the next solve, so repeated solves of a changing pool
+    redo only the changed domains.
     ``jobs`` > 1 solves distinct problems in that many worker processes first; the answers,
     their checks and the report are then made here, in domain order, exactly as with one.
     """

@@ -90,6 +90,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         import dataclasses
 
         from cpusolve.api import load_pool, solve
+        from cpusolve.engine.cache import SolveCache
         from cpusolve.inputs.pool_file import read_requirements
         from cpusolve.writers import render
 
@@ -117,19 +118,18 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             changed = drop_hosts(p, without) if without else p
             for spec in add:
                 changed = add_host(changed, spec)
-        cache = {} if changed is not None else None  # the what-if rebuilds only changed domains
+        cache = SolveCache() if changed is not None else None  # the what-if rebuilds only changed domains
         result = solve(p, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
         if changed is not None:
             from cpusolve.planning.whatif import compare
 
             after = solve(changed, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
-            after.whatif = {"without": list(without), "add": list(add)}
-            after.changes = compare(result, after)
-            result = after
+            result = dataclasses.replace(after, whatif={"without": list(without), "add": list(add)},
+                                         changes=tuple(compare(result, after)))
         if suggest_k:
             from cpusolve.planning.suggest import suggest
 
-            result.suggestions = suggest(p, result, suggest_k, timeout)
+            result = dataclasses.replace(result, suggestions=tuple(suggest(p, result, suggest_k, timeout)))
         write_atomic(render(result, fmt), output)
         return result.exit_code
 

@@ -102,28 +102,49 @@ def test_check_and_targets():
     assert targets("Icelake-Server-v7", str(EXAMPLES / "intel-rack.json")) == []
 
 
-def test_planner_resolves_only_what_changed(monkeypatch):
-    import cpusolve.engine.solve as api
-
-    calls = []
-    real = api.optimize
-    monkeypatch.setattr(api, "optimize", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+def test_planner_resolves_only_what_changed():
     hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE},
              "c": {"cpu": "Icelake-Server-v7", "add": UCODE}}
     planner = Planner(load_pool(pool_dict(hosts, {"edges": [["a", "b"]]})))
+    stats = planner._cache.stats
     planner.solve()
-    assert len(calls) == 2
+    assert stats["optimized"] == 2
     planner.add_host("a2", {"cpu": "Skylake-Server-v4", "add": UCODE}, peers=["a"])
     assert planner.domain_of("a2").guest.model.startswith("Skylake-Server")
-    assert len(calls) == 2  # same host kinds: no new solve
+    assert stats["optimized"] == 2  # same host kinds: no new solve
     planner.add_host("c2", {"cpu": "Cascadelake-Server-v5", "add": UCODE}, peers=["c"])
     assert planner.domain_of("c").guest.model == "Cascadelake-Server-v5"
-    assert len(calls) == 3  # only the changed domain
+    assert stats["optimized"] == 3  # only the changed domain
     planner.remove_host("c2")
     assert planner.domain_of("c").guest.model == "Icelake-Server-v7"
-    assert len(calls) == 3  # back to a cached domain
+    assert stats["optimized"] == 3  # back to a cached domain
     with pytest.raises(InputError):
         planner.remove_host("zz")
+
+
+def test_planner_cache_stays_bounded_and_results_are_frozen():
+    """A long-lived Planner forgets what its recent pools no longer need (one eviction
+    policy for every kind of entry), and what it hands out cannot be changed behind its back."""
+    import dataclasses
+
+    hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE}}
+    planner = Planner(load_pool(pool_dict(hosts, {"edges": [["a", "b"]]})))
+    planner.solve()
+    base = planner._cache.size()
+    models = ["Icelake-Server-v7", "SapphireRapids-v3", "Cooperlake-v2", "Haswell-v4", "Broadwell-v4",
+              "Skylake-Server-v5", "Cascadelake-Server-v4", "Icelake-Server-v6"]
+    for i, model in enumerate(models):
+        planner.add_host(f"n{i}", {"cpu": model, "add": UCODE}, peers=["a"])
+        planner.solve()
+        planner.remove_host(f"n{i}")
+        planner.solve()
+    assert planner._cache.size() <= 4 * base  # not one set of entries per model tried
+    d = planner.domain_of("a")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.status = "infeasible"
+    with pytest.raises(TypeError):
+        d.guest_bugs["6.1"] = ()
+    assert planner.solve().domains[0].status == "ok"
 
 
 def test_public_api_names_and_to_dict_matches_json():
@@ -183,11 +204,10 @@ def test_a_group_stays_a_group_without_one_member():
     assert {d.starts: d.hosts for d in domains(planner.pool)}[("b", "c")] == ("b", "c")
 
 
-def test_planner_reports_equal_a_fresh_solve_after_changes(monkeypatch):
+def test_planner_reports_equal_a_fresh_solve_after_changes():
     """A kept cache also keeps whole domain reports; after changes (a host replaced by
     another CPU under the same name, a count change, a group member removed) the
     Planner's report must equal solving the changed pool from scratch."""
-    import cpusolve.engine.solve as api
     from cpusolve.writers import render
 
     hosts = {"a": {"cpu": "Skylake-Server-v4", "add": UCODE}, "b": {"cpu": "Cascadelake-Server-v5", "add": UCODE},
@@ -195,15 +215,13 @@ def test_planner_reports_equal_a_fresh_solve_after_changes(monkeypatch):
              "e": {"cpu": "Haswell-v4", "add": UCODE}}
     planner = Planner(load_pool(pool_dict(hosts, {"groups": [["a", "b"], ["c", "d", "e"]]})))
     planner.solve()
-    built = []
-    real = api._solve_domain
-    monkeypatch.setattr(api, "_solve_domain", lambda *a, **k: built.append(a[1].starts) or real(*a, **k))
+    stats = planner._cache.stats
     steps = [lambda: planner.add_host("b", {"cpu": "Icelake-Server-v7", "add": UCODE}),
              lambda: planner.add_host("a", {"cpu": "Skylake-Server-v4", "add": UCODE, "count": 5}),
              lambda: planner.remove_host("e")]
     for step in steps:
-        built.clear()
+        before = stats["reports"]
         step()
         result = planner.solve()
-        assert len(built) == 1  # only the domain that changed is rebuilt
+        assert stats["reports"] == before + 1  # only the domain that changed is rebuilt
         assert render(result, "json") == render(solve(planner.pool), "json")

@@ -12,6 +12,7 @@ from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.pool import Requirements
 from cpusolve.domains.graph import domains
 from cpusolve.verify.checker import check_answer
+from cpusolve.verify.checker import problems as problems_of
 
 from .conftest import pool_dict
 
@@ -118,9 +119,14 @@ def test_equal_domains_are_solved_once():
     hosts = {f"h{i}": {"cpu": "Skylake-Server-v4" if i % 2 else "Cascadelake-Server-v5", "add": MICROCODE}
              for i in range(40)}
     groups = [[f"h{i}", f"h{i + 1}"] for i in range(0, 40, 2)]
-    result = solve(pool_dict(hosts, {"groups": groups}))
+    from cpusolve.engine.cache import SolveCache
+
+    cache = SolveCache()
+    result = solve(pool_dict(hosts, {"groups": groups}), cache=cache)
     assert len(result.domains) == 20
     assert len({d.guest for d in result.domains}) == 1
+    assert cache.stats["optimized"] == 1  # 20 domains of the same two host kinds: one problem
+    assert cache.stats["checked"] == 1
     assert sum(d.solve_ms > 0 for d in result.domains) == 20  # cached outcome carries its time
 
 
@@ -148,7 +154,8 @@ def test_checker_rejects_planted_wrong_answers():
     # A lie about security: claiming mds-no while the Skylake host has MDS.
     lie = dataclasses.replace(good, plus=tuple(sorted({*good.plus, "mds-no", "arch-capabilities"})))
     problems = check_answer(cat, dom.types, req, lie)
-    assert any("mds" in p and "unsafe" in p for p in problems) or any("mds-no" in p for p in problems)
+    found = problems_of(cat, dom.types, req, lie)
+    assert any(p.kind == "false-immunity" and p.bug == "mds" for p in found), problems
     # Hiding the mechanism under strict policy.
     hidden = dataclasses.replace(good, plus=tuple(f for f in good.plus if f != "md-clear"))
     assert any("md-clear" in p for p in check_answer(cat, dom.types, req, hidden))
@@ -251,3 +258,35 @@ def test_audit_repairs_do_not_depend_on_what_the_process_solved_before():
                            capture_output=True, text=True, cwd=root)
     assert fresh.returncode in (0, 1), fresh.stderr
     assert here.rstrip("\n") == fresh.stdout.rstrip("\n")
+
+
+def test_an_answer_the_checker_rejects_is_never_printed(monkeypatch, tmp_path):
+    """Exit 3 and no output when the optimizer's answer fails the independent checker: a
+    backend that claims mds-no on Skylake hosts (a lie) must not reach stdout or -o."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cpusolve.backend import solve as z3_backend
+    from cpusolve.cli import main
+
+    real = z3_backend.optimum
+
+    def lying(problem, timeout):
+        answer = real(problem, timeout)
+        if answer.status != "sat":
+            return answer
+        choice = dataclasses.replace(answer.choice, features=answer.choice.features | {"mds-no", "arch-capabilities"})
+        return dataclasses.replace(answer, choice=choice)
+
+    monkeypatch.setattr(z3_backend, "optimum", lying)
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": MICROCODE}})))
+    out = tmp_path / "answer.txt"
+    for args in ([str(path)], [str(path), "--format", "qemu"], [str(path), "-o", str(out)]):
+        run = CliRunner().invoke(main, args)
+        assert run.exit_code == 3, run.output
+        assert run.stdout == ""
+        assert "checker rejected the answer" in run.stderr and "mds" in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from cpusolve.core.hosts import Host
 from cpusolve.core.pool import Pool, Requirements
 from cpusolve.encodings.catalog import suggest as close_names
+from cpusolve.engine.cache import SolveCache
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
@@ -29,7 +30,7 @@ class Planner:
     pool: Pool
     requirements: Requirements | None = None
     timeout: float = DEFAULT_TIMEOUT_S
-    _cache: dict = field(default_factory=dict)
+    _cache: SolveCache = field(default_factory=SolveCache)
     _result: Result | None = None
 
     def __post_init__(self) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import HostRef
@@ -88,7 +90,7 @@ class Shortfall:
                 "having_count": self.having}
 
 
-@dataclass
+@dataclass(frozen=True)
 class DomainResult:
     index: int
     hosts: tuple[HostRef, ...]
@@ -99,7 +101,7 @@ class DomainResult:
     features: frozenset[str] = frozenset()
     mitigations: tuple[str, ...] = ()
     claims: tuple[str, ...] = ()  # "*-no" immunity bits shown, each checked against every host
-    guest_bugs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # kernel -> bugs
+    guest_bugs: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))  # kernel -> bugs
     host_bugs: tuple[str, ...] = ()
     waived: tuple[str, ...] = ()
     shortfalls: tuple[Shortfall, ...] = ()
@@ -137,18 +139,18 @@ class DomainResult:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
     source: str
     requirements: dict
-    domains: list[DomainResult]
+    domains: tuple[DomainResult, ...]
     directed: bool = False
     #: the migration graph (networkx) and groups, for pictures; see edges()
     graph: object = field(default=None, repr=False, compare=False)
-    groups: list[tuple[str, ...]] = field(default_factory=list, repr=False, compare=False)
+    groups: tuple[tuple[str, ...], ...] = field(default=(), repr=False, compare=False)
     whatif: dict | None = None  # --without/--add: what was asked ({"without": [...], "add": [...]})
-    changes: list | None = None  # report.plans.Change for each answer that changed
-    suggestions: list | None = None  # report.plans.Suggestion (--suggest K)
+    changes: tuple | None = None  # report.plans.Change for each answer that changed
+    suggestions: tuple | None = None  # report.plans.Suggestion (--suggest K)
 
     @property
     def exit_code(self) -> int:
