@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 import networkx as nx
@@ -42,7 +42,7 @@ class Verdict:
                 "other": list(self.other)}
 
 
-@cache
+@lru_cache(maxsize=64)  # memos of a long-lived scheduler process stay bounded
 def _fast(req: Requirements):
     from cpusolve.verify.fastcheck import FastChecker
 
@@ -56,7 +56,7 @@ def as_guest(guest: GuestCpu | str) -> GuestCpu:
     return _parse_guest(guest)
 
 
-@cache
+@lru_cache(maxsize=1 << 16)
 def _parse_guest(guest: str) -> GuestCpu:
     from cpusolve.inputs.guest_cpu import parse_qemu_cpu
 

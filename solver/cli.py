@@ -142,9 +142,10 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
 def probe_cmd(output, device) -> None:
     """Write this host's fact file from KVM's own answers (/dev/kvm), for a pool's "facts"."""
     def go() -> int:
-        from cpusolve.inputs.probe import write_probe
+        from cpusolve.inputs.probe import probe
+        from cpusolve.writers.facts import render_facts
 
-        write_probe(output, dev=device)
+        write_atomic(render_facts(probe(dev=device)), output)
         return 0
 
     run(go)

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from cpusolve.cli import main
 from cpusolve.encodings.catalog import catalog
 from cpusolve.inputs import probe as probe_mod
 from cpusolve.inputs.facts import read_fact_file
@@ -140,9 +142,11 @@ def test_probe_uses_given_cpuinfo_and_sysfs_copies():
     assert facts["bugs"] == ["spec_rstack_overflow", "spec_store_bypass", "spectre_v1", "spectre_v2"]
 
 
-def test_write_probe_roundtrips_through_the_reader(tmp_path, capsys):
+def test_probe_output_roundtrips_through_the_reader(tmp_path, capsys):
     path = tmp_path / "host.json"
-    facts = probe_mod.write_probe(str(path))
+    code, _, _ = cli("probe", "-o", str(path))
+    assert code == 0
+    facts = json.loads(path.read_text())
     fact = read_fact_file(path)
     assert fact.format == "cpusolve-facts"
     assert fact.features == frozenset(facts["features"])
@@ -152,7 +156,13 @@ def test_write_probe_roundtrips_through_the_reader(tmp_path, capsys):
     assert not list(tmp_path.glob(".host.json.*")), "temporary file left behind"
 
 
-def test_write_probe_to_stdout(capsys):
-    facts = probe_mod.write_probe("-", dev="/nonexistent/kvm")
-    out = capsys.readouterr().out
-    assert json.loads(out) == facts
+def test_probe_to_stdout():
+    code, out, err = cli("probe", "--device", "/nonexistent/kvm")
+    assert code == 0 and "falls back" not in out
+    facts = json.loads(out)
+    assert facts["source"]["method"] == "cpuinfo-fallback" and facts["schema"] == "cpusolve-facts/1"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    run = CliRunner().invoke(main, list(args))
+    return run.exit_code, run.stdout, run.stderr

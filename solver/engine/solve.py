@@ -8,7 +8,7 @@ that pose the same problem share one solve.
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
+from functools import lru_cache
 from types import MappingProxyType
 
 from cpusolve.core.pool import POLICIES, Pool, Requirements
@@ -95,7 +95,7 @@ def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCach
             cache.put_outcome(*args, outcome)
 
 
-@cache
+@lru_cache(maxsize=1 << 16)
 def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
     """The bugs a Linux guest on ``view`` marks itself affected by (many domains share a guest)."""
     return tuple(b for b, hit in load_rules(kernel).affected(view).items() if hit)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.core.pool import Pool
-from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import suggest
 from cpusolve.errors import InputError
 from cpusolve.inputs.guest_cpu import parse_libvirt_cpu, parse_qemu_cpu
@@ -26,7 +25,10 @@ class GuestSpec:
     name: str
     cpu: GuestCpu
     source: str  # the -cpu string or the XML path, as given
-    hosts: tuple[str, ...]  # every host the guest may reach
+    #: where it runs (its migration domain follows from the pool's graph), or None
+    host: str | None
+    #: the hosts it may reach, as the file lists them, or None
+    domain: tuple[str, ...] | None
 
 
 def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
@@ -44,7 +46,6 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
         data = data.get("guests")
     if not isinstance(data, list) or not data:
         raise InputError(f"{label}: a guests file is a JSON list (or {{\"guests\": [...]}}) of guests")
-    reach = {s: d.hosts for d in domains(pool) for s in d.starts}
     out, seen = [], set()
     for i, g in enumerate(data):
         if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g["name"]:
@@ -72,13 +73,13 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
         if "host" in g:
             if g["host"] not in pool.hosts:
                 raise InputError(f"{where}host '{g['host']}' is not in the pool" + suggest(str(g["host"]), pool.hosts))
-            hosts = reach[g["host"]]
+            host, domain = g["host"], None
         else:
             if not isinstance(g["domain"], list) or not g["domain"]:
                 raise InputError(f"{where}'domain' must be a non-empty list of hosts")
             for h in g["domain"]:
                 if h not in pool.hosts:
                     raise InputError(f"{where}host '{h}' is not in the pool" + suggest(str(h), pool.hosts))
-            hosts = tuple(sorted(set(g["domain"])))
-        out.append(GuestSpec(name, cpu, source, hosts))
+            host, domain = None, tuple(sorted(set(g["domain"])))
+        out.append(GuestSpec(name, cpu, source, host, domain))
     return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import platform
 import struct
@@ -38,7 +37,6 @@ from cpusolve.inputs.facts.common import (
 from cpusolve.inputs.facts.cpuid import ARCH_CAPABILITIES, decodable_msrs, decode_cpuid, decode_msrs, in_range
 from cpusolve.inputs.facts.facts import SCHEMA
 from cpusolve.inputs.facts.linux_flags import features_from_flags
-from cpusolve.writers.atomic import write_atomic
 
 # -- ioctl numbers (include/uapi/linux/kvm.h, include/uapi/asm-generic/ioctl.h) ----------
 KVMIO = 0xAE
@@ -233,14 +231,3 @@ def _identity_check(leaves: dict, vendor: str, fms: tuple[int, int, int]) -> lis
     if (1, 0) in leaves and cpuid_signature(leaves[(1, 0)][0]) != fms:
         notes.append(f"KVM leaf 1 signature {cpuid_signature(leaves[(1, 0)][0])} differs from /proc/cpuinfo")
     return notes
-
-
-def render(facts: dict) -> str:
-    return json.dumps(facts, indent=2) + "\n"
-
-
-def write_probe(path: str = "-", **kwargs: Any) -> dict:
-    """Probe and write the fact file to ``path`` (``-`` = stdout), atomically; return it."""
-    facts = probe(**kwargs)
-    write_atomic(render(facts), path)
-    return facts

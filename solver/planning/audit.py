@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cpusolve.core.guest import qemu_cpu_arg
 from cpusolve.core.pool import Pool
+from cpusolve.domains.graph import domains
 from cpusolve.domains.kinds import type_order
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.safety import mechanism_text
@@ -18,14 +19,16 @@ from cpusolve.verify.checker import problems
 
 def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_S) -> list[GuestAudit]:
     cat, req = catalog(), pool.requirements
-    answers = {}
+    reach = {s: d.hosts for d in domains(pool) for s in d.starts}
+    answers: dict = {}
     out = []
-    for g in guests:
-        types = tuple(sorted({pool.hosts[h].facts for h in g.hosts},
+    for spec in guests:
+        g, hosts = spec, reach[spec.host] if spec.host is not None else spec.domain
+        types = tuple(sorted({pool.hosts[h].facts for h in hosts},
                              key=type_order))
-        names = [", ".join(h for h in g.hosts if pool.hosts[h].facts == t) for t in types]
+        names = [", ".join(h for h in hosts if pool.hosts[h].facts == t) for t in types]
         found = problems(cat, types, req, g.cpu, names)
-        result = GuestAudit(g.name, g.source, "safe", g.hosts)
+        result = GuestAudit(g.name, g.source, "safe", hosts)
         for i, _ in enumerate(types):
             missing = [p.feature or p.text for p in found if p.kind in ("missing", "vendor") and p.hosts == (i,)]
             if missing:
@@ -54,12 +57,12 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
             if fixed is not None:
                 result.fix, result.fix_kind = qemu_cpu_arg(fixed), "flags"
             else:
-                key = g.hosts
+                key = hosts
                 if key not in answers:
-                    sub = Pool(hosts={h: pool.hosts[h] for h in g.hosts}, graph=pool.graph.subgraph(g.hosts).copy(),
+                    sub = Pool(hosts={h: pool.hosts[h] for h in hosts}, graph=pool.graph.subgraph(hosts).copy(),
                                directed=False, requirements=req, source=pool.source)
-                    sub.graph.add_edges_from(zip(g.hosts, g.hosts[1:], strict=False))
-                    sub.graph.add_edges_from(zip(g.hosts[1:], g.hosts, strict=False))
+                    sub.graph.add_edges_from(zip(hosts, hosts[1:], strict=False))
+                    sub.graph.add_edges_from(zip(hosts[1:], hosts, strict=False))
                     answers[key] = solve(sub, timeout=timeout).domains[0]
                 d = answers[key]
                 if d.guest is not None:

@@ -26,6 +26,9 @@ from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.verify.checker import check_answer
 
+#: guests (and hosts) whose bitsets are kept; beyond it they are computed again
+MAX_SEEN = 1 << 16
+
 
 @dataclass(frozen=True, slots=True)
 class GuestBits:
@@ -77,6 +80,8 @@ class FastChecker:
         hit = self._guests.get(g)
         if hit is not None:
             return hit
+        if len(self._guests) >= MAX_SEEN:  # a long-lived scheduler sees guests come and go
+            self._guests.clear()
         cat, req = self.cat, self.req
         visible = g.visible()
         vendor, fam, mod, step = g.identity()
@@ -100,6 +105,8 @@ class FastChecker:
         hit = self._hosts.get(h)
         if hit is not None:
             return hit
+        if len(self._hosts) >= MAX_SEEN:
+            self._hosts.clear()
         bugs = 0
         for b in h.bugs:
             if b not in self.req.waive and b in self._bbit:
