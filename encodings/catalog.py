@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from cpusolve.encodings import spelling as names
 from cpusolve.errors import InputError
 
 ARCH_CAP_MSR = "0x10a"
 #: Bits a guest shows only because a hypervisor wants it to mitigate more (Xen's policy
 #: calls them "worst-case hints"); the optimizer adds them only when safety needs them.
-HINT_BITS = frozenset({"rsba"})
+HINT_BITS = names.hint_bits()
 #: The CPUID bit QEMU always sets for a guest (x86_cpu_load_model()).
-ALWAYS_GUEST = frozenset({"hypervisor"})
+ALWAYS_GUEST = names.always_guest()
 #: Feature classes a guest CPU model choice can carry.
-GUEST_CLASSES = frozenset({"cpu", "arch-capabilities"})
+GUEST_CLASSES = names.guest_classes()
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class Feature:
     linux: str | None  # as /proc/cpuinfo shows it (None: Linux hides this bit)
     linux_name: str | None  # Linux's own name (X86_FEATURE_<NAME> lower-cased)
     requires: tuple[tuple[str, ...], ...]  # all of these groups, each any-of
-    qemu_7_2: bool
 
     @property
     def is_arch_cap(self) -> bool:
@@ -65,7 +65,6 @@ class CpuModel:
     features: frozenset[str]
     note: str | None
     deprecated: bool
-    qemu_7_2: bool
     index: int = field(default=0, compare=False)
 
     @property
@@ -90,7 +89,7 @@ class Catalog:
                 name=name, cls=f["class"], cpuid=cpuid, msr=msr,
                 aliases=tuple(f["aliases"]), libvirt=f["libvirt"], linux=f["linux"],
                 linux_name=f.get("linux_name"),
-                requires=tuple(tuple(g) for g in f["requires"]), qemu_7_2=f["qemu_7_2"])
+                requires=tuple(tuple(g) for g in f["requires"]))
         self.models: list[CpuModel] = []
         for i, m in enumerate(models["models"]):
             self.models.append(CpuModel(
@@ -98,7 +97,7 @@ class Catalog:
                 family=m["family"], model=m["model"], stepping=m["stepping"],
                 model_id=m["model_id"], generation=m["generation"],
                 features=frozenset(m["features"]), note=m["note"],
-                deprecated=m["deprecated"], qemu_7_2=m["qemu_7_2"], index=i))
+                deprecated=m["deprecated"], index=i))
         self._models = {m.name: m for m in self.models}
         self.aliases: dict[str, str] = dict(models["aliases"])
         self._spellings: dict[str, str] = {}
@@ -166,8 +165,9 @@ class Catalog:
         """
         out = set()
         for flag in set(flags):
-            if flag in LINUX_PER_VENDOR:
-                name = LINUX_PER_VENDOR[flag].get(vendor) if vendor else None
+            per_vendor = names.linux_per_vendor()
+            if flag in per_vendor:
+                name = per_vendor[flag].get(vendor) if vendor else None
             else:
                 name = self._linux.get(flag) or self.linux_cpuid_only.get(flag)
             if name is not None:
@@ -228,22 +228,6 @@ def suggest(word: str, choices) -> str:
     if not close:
         close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=3, cutoff=0.6)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-
-
-#: Linux's synthetic speculation-control flags (init_speculation_control()): one cpuinfo
-#: name set from a different CPUID bit per vendor, while the vendor bits themselves are
-#: hidden (SPEC_CTRL, INTEL_STIBP, AMD_IBPB...).  A vendor missing from an entry means the
-#: bit cannot be told (AMD "ssbd" may come from AMD_SSBD, VIRT_SSBD or the LS_CFG MSR), so
-#: nothing is claimed: missing a bit the host has is safe, claiming one it lacks is not.
-LINUX_PER_VENDOR = {
-    "ibpb": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibpb", "HygonGenuine": "ibpb"},
-    "ibrs": {"GenuineIntel": "spec-ctrl", "AuthenticAMD": "ibrs", "HygonGenuine": "ibrs"},
-    "stibp": {"GenuineIntel": "stibp", "AuthenticAMD": "amd-stibp", "HygonGenuine": "amd-stibp"},
-    "ssbd": {"GenuineIntel": "ssbd"},
-    "ibrs_enhanced": {"GenuineIntel": "ibrs-all", "AuthenticAMD": "auto-ibrs", "HygonGenuine": "auto-ibrs"},
-    # Linux 6.1 shows Intel's VMX virtual-NMI capability as "vnmi" too; only AMD's is CPUID.
-    "vnmi": {"AuthenticAMD": "vnmi", "HygonGenuine": "vnmi"},
-}
 
 
 @cache

@@ -22,25 +22,32 @@ def kvm_rules(kernel: str = KVM_KERNEL) -> dict:
     return json.loads(path.read_text())[kernel]
 
 
-@cache
 def kvm_cpuid(kernel: str = KVM_KERNEL) -> dict:
+    return _cpuid_data()[kernel]
+
+
+@cache
+def _cpuid_data() -> dict:
     path = resources.files("cpusolve.encodings") / "data" / "kvm-cpuid.json"
-    return json.loads(path.read_text())[kernel]
+    return json.loads(path.read_text())
 
 
-#: Bits QEMU adds from the guest's topology (-smp), not CPU features a model choice carries.
-TOPOLOGY_BITS = frozenset({"ht", "topoext"})
-#: QEMU sets AMD's MCA recovery bits (leaf 0x80000007) for every KVM guest; an Intel
-#: guest has no use for them, so they are offered to AMD/Hygon domains only.
-AMD_ONLY_EMULATED = frozenset({"overflow-recov", "succor"})
-KVM_MODULE = {"GenuineIntel": "kvm_intel", "AuthenticAMD": "kvm_amd", "HygonGenuine": "kvm_amd"}
+def topology_bits() -> frozenset[str]:
+    """Bits QEMU adds from the guest's topology (-smp), not CPU features a model choice carries."""
+    return frozenset(_cpuid_data()["qemu_guest_bits"]["topology"])
+
+
+def amd_only_emulated() -> frozenset[str]:
+    """QEMU sets AMD's MCA recovery bits for every KVM guest; an Intel guest has no use for
+    them, so they are offered to AMD/Hygon domains only."""
+    return frozenset(_cpuid_data()["qemu_guest_bits"]["amd_only_emulated"])
 
 
 def _rule_holds(rule: dict, own: frozenset[str], bugs: frozenset[str], vendor: str, family: int) -> bool:
     """One ``when`` clause of kvm-cpuid.json, under KVM's default module parameters."""
     if rule.get("assume") is False:
         return False  # needs something a host description cannot tell (PEBS, new microcode)
-    if "module" in rule and rule["module"] != KVM_MODULE.get(vendor):
+    if "module" in rule and rule["module"] != _cpuid_data()["modules"].get(vendor):
         return False
     if "vendor" in rule and rule["vendor"] != vendor:
         return False
@@ -96,9 +103,9 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "Genu
     out = {f for f in own if f not in arch_caps}
     out |= set(ALWAYS_GUEST)
     out |= set(rules.get("cpuid_emulated", ["arch-capabilities"]))
-    out |= set(kvm_cpuid(kernel)["emulated"]) - TOPOLOGY_BITS
+    out |= set(kvm_cpuid(kernel)["emulated"]) - topology_bits()
     if vendor not in ("AuthenticAMD", "HygonGenuine"):
-        out -= AMD_ONLY_EMULATED - own
+        out -= amd_only_emulated() - own
     mask = set(rules.get("passthrough_mask", []))
     caps = {f for f in own if f in arch_caps and f in mask}
     caps |= set(rules.get("always", []))
@@ -108,15 +115,10 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "Genu
     for bit, bug in rules.get("if_host_not_affected", {}).items():
         if bug not in bugs:
             caps.add(bit)
-    # gds-no: also when the host's microcode mitigates GDS, which we cannot know from a
-    # model name; only the "host not affected" half is assumed.
-    if "gather_data_sampling" not in bugs:
-        caps.add("gds-no")
-    # kvm_get_arch_capabilities(): without RTM the guest sees no TSX, so KVM withholds
-    # TAA_NO (it would be meaningless); with RTM it is given only if the host lacks TAA.
-    if "rtm" not in own:
-        caps.discard("taa-no")
-    elif "tsx_async_abort" not in bugs:
-        caps.add("taa-no")
+    # e.g. without RTM the guest sees no TSX, so KVM withholds TAA_NO (data: "assumed" and
+    # "conditions" say what a host description cannot tell)
+    for bit, feature in rules.get("only_with_host_feature", {}).items():
+        if feature not in own:
+            caps.discard(bit)
     out |= {c for c in caps if c in cat.features}
     return frozenset(out)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate encodings/data/{models,features}.json from the shared public data.
+"""Regenerate encodings/data/{models,features,targets}.json from the shared public data.
 
 The catalog is the project's own format; this script is how it was made and how to
 remake it when QEMU or libvirt grow new models.  It reads facts only:
@@ -169,7 +169,6 @@ def build(shared: Path) -> None:
         key = _key(info)
         entry["libvirt"] = lv.get(key)
         entry["linux"], entry["linux_name"] = lx.get(key, (None, None))
-        entry["qemu_7_2"] = name in q72_props
         entry["requires"] = []
         features[name] = entry
 
@@ -208,7 +207,6 @@ def build(shared: Path) -> None:
             "features": guest,
             "note": m.get("note"),
             "deprecated": bool(m.get("deprecated")),
-            "qemu_7_2": m["name"] in q72_models,
         })
     models.sort(key=lambda x: (x["generation"], x["version"]))
 
@@ -217,7 +215,6 @@ def build(shared: Path) -> None:
         "qemu": {"repository": src["repository"], "commit": src["commit"],
                  "version": src["qemu_version_file"], "files": src["files"],
                  "license": src["license"]},
-        "qemu_7_2": q72["source"]["tool"],
         "libvirt": "libvirt 11.3.0 src/cpu_map/x86_features.xml (spellings only)",
         "linux": "Linux cpufeatures.h / cpuid-deps.c via encodings/data/linux-cpufeatures.json",
         "made_by": "scripts/import_catalog.py",
@@ -230,6 +227,22 @@ def build(shared: Path) -> None:
     (OUT / "models.json").write_text(json.dumps(
         {"source": source, "aliases": dict(sorted(qemu["aliases"].items())), "models": models},
         indent=1) + "\n")
+    # Which names each QEMU knows: a target is a data change, not a code change.
+    qemu_version = ".".join(src["qemu_version_file"].split(".")[:2])
+    targets = {
+        "semantics": ("per tool and version: the versioned CPU model names and the feature names "
+                      "(canonical QEMU spelling) it accepts in -cpu"),
+        "made_by": "scripts/import_catalog.py",
+        "qemu": {
+            qemu_version: {"source": f"QEMU {src['qemu_version_file']} ({src['repository']} {src['commit']})",
+                           "models": [m["name"] for m in models], "features": sorted(features)},
+            "7.2": {"source": q72["source"]["tool"],
+                    "models": [m["name"] for m in models if m["name"] in q72_models],
+                    "features": sorted(f for f in features if f in q72_props)},
+        },
+        "default": {"qemu": qemu_version},
+    }
+    (OUT / "targets.json").write_text(json.dumps(targets, indent=1, sort_keys=True) + "\n")
     print(f"{len(features)} features, {len(models)} model versions, {len(qemu['aliases'])} aliases")
 
 

@@ -70,7 +70,7 @@ def main() -> None:
                    "else strict); compat: only truthful bug verdicts.")
 @click.option("--kernel", "kernels", multiple=True, metavar="VERSION",
               help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
-@click.option("--qemu", "qemu", type=click.Choice(["7.2", "current"]), default=None,
+@click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
               help="Only use models and feature names this QEMU knows.")
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
 @click.option("--timeout", type=float, default=30.0, show_default=True,
@@ -101,7 +101,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         if kernels:
             changes["kernels"] = read_requirements({"kernels": list(kernels)}, "--kernel").kernels
         if qemu:
-            changes["qemu"] = None if qemu == "current" else qemu
+            changes["qemu"] = read_requirements({"qemu": qemu}, "--qemu").qemu
         if waive:
             changes["waive"] = req.waive | read_requirements({"waive": list(waive)}, "--waive").waive
         if policy:

@@ -30,6 +30,7 @@ from functools import cache
 
 import networkx as nx
 
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import HINT_BITS, catalog
 from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.encodings.safety import obligations
@@ -118,10 +119,7 @@ def holds(ob, view: CpuView, affected_cache: dict) -> bool:
 
 def allowed(req) -> frozenset[str]:
     cat = catalog()
-    feats = cat.guest_features
-    if req.qemu == "7.2":
-        feats = frozenset(f for f in feats if cat.features[f].qemu_7_2)
-    return feats
+    return cat.guest_features & targets.qemu(req.qemu).features
 
 
 def closed(features) -> frozenset[str]:
@@ -145,7 +143,7 @@ def usable_models(vendor: str, req) -> list:
     every feature a ``+``/``-`` flag may carry (so any visible set is reachable by flags)."""
     ok = allowed(req)
     return [m for m in catalog().models
-            if m.vendor == vendor and (req.qemu != "7.2" or m.qemu_7_2) and m.features <= ok]
+            if m.vendor == vendor and m.name in targets.qemu(req.qemu).models and m.features <= ok]
 
 
 def score(features) -> int:
@@ -244,8 +242,8 @@ def check_guest(types, req, model_name: str, visible: frozenset[str], fms) -> li
     for f in sorted((visible - model.features) | (model.features - visible)):
         if f not in ok:
             out.append(f"flag {f} cannot be carried by a guest model")
-    if req.qemu == "7.2" and not model.qemu_7_2:
-        out.append(f"{model.name} unknown to QEMU 7.2")
+    if model.name not in targets.qemu(req.qemu).models:
+        out.append(f"{model.name} unknown to {targets.qemu(req.qemu).label}")
     for i, t in enumerate(types):
         if t.vendor != vendor:
             out.append(f"host type {i} is {t.vendor}")

@@ -183,7 +183,7 @@ POOL_CASES = {
     "kernels-empty": (with_req(kernels=[]), "'kernels' needs at least one"),
     "kernels-unknown": (with_req(kernels=["5.10"]), "no rule table for Linux '5.10'"),
     "qemu-number": (with_req(qemu=7.2), "'qemu' must be a string"),
-    "qemu-unknown": (with_req(qemu="8.0"), "qemu must be one of 7.2, current"),
+    "qemu-unknown": (with_req(qemu="8.0"), "qemu must be one of 7.2, 10.2, current"),
     "require-and-forbid": (with_req(require=["sse4.2"], forbid=["SSE4_2"]), "both required and forbidden"),
     # unknown names, with the closest known ones
     "unknown-model": (hosts(a={"cpu": "Skylake-Server-v9"}), "did you mean"),

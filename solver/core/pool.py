@@ -26,7 +26,8 @@ class Requirements:
     waive: frozenset[str] = frozenset()
     #: guest kernels whose verdicts must be truthful (rule tables, see encodings.rules)
     kernels: tuple[str, ...] = ("6.1", "6.12")
-    #: restrict models and feature names to what this QEMU knows ("7.2") or None (current)
+    #: restrict models and feature names to what this QEMU knows ("7.2"; encodings.targets)
+    #: or None (the catalog's own, current QEMU)
     qemu: str | None = None
 
     def to_dict(self) -> dict:

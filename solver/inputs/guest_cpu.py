@@ -8,19 +8,13 @@ feature_dependencies do when it expands the model.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.spelling import is_qemu_cpu_option
 from cpusolve.errors import InputError
-
-#: -cpu properties that configure QEMU rather than describe CPU features.
-PSEUDO = re.compile(r"^(check|enforce|kvm|tcg-cpuid|migratable|pmu|hv-.*|x-.*|l3-cache|host-.*|"
-                    r"level|xlevel|min-level|min-xlevel|full-cpuid-auto-level|cpuid-0xb|"
-                    r"model-id|lbr-fmt|phys-bits|host-phys-bits|ucode-rev|tsc-frequency|"
-                    r"legacy-cache|kvm-no-smi-migration)$")
 
 
 def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
@@ -47,17 +41,17 @@ def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
             if key == "vendor":
                 vendor = value
                 continue
-            if PSEUDO.match(key):
+            if is_qemu_cpu_option(key):
                 continue
             if value not in ("on", "off", "true", "false"):
                 raise InputError(f"{where}property {key}={value}: expected on or off")
             name, on = key, value in ("on", "true")
-        elif PSEUDO.match(part):
+        elif is_qemu_cpu_option(part):
             continue
         else:
             raise InputError(f"{where}cannot read '{part}' in the -cpu string (expected +feature, "
                              "-feature, feature=on|off or family=/model=/stepping=)")
-        if PSEUDO.match(name):
+        if is_qemu_cpu_option(name):
             continue
         canonical = cat.feature(name, where).name
         if on:

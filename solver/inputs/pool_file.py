@@ -16,6 +16,7 @@ import networkx as nx
 
 from cpusolve.core.hosts import VENDORS
 from cpusolve.core.pool import POLICIES, Requirements
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import catalog, suggest
 from cpusolve.encodings.rules import KERNELS, load_rules
 from cpusolve.errors import InputError
@@ -27,7 +28,6 @@ HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "f
              "count", "labels", "facts", "hypervisor", "model_id", "description"}
 MIGRATION_KEYS = {"directed", "edges", "groups"}
 REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kernels", "qemu"}
-QEMU_VERSIONS = ("7.2", "current")
 
 
 def warn(message: str) -> None:
@@ -241,9 +241,11 @@ def read_requirements(data: Any, label: str) -> Requirements:
     qemu = data.get("qemu")
     if qemu is not None:
         _expect(qemu, str, where, "'qemu'")
-        if qemu not in QEMU_VERSIONS:
-            raise InputError(f"{where}qemu must be one of {', '.join(QEMU_VERSIONS)}, not '{qemu}'")
-        if qemu == "current":
+        versions = (*targets.qemu_versions(), "current")
+        if qemu not in versions:
+            raise InputError(f"{where}qemu must be one of {', '.join(versions)}, not '{qemu}'"
+                             + suggest(qemu, versions))
+        if qemu in ("current", targets.default_qemu()):
             qemu = None
     return Requirements(require=require, forbid=forbid, min_model=min_model, vendor=vendor,
                         policy=policy, waive=waive, kernels=kernels, qemu=qemu)

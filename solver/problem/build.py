@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Expr, Feature, Not, features_of
 from cpusolve.encodings.rules import load_rules
@@ -68,14 +69,12 @@ class Problem:
 
 
 def candidate_models(cat: Catalog, vendor: str, req: Requirements) -> list[CpuModel]:
-    return [m for m in cat.models if m.vendor == vendor and (req.qemu != "7.2" or m.qemu_7_2)]
+    names = targets.qemu(req.qemu).models
+    return [m for m in cat.models if m.vendor == vendor and m.name in names]
 
 
 def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
-    feats = cat.guest_features
-    if req.qemu == "7.2":
-        feats = frozenset(f for f in feats if cat.features[f].qemu_7_2)
-    return feats
+    return cat.guest_features & targets.qemu(req.qemu).features
 
 
 def optimum_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
@@ -151,7 +150,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
             if lacking:
                 p.must(Not(Feature(f)), Lacks(f, lacking))
             if f not in allowed:
-                p.must(Not(Feature(f)), QemuLacks(f))
+                p.must(Not(Feature(f)), QemuLacks(f, targets.qemu(req.qemu).label))
 
     def requirement(key: FactKey, formula: Expr) -> None:
         p.must(formula, key if wide else None)

@@ -22,9 +22,10 @@ class Lacks:
 
 @dataclass(frozen=True)
 class QemuLacks:
-    """The target QEMU has no name for ``feature``."""
+    """The target QEMU (``target``, e.g. "QEMU 7.2") has no name for ``feature``."""
 
     feature: str
+    target: str
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostRef
 from cpusolve.core.pool import Requirements
 from cpusolve.domains.kinds import HostKinds
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, catalog
 from cpusolve.encodings.safety import obligations
 from cpusolve.report.records import ref_list
@@ -122,11 +123,12 @@ def _guest_size(model) -> int:
 def _nearest_newer(model: str, features: frozenset[str], qemu: str | None) -> tuple[tuple[str, frozenset[str]], ...]:
     """The newer, bigger catalog models that need the fewest features more than ``features``."""
     cat = catalog()
+    known = targets.qemu(qemu).models
     chosen = cat.model(model)
     size = _guest_size(chosen)
     candidates = []
     for m in cat.models:
-        if m.vendor != chosen.vendor or m.index <= chosen.index or (qemu == "7.2" and not m.qemu_7_2):
+        if m.vendor != chosen.vendor or m.index <= chosen.index or m.name not in known:
             continue
         if _guest_size(m) <= size:
             continue  # newer but not bigger (an Atom after a Xeon) is not "better"

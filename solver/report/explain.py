@@ -57,7 +57,7 @@ def conflicts_text(kinds: HostKinds, core: tuple[FactKey, ...]) -> tuple[Conflic
                                 f"update) or take {'them' if len(hs) > 1 else 'it'} out of this domain",
                                 hs, feature=feature))
         elif isinstance(key, QemuLacks):
-            out.append(Conflict("qemu", f"QEMU 7.2 has no name for {key.feature}",
+            out.append(Conflict("qemu", f"{key.target} has no name for {key.feature}",
                                 "use a newer QEMU (requirements.qemu)", feature=key.feature))
         elif isinstance(key, Require):
             out.append(Conflict("require", f"requirement: the guest must have {key.feature}",

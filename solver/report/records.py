@@ -11,20 +11,17 @@ from types import MappingProxyType
 from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import HostRef
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.spelling import mechanism_features
 
 #: The JSON schema version of ``Result.to_dict()``; bump on incompatible change.
 SCHEMA = "cpusolve-result/1"
 
-MECHANISM_FEATURES = frozenset({
-    "spec-ctrl", "ibrs", "ibpb", "stibp", "amd-stibp", "ssbd", "virt-ssbd", "amd-ssbd",
-    "md-clear", "arch-capabilities", "flush-l1d", "ibpb-brtype", "sbpb", "verw-clear",
-})
 
 
 def is_mitigation_flag(name: str) -> bool:
     """Flags that exist to let a guest mitigate CPU bugs: mechanisms and worst-case hints."""
     feat = catalog().features.get(name)
-    return name in MECHANISM_FEATURES or (feat is not None and feat.is_arch_cap and not is_immunity_claim(name))
+    return name in mechanism_features() or (feat is not None and feat.is_arch_cap and not is_immunity_claim(name))
 
 
 def is_immunity_claim(name: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import Catalog
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation, obligations
@@ -51,6 +52,7 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
         return [Problem("model", f"model {guest.model} is not in the catalog")]
     if model.name != guest.model:
         out.append(Problem("model", f"model {guest.model} is an alias, not a versioned name"))
+    target = targets.qemu(req.qemu)
     for f in guest.plus:
         if f in model.features:
             out.append(Problem("flag", f"+{f} but {model.name} already has {f}", feature=f))
@@ -62,10 +64,10 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
             out.append(Problem("flag", f"flag {f} is not a known feature", feature=f))
         elif not cat.features[f].guest_visible:
             out.append(Problem("flag", f"flag {f} is not a CPU feature a guest model may carry", feature=f))
-        elif req.qemu == "7.2" and not cat.features[f].qemu_7_2:
-            out.append(Problem("flag", f"flag {f} is unknown to QEMU 7.2", feature=f))
-    if req.qemu == "7.2" and not model.qemu_7_2:
-        out.append(Problem("model", f"model {model.name} is unknown to QEMU 7.2"))
+        elif f not in target.features:
+            out.append(Problem("flag", f"flag {f} is unknown to {target.label}", feature=f))
+    if model.name not in target.models:
+        out.append(Problem("model", f"model {model.name} is unknown to {target.label}"))
     visible = guest.visible()
     vendor, fam, mod, step = guest.identity()
 

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
+from cpusolve.encodings import spelling as spellings
 from cpusolve.encodings.catalog import catalog
 from cpusolve.errors import InputError
 
@@ -21,10 +22,6 @@ MAX_BYTES = 16 * 1024 * 1024
 #: Architectures whose fact files we recognise only to refuse them by name.
 FOREIGN_ARCHES = ("aarch64", "armv7l", "ppc64le", "ppc64", "s390x", "riscv64", "loongarch64")
 X86_ARCHES = ("x86_64", "x86", "i686", "amd64")
-#: Real libvirt/Linux spellings the catalog leaves out on purpose: OS-state bits (OSXSAVE,
-#: OSPKE mirror CR4) and host resource monitoring (CMT, MBM), which no guest CPU model carries.
-NOT_MODEL_FEATURES = frozenset({"osxsave", "ospke", "cmt", "mbm_total", "mbm_local", "cqm",
-                                "cqm_llc", "cqm_occup_llc", "cqm_mbm_total", "cqm_mbm_local"})
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 
 
@@ -129,7 +126,7 @@ class FeatureNames:
         return out
 
     def report(self, spelling: str) -> None:
-        if spelling in NOT_MODEL_FEATURES:
+        if spelling in spellings.not_model_features():
             return
         if spelling not in self.unknown:
             self.unknown.append(spelling)

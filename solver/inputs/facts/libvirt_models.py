@@ -8,13 +8,12 @@ reported, which for ``*-no`` bits is unsafe; so libvirt names are expanded with 
 own definitions (``encodings/data/libvirt-models.json``, from libvirt 11.3.0) and only a
 model libvirt added after 11.3.0 falls back to the QEMU catalog (with a note saying so).
 
-Regenerate the data: ``python -m cpusolve.inputs.facts.libvirt_models ../shared/data/libvirt-cpu_map``.
+Regenerate the data: ``python scripts/import_libvirt_models.py ../shared/data/libvirt-cpu_map``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import xml.etree.ElementTree as ET
 from functools import cache
 from importlib import resources
@@ -74,33 +73,3 @@ def read_cpu_map(cpu_map: Path, vmx: bool = False) -> dict[str, dict]:
                                          "parent": parent.get("name", "") if parent is not None else "",
                                          "features": feats}
     return models
-
-
-def _regenerate(cpu_map: Path) -> str:
-    """The text of ``libvirt-models.json`` from a libvirt ``src/cpu_map`` directory."""
-    # vmx-* capability bits are left out: they describe nested VMX controls, which are not a
-    # guest CPU model choice here, and they are 2/3 of the table's size.
-    models = read_cpu_map(cpu_map)
-    data = {"source": _source_line(cpu_map) + " (x86_*.xml model definitions; vmx-* capability bits left out)",
-            "semantics": "name -> {vendor: libvirt vendor name or '', parent: model it extends or '', "
-                         "features: its own features in libvirt spelling}",
-            "made_by": "python -m cpusolve.inputs.facts.libvirt_models LIBVIRT_CPU_MAP_DIR",
-            "models": dict(sorted(models.items()))}
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
-def _source_line(cpu_map: Path) -> str:
-    note = cpu_map / "SOURCE.txt"
-    if note.exists():
-        for line in note.read_text().splitlines():
-            if line.startswith("Version"):
-                return "libvirt src/cpu_map: " + line.split(":", 1)[1].strip()
-    return f"libvirt src/cpu_map from {cpu_map}"
-
-
-if __name__ == "__main__":  # pragma: no cover - maintenance entry point
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m cpusolve.inputs.facts.libvirt_models LIBVIRT_CPU_MAP_DIR")
-    target = Path(__file__).resolve().parents[2] / "encodings" / "data" / DATA
-    target.write_text(_regenerate(Path(sys.argv[1])))
-    print(f"wrote {target}")

@@ -12,22 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from cpusolve.encodings import spelling
 from cpusolve.errors import InputError
 from cpusolve.inputs.facts.common import FeatureNames
 
 FORMAT = "qemu-qmp-expansion"
 #: Expansion results that describe the host (``base`` is what static expansion calls it).
 HOST_NAMES = ("host", "base", "max")
-#: Boolean QEMU CPU properties that are settings, not CPUID/MSR features: never warned about.
-SETTINGS = frozenset({
-    "check", "enforce", "migratable", "pmu", "lmce", "l3-cache", "legacy-cache", "kvm",
-    "full-cpuid-auto-level", "cpuid-0xb", "vmware-cpuid-freq", "tcg-cpuid", "host-phys-bits",
-    "fill-mtrr-mask", "host-cache-info", "realized", "hotplugged", "hotpluggable",
-    "start-powered-off", "kvm-no-smi-migration", "kvm-pv-enforce-cpuid", "intel-pt-auto-level",
-    "xen-vapic", "cpuid-auto-level", "kvm-hint-dedicated", "ucode-rev", "hv-passthrough",
-    "amd-topoext-features-only",
-})
-SETTING_PREFIXES = ("hv-", "x-", "vmx-")
 #: Properties only other architectures' CPUs have, to name the architecture in the error.
 FOREIGN_PROPS = (("aarch64", frozenset({"aarch64", "sve", "pauth", "pmu-v3"})),
                  ("s390x", frozenset({"vx", "msa1", "zpci", "gs", "ppa15"})))
@@ -76,7 +67,7 @@ def read(expansion: dict, label: str) -> dict:
         canonical = names.cat.canonical(prop)
         if canonical is not None:
             features.add(canonical)
-        elif prop not in SETTINGS and not prop.startswith(SETTING_PREFIXES):
+        elif not spelling.is_qemu_setting(prop):
             names.report(prop)
     notes = [f"QMP expansion result '{name}'"]
     if isinstance(props.get("model-id"), str):

@@ -1,0 +1,53 @@
+"""What each tool version an answer is written for knows: model and feature names.
+
+An answer may only use names its target accepts (QEMU refuses an unknown model or property:
+"Property '...amd-psfd' not found").  The names per version are data
+(``data/targets.json``, made by ``scripts/import_catalog.py`` from QEMU's own model tables),
+so adding a target is a data change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from cpusolve.errors import InputError
+
+
+@dataclass(frozen=True)
+class Target:
+    tool: str  # "qemu"
+    version: str
+    source: str
+    models: frozenset[str]
+    features: frozenset[str]
+
+    @property
+    def label(self) -> str:
+        return f"{'QEMU' if self.tool == 'qemu' else self.tool} {self.version}"
+
+
+@cache
+def _data() -> dict:
+    return json.loads((resources.files("cpusolve.encodings") / "data" / "targets.json").read_text())
+
+
+def qemu_versions() -> tuple[str, ...]:
+    """The QEMU versions with a name table, oldest first."""
+    return tuple(sorted(_data()["qemu"], key=lambda v: tuple(int(x) for x in v.split("."))))
+
+
+def default_qemu() -> str:
+    return _data()["default"]["qemu"]
+
+
+@cache
+def qemu(version: str | None = None) -> Target:
+    """The names QEMU ``version`` knows (None: the catalog's own, current QEMU)."""
+    version = version or default_qemu()
+    entry = _data()["qemu"].get(version)
+    if entry is None:
+        raise InputError(f"no name table for QEMU '{version}' (known: {', '.join(qemu_versions())})")
+    return Target("qemu", version, entry["source"], frozenset(entry["models"]), frozenset(entry["features"]))
