@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -147,3 +148,21 @@ def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:
     affected = table.sysfs_affected(view)
     return GuestVerdicts(source, guest, table.kernel,
                          tuple(BugVerdict(b, affected[b], table.explain(view, b)) for b in table.bugs))
+
+
+def with_requirements(req: Requirements, policy: str | None = None, kernels=(), qemu: str | None = None,
+                      waive=()) -> Requirements:
+    """``req`` with the command line's overrides (each validated as the pool file's key would
+    be): a policy, guest kernels, a QEMU target, more waived bugs."""
+    from cpusolve.inputs.pool_file import read_requirements
+
+    changes: dict = {}
+    if kernels:
+        changes["kernels"] = read_requirements({"kernels": list(kernels)}, "--kernel").kernels
+    if qemu:
+        changes["qemu"] = read_requirements({"qemu": qemu}, "--qemu").qemu
+    if waive:
+        changes["waive"] = req.waive | read_requirements({"waive": list(waive)}, "--waive").waive
+    if policy:
+        changes["policy"] = read_requirements({"policy": policy}, "--policy").policy
+    return dataclasses.replace(req, **changes) if changes else req

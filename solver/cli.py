@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from cpusolve.errors import CpusolveError, check_timeout
+from cpusolve.errors import CpusolveError, check_timeout, one_line
 from cpusolve.writers.atomic import write_atomic
 
 
@@ -24,6 +24,22 @@ class DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args.insert(0, "solve")
         return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """A usage error is one line with the same prefix as every other error (exit 2)."""
+        try:
+            code = super().main(args, prog_name or "cpusolve", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            path = e.ctx.command_path if e.ctx is not None else "cpusolve"
+            hint = f" (see {path} --help)"
+            click.echo(f"cpusolve: error: {one_line(e.format_message())}{hint}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            sys.exit(130)
+        except click.ClickException as e:
+            click.echo(f"cpusolve: error: {one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def run(fn) -> None:
@@ -61,71 +77,62 @@ def main() -> None:
     """
 
 
+def format_option(*formats: str):
+    return click.option("--format", "fmt", default=formats[0], show_default=True, type=click.Choice(formats),
+                        help="Output format.")
+
+
+def _timeout(ctx, param, value):
+    try:
+        return check_timeout(value, "--timeout")
+    except CpusolveError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+policy_option = click.option(
+    "--policy", type=click.Choice(["strict", "compat"]), default=None,
+    help="strict: guests also get each bug's mitigation mechanism (default from the pool, else strict); "
+         "compat: only truthful bug verdicts.")
+timeout_option = click.option("--timeout", type=float, default=30.0, show_default=True, callback=_timeout,
+                              help="Seconds Z3 may spend on one domain.")
+output_option = click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
+
+
 @main.command("solve")
 @click.argument("pool", metavar="POOL")
-@click.option("--format", "fmt", default="text", show_default=True,
-              type=click.Choice(["text", "json", "qemu", "libvirt", "nova", "dot"]), help="Output format.")
-@click.option("--policy", type=click.Choice(["strict", "compat"]), default=None,
-              help="strict: guests also get each bug's mitigation mechanism (default from the pool, "
-                   "else strict); compat: only truthful bug verdicts.")
+@format_option("text", "json", "qemu", "libvirt", "nova", "dot")
+@policy_option
 @click.option("--kernel", "kernels", multiple=True, metavar="VERSION",
               help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
 @click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
               help="Only use models and feature names this QEMU knows.")
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
-@click.option("--timeout", type=float, default=30.0, show_default=True,
-              help="Seconds Z3 may spend on one domain.")
+@timeout_option
 @click.option("--without", "without", multiple=True, metavar="HOST",
               help="What if HOST were retired (repeatable); prints how answers change.")
 @click.option("--add", "add", multiple=True, metavar="NAME=MODEL[xN][@PEER]",
               help="What if host NAME were upgraded to MODEL, or a new host joined PEER (repeatable).")
-@click.option("--suggest", "suggest_k", type=int, default=0, metavar="K",
+@click.option("--suggest", "suggest_k", type=click.IntRange(0), default=0, metavar="K",
               help="Name the K host kinds whose retirement or upgrade gains the most.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes for distinct domain problems.")
-@click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
+@output_option
 def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, suggest_k, jobs, output) -> None:
     """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
     def go() -> int:
         import dataclasses
 
-        from cpusolve.api import load_pool, solve
-        from cpusolve.engine.cache import SolveCache
-        from cpusolve.inputs.pool_file import read_requirements
+        from cpusolve.api import load_pool, solve, with_requirements
         from cpusolve.writers import render
 
-        check_timeout(timeout, "--timeout")
         p = load_pool(pool)
-        req = p.requirements
-        changes: dict = {}
-        if kernels:
-            changes["kernels"] = read_requirements({"kernels": list(kernels)}, "--kernel").kernels
-        if qemu:
-            changes["qemu"] = read_requirements({"qemu": qemu}, "--qemu").qemu
-        if waive:
-            changes["waive"] = req.waive | read_requirements({"waive": list(waive)}, "--waive").waive
-        if policy:
-            changes["policy"] = policy
-        req = dataclasses.replace(req, **changes)
-        p.requirements = req
-        if suggest_k and suggest_k < 0:
-            raise CpusolveError("--suggest needs a positive number")
-        changed = None
-        if without or add:  # read the what-if before solving: a typo fails at once
-            from cpusolve.planning.whatif import add as add_host
-            from cpusolve.planning.whatif import without as drop_hosts
+        p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive)
+        if without or add:
+            from cpusolve.planning.whatif import what_if
 
-            changed = drop_hosts(p, without) if without else p
-            for spec in add:
-                changed = add_host(changed, spec)
-        cache = SolveCache() if changed is not None else None  # the what-if rebuilds only changed domains
-        result = solve(p, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
-        if changed is not None:
-            from cpusolve.planning.whatif import compare
-
-            after = solve(changed, requirements=req, timeout=timeout, jobs=jobs, cache=cache)
-            result = dataclasses.replace(after, whatif={"without": list(without), "add": list(add)},
-                                         changes=tuple(compare(result, after)))
+            result = what_if(p, without, add, timeout=timeout, jobs=jobs)
+        else:
+            result = solve(p, timeout=timeout, jobs=jobs)
         if suggest_k:
             from cpusolve.planning.suggest import suggest
 
@@ -180,23 +187,20 @@ def pool_init_cmd(files, group, directed, no_merge, output) -> None:
 @main.command("audit")
 @click.argument("pool", metavar="POOL")
 @click.option("--guests", "guests", required=True, metavar="FILE", help="The running guests (JSON).")
-@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
-@click.option("--policy", type=click.Choice(["strict", "compat"]), default=None)
-@click.option("--timeout", type=float, default=30.0, show_default=True)
-@click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
+@format_option("text", "json")
+@policy_option
+@timeout_option
+@output_option
 def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
     """Which running guests cannot run where they may migrate, or believe a false immunity."""
     def go() -> int:
-        import dataclasses
-
-        from cpusolve.api import load_pool
+        from cpusolve.api import load_pool, with_requirements
         from cpusolve.inputs.guests_file import read_guests
         from cpusolve.planning.audit import audit
         from cpusolve.writers.audit import render_audit
 
         p = load_pool(pool)
-        if policy:
-            p.requirements = dataclasses.replace(p.requirements, policy=policy)
+        p.requirements = with_requirements(p.requirements, policy=policy)
         results = audit(p, read_guests(guests, p), timeout)
         write_atomic(render_audit(results, fmt), output)
         return 0 if all(r.status == "safe" for r in results) else 1
@@ -207,7 +211,7 @@ def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
 @main.command("verdict")
 @click.argument("cpu", metavar="CPU")
 @click.option("--kernel", default="6.1", show_default=True, help="Guest Linux rule table (6.1 or 6.12).")
-@click.option("--format", "fmt", default="text", type=click.Choice(["text", "json"]), show_default=True)
+@format_option("text", "json")
 def verdict_cmd(cpu, kernel, fmt) -> None:
     """What a Linux guest concludes about each CPU bug on CPU.
 

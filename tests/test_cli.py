@@ -153,3 +153,15 @@ def test_probe_writes_a_fact_file(tmp_path):
         code, _, err = run("probe", "-o", str(target))
         assert code == 0, err
         assert "arch-capabilities" in json.loads(target.read_text())["features"]
+
+
+@pytest.mark.parametrize("args", [["examples/intel-rack.json", "--bogus"], ["verdict"], ["pool", "init"],
+                                  ["solve", "--timeout", "0", "x.json"], ["audit", "x.json"],
+                                  ["examples/intel-rack.json", "--format", "yaml"]])
+def test_usage_errors_are_one_prefixed_line(args):
+    """click's own usage errors keep the promise every other error keeps."""
+    proc = subprocess.run([sys.executable, "-m", "cpusolve.cli", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cpusolve: error: ") and "--help" in lines[0], proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import networkx as nx
@@ -10,6 +11,9 @@ from cpusolve.core.pool import Pool
 from cpusolve.domains.graph import migration_graph
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.catalog import suggest as close_names
+from cpusolve.engine.cache import SolveCache
+from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
+from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
 from cpusolve.hostfacts.derive import host_from_entry
 from cpusolve.inputs.pool_file import source_dir
@@ -103,3 +107,19 @@ def compare(before: Result, after: Result) -> list[Change]:
             if a != b or gained or lost:
                 changes.append(Change(tuple(starts), b, a, gained, lost))
     return changes
+
+
+def what_if(pool: Pool, without_hosts=(), additions=(), timeout: float = DEFAULT_TIMEOUT_S,
+            jobs: int = 1) -> Result:
+    """The pool's answers after retiring ``without_hosts`` and applying ``additions``
+    (``NAME=MODEL...`` specs), with how each answer changes.  The changes are read before
+    anything is solved (a typo fails at once), and both solves share one cache, so the
+    second rebuilds only the changed domains."""
+    changed = without(pool, without_hosts) if without_hosts else pool
+    for spec in additions:
+        changed = add(changed, spec)
+    cache = SolveCache()
+    before = solve(pool, timeout=timeout, jobs=jobs, cache=cache)
+    after = solve(changed, timeout=timeout, jobs=jobs, cache=cache)
+    return dataclasses.replace(after, whatif={"without": list(without_hosts), "add": list(additions)},
+                               changes=tuple(compare(before, after)))
