@@ -37,6 +37,9 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
         lines.append(f"  flags:        {','.join(g.flags()) or '(none)'}")
         if g.fms:
             lines.append(f"  f/m/s shown:  family={g.fms[0]} model={g.fms[1]} stepping={g.fms[2]}")
+        if g.threads > 1:
+            lines.append(f"  topology:     threads={g.threads} per core (qemu -smp ...,threads={g.threads}; "
+                         f"libvirt <topology threads='{g.threads}'/>)")
         lines.append(f"  mitigations:  {', '.join(d.mitigations) or '(none beyond the model)'}")
         if d.claims:
             lines.append(f"  immunity bits: {', '.join(d.claims)}")
@@ -50,6 +53,13 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
     for c in d.conflicts:
         lines.append(f"  conflict: {c.text}")
         lines.append(f"      fix: {c.fix}")
+    for p in d.protection:
+        where = _hosts(p.hosts, memo)
+        kernels = "" if len(p.kernels) > 1 else f" (Linux {p.kernels[0]})"
+        label = {"protected": "protected", "partial": "protected", "ineffective": "INEFFECTIVE",
+                 "unprotected": "UNPROTECTED"}[p.status]
+        residual = f" [{p.residual}: only the host can remove it]" if p.residual else ""
+        lines.append(f"  {label + ':':<13} {p.bug} on {where}{kernels}: {p.does}: {p.summary()}{residual}")
     for c in d.safety_costs:
         lines.append(f"  safety cost:  {c.text}")
     if d.better:

@@ -1,0 +1,83 @@
+"""How the answer protects the guest on each kind of host, and where it does not fully.
+
+For every host kind and every bug its silicon has, the entry of the protection table that
+the chosen guest meets there: what the guest's kernel does and why that works on that
+host ("mds on skx-01 (x20): verw_user: VERW clears ... only with the host's MD_CLEAR
+microcode"), with the residual Linux itself leaves (SMT siblings) where there is one.
+Under policy compat, the hosts where the guest's attempt is ineffective are listed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from cpusolve.core.guest import GuestCpu
+from cpusolve.core.hosts import HostRef
+from cpusolve.core.pool import Requirements
+from cpusolve.domains.kinds import HostKinds
+from cpusolve.encodings.protection import actions_named, guest_text, protection_table
+from cpusolve.encodings.rules import load_rules
+from cpusolve.encodings.safety import boot_facts
+from cpusolve.report.records import ref_list
+
+
+@dataclass(frozen=True)
+class Protection:
+    bug: str
+    hosts: tuple[HostRef, ...]
+    kernels: tuple[str, ...]
+    #: "protected", "partial" (a residual only the host can remove), "ineffective" (compat:
+    #: the guest attempts it, the host's microcode makes it useless), "unprotected" (waived)
+    status: str
+    #: what the guest's kernel does that protects, and what it takes on these hosts
+    does: str
+    why: str
+    residual: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"bug": self.bug, "hosts": ref_list(self.hosts), "kernels": list(self.kernels),
+                "status": self.status, "does": self.does, "why": self.why, "residual": self.residual}
+
+    def summary(self) -> str:
+        """The why's first clause, for one terminal line."""
+        first = self.why.split(". ")[0].split("; ")[0].rstrip(".")
+        return first
+
+
+def protection_report(kinds: HostKinds, req: Requirements, guest: GuestCpu) -> tuple[Protection, ...]:
+    table = protection_table()
+    view = guest.view()
+    found: dict[tuple, list[int]] = {}
+    for i, t in enumerate(kinds.types):
+        host = t.host_view()
+        boot = boot_facts(t)
+        for bug in sorted(table.bugs):
+            bp = table.bugs[bug]
+            if bp.scope != "guest" or not table.affects(host, bug):
+                continue
+            per_kernel = []
+            for kernel in req.kernels:
+                rt = load_rules(kernel)
+                v = dataclasses.replace(view, boot=boot)
+                entry = next((e for e in table.entries_on(host, bug)
+                              if e.status != "unknown" and rt.holds(e.guest, v)), None)
+                does = ", ".join(sorted(rt.does(v) & (actions_named(entry.guest) if entry else frozenset())))
+                if entry is not None:
+                    status = entry.status
+                    per_kernel.append((status, does or guest_text(entry.guest), entry.why, entry.residual))
+                elif bug in req.waive:
+                    per_kernel.append(("unprotected", "-", "waived (requirements.waive)", None))
+                else:  # policy compat: attempted, but this host's microcode makes it ineffective
+                    attempt = table.attempt(host, bug)
+                    per_kernel.append(("ineffective", guest_text(attempt),
+                                       "the guest attempts the mitigation, but it does not work on this host", None))
+            for kernel, item in zip(req.kernels, per_kernel, strict=True):
+                found.setdefault((bug, item), []).append((i, kernel))
+    out = []
+    for (bug, (status, does, why, residual)), where in found.items():
+        idx = tuple(sorted({i for i, _ in where}))
+        kernels = tuple(k for k in req.kernels if any(kk == k for _, kk in where))
+        out.append(Protection(bug, kinds.of(idx), kernels, status, does, why, residual))
+    out.sort(key=lambda p: (p.bug, p.status != "protected", [h.name for h in p.hosts]))
+    return tuple(out)
