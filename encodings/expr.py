@@ -33,6 +33,7 @@ JSON forms (``parse``)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any as AnyType
 from typing import Generic, TypeVar
 
@@ -381,5 +382,7 @@ class Features(Algebra[frozenset]):
     def fact(self, node): return self.empty
 
 
+@lru_cache(maxsize=1 << 16)
 def features_of(expr: Expr) -> frozenset[str]:
+    """The feature names ``expr`` reads (remembered: residual terms recur in every domain)."""
     return fold(expr, Features())

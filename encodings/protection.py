@@ -55,6 +55,9 @@ class Entry:
     why: str
     residual: str | None = None
     source: tuple[str, ...] = ()
+    #: a partial entry policy strict does not accept (Linux calls it Vulnerable, or the
+    #: guest could close the residual itself)
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class ProtectionTable:
             for status in ("protected", "partial", "unknown"):
                 for e in b.get(status, []):
                     entries.append(Entry(status, parse(e["host"]), parse(e["guest"]), e.get("why", ""),
-                                         e.get("residual"), tuple(e.get("source", ()))))
+                                         e.get("residual"), tuple(e.get("source", ())), e.get("strict", True)))
             attempt = b.get("attempt", True)
             if isinstance(attempt, dict) and "by_host" in attempt:
                 attempts = tuple((parse(a["host"]), parse(a["guest"])) for a in attempt["by_host"])
@@ -153,8 +156,13 @@ class ProtectionTable:
 
     def protection(self, host: HostView, bug: str) -> Expr:
         """What the guest must do (or be shown) to be protected against ``bug`` on ``host``:
-        any of the applicable protected or partial entries (FALSE when none applies)."""
-        return ex.disj(e.guest for e in self.entries_on(host, bug) if e.status != "unknown")
+        any of the applicable protected or strict-accepted partial entries (FALSE when none
+        applies)."""
+        return ex.disj(e.guest for e in self.accepted(host, bug))
+
+    def accepted(self, host: HostView, bug: str) -> tuple[Entry, ...]:
+        """The applicable entries policy strict accepts as protection."""
+        return tuple(e for e in self.entries_on(host, bug) if e.status != "unknown" and e.strict)
 
     def attempt(self, host: HostView, bug: str) -> Expr:
         """The mitigation the guest must at least attempt on ``host`` (first match)."""

@@ -104,6 +104,7 @@ class RuleTable:
                 for flag in row["flags"]:
                     self.tables.setdefault((kind, flag), []).append((row, test))
         self._table_verdicts: dict[tuple, bool] = {}
+        self._does: dict[CpuView, frozenset[str]] = {}
         self._residuals: dict[tuple, Expr] = {}
         self._residual_memos: dict[tuple, dict] = {}
         self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
@@ -137,10 +138,17 @@ class RuleTable:
         raise KeyError(f"a rule table cannot resolve {node.kind} references")
 
     def does(self, cpu: CpuView) -> frozenset[str]:
-        """The actions (not intermediate states) the kernel takes on this CPU."""
-        ops, memo = Concrete(self, cpu), {}
-        return frozenset(name for name, a in self.action_data.items()
-                         if a.get("kind") == "action" and fold(ex.Ref("action", name), ops, memo))
+        """The actions (not intermediate states) the kernel takes on this CPU (remembered:
+        the same guest is asked about on every host of every domain)."""
+        hit = self._does.get(cpu)
+        if hit is None:
+            if len(self._does) > 1 << 14:
+                self._does.clear()
+            ops, memo = Concrete(self, cpu), {}
+            hit = self._does[cpu] = frozenset(
+                name for name, a in self.action_data.items()
+                if a.get("kind") == "action" and fold(ex.Ref("action", name), ops, memo))
+        return hit
 
     def sysfs_text(self, cpu: CpuView, bug: str) -> str | None:
         """The predicted text of /sys/.../vulnerabilities/<bug> (None: not predictable

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cpusolve.encodings import expr as ex
 from cpusolve.encodings.cpu import CpuView
@@ -66,6 +67,11 @@ def boot_facts(host) -> frozenset[str]:
 def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligation]:
     """Every obligation a guest of this domain has, in a stable order; obligations equal on
     several host kinds are one, caused by all of them."""
+    return list(_obligations(vendor, tuple(types), tuple(kernels), policy, frozenset(waive)))
+
+
+@lru_cache(maxsize=1 << 12)
+def _obligations(vendor: str, types: tuple, kernels: tuple, policy: str, waive: frozenset) -> tuple[Obligation, ...]:
     table = protection_table()
     boots = sorted({boot_facts(t) for t in types}, key=sorted)
     kind = "protected" if policy == "strict" else "attempt"
@@ -82,5 +88,5 @@ def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligat
             for kernel in kernels:
                 for boot in boots:
                     groups.setdefault((bug, kernel, boot, expr), []).append(i)
-    return [Obligation(kind, bug, kernel, expr, tuple(causes), boot)
-            for (bug, kernel, boot, expr), causes in groups.items()]
+    return tuple(Obligation(kind, bug, kernel, expr, tuple(causes), boot)
+                 for (bug, kernel, boot, expr), causes in groups.items())

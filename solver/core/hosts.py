@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.protection import HostView
+from cpusolve.encodings.rules import is_arch_cap
 
 VENDORS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  ")
 
@@ -39,8 +40,13 @@ class HostFacts(Cpu):
     microcode_fixes: frozenset[str] = frozenset()
 
     def host_view(self) -> HostView:
-        """The host as the protection table reads it."""
-        return HostView(self.vendor, self.family, self.model, self.stepping, self.silicon,
+        """The host as the protection table reads it: its IA32_ARCH_CAPABILITIES bits count
+        only where the host has the MSR (the arch-capabilities CPUID bit), as its kernel reads
+        them."""
+        bits = self.silicon
+        if "arch-capabilities" not in bits:
+            bits = frozenset(f for f in bits if not is_arch_cap(f))
+        return HostView(self.vendor, self.family, self.model, self.stepping, bits,
                         bugs=self.bugs | self.internal_bugs, kernel=self.kernel, tsx=self.tsx, smt=self.smt,
                         ucode=self.microcode_fixes)
 

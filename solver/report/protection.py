@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostRef
@@ -46,38 +47,45 @@ class Protection:
 
 
 def protection_report(kinds: HostKinds, req: Requirements, guest: GuestCpu) -> tuple[Protection, ...]:
-    table = protection_table()
-    view = guest.view()
-    found: dict[tuple, list[int]] = {}
+    found: dict[tuple, list[tuple[int, str]]] = {}
     for i, t in enumerate(kinds.types):
-        host = t.host_view()
-        boot = boot_facts(t)
-        for bug in sorted(table.bugs):
-            bp = table.bugs[bug]
-            if bp.scope != "guest" or not table.affects(host, bug):
-                continue
-            per_kernel = []
-            for kernel in req.kernels:
-                rt = load_rules(kernel)
-                v = dataclasses.replace(view, boot=boot)
-                entry = next((e for e in table.entries_on(host, bug)
-                              if e.status != "unknown" and rt.holds(e.guest, v)), None)
-                does = ", ".join(sorted(rt.does(v) & (actions_named(entry.guest) if entry else frozenset())))
-                if entry is not None:
-                    status = entry.status
-                    per_kernel.append((status, does or guest_text(entry.guest), entry.why, entry.residual))
-                elif bug in req.waive:
-                    per_kernel.append(("unprotected", "-", "waived (requirements.waive)", None))
-                else:  # policy compat: attempted, but this host's microcode makes it ineffective
-                    attempt = table.attempt(host, bug)
-                    per_kernel.append(("ineffective", guest_text(attempt),
-                                       "the guest attempts the mitigation, but it does not work on this host", None))
-            for kernel, item in zip(req.kernels, per_kernel, strict=True):
-                found.setdefault((bug, item), []).append((i, kernel))
+        for bug, kernel, item in _per_kind(t, req, guest):
+            found.setdefault((bug, item), []).append((i, kernel))
     out = []
     for (bug, (status, does, why, residual)), where in found.items():
         idx = tuple(sorted({i for i, _ in where}))
         kernels = tuple(k for k in req.kernels if any(kk == k for _, kk in where))
         out.append(Protection(bug, kinds.of(idx), kernels, status, does, why, residual))
     out.sort(key=lambda p: (p.bug, p.status != "protected", [h.name for h in p.hosts]))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1 << 14)
+def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
+    """(bug, kernel, (status, does, why, residual)) on one host kind: a function of the
+    kind, the requirements and the guest, which many domains share."""
+    table = protection_table()
+    host = t.host_view()
+    view = dataclasses.replace(guest.view(), boot=boot_facts(t))
+    out = []
+    for bug in sorted(table.bugs):
+        bp = table.bugs[bug]
+        if bp.scope != "guest" or not table.affects(host, bug):
+            continue
+        for kernel in req.kernels:
+            rt = load_rules(kernel)
+            memo: dict = {}
+            entry = next((e for e in table.accepted(host, bug) if rt.holds(e.guest, view, memo)), None)
+            if entry is None:  # policy compat: a residual strict does not accept
+                entry = next((e for e in table.entries_on(host, bug) if e.status == "partial" and not e.strict
+                              and rt.holds(e.guest, view, memo)), None)
+            if entry is not None:
+                does = ", ".join(sorted(rt.does(view) & actions_named(entry.guest)))
+                out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual)))
+            elif bug in req.waive:
+                out.append((bug, kernel, ("unprotected", "-", "waived (requirements.waive)", None)))
+            else:  # policy compat: attempted, but this host's microcode makes it ineffective
+                out.append((bug, kernel, ("ineffective", guest_text(table.attempt(host, bug)),
+                                          "the guest attempts the mitigation, but it does not work on this host",
+                                          None)))
     return tuple(out)

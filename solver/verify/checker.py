@@ -121,7 +121,7 @@ def failure_text(host, ob: Obligation, view) -> str:
     rt = load_rules(ob.kernel)
     does = rt.does(dataclasses.replace(view, boot=ob.boot))
     table = protection_table()
-    entries = [e for e in table.entries_on(host.host_view(), ob.bug) if e.status != "unknown"]
+    entries = list(table.accepted(host.host_view(), ob.bug))
     named = frozenset().union(*(actions_named(e.guest) for e in entries)) if entries else frozenset()
     if ob.kind == "attempt":
         named = actions_named(ob.expr)
