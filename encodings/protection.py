@@ -30,6 +30,7 @@ from cpusolve.encodings import expr as ex
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.encodings.rules import parse
+from cpusolve.encodings.spelling import action_label, host_def_label
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def guest_text(expr: Expr) -> str:
     if t is ex.Const:
         return "nothing" if expr.value else "a mitigation no guest can run"
     if t is ex.Ref:
-        return expr.name
+        return action_label(expr.name) if expr.kind == "action" else expr.name
     if t is ex.Feature:
         return f"{expr.name} shown"
     if t is ex.Fact and expr.kind == "smt":
@@ -204,6 +205,55 @@ def guest_text(expr: Expr) -> str:
     if t is ex.Vendor:
         return "vendor " + "/".join(expr.vendors)
     return repr(expr)
+
+
+def host_text(expr: Expr) -> str:
+    """A host condition of the table in words: "Zen 3/4 + verw-clear", "" when it always holds."""
+    t = type(expr)
+    if t is ex.Const:
+        return "" if expr.value else "never"
+    if t is ex.Ref:
+        return host_def_label(expr.name)
+    if t is ex.Fact:
+        kind, arg = expr.kind, expr.arg
+        if kind == "host_feature":
+            return str(arg)
+        if kind == "host_bug":
+            return f"{arg}-affected"
+        if kind == "tsx":
+            return f"TSX {arg}"
+        if kind == "host_smt":
+            return "SMT on"
+        if kind == "host_ucode":
+            return f"{arg} microcode"
+        if kind == "kvm":
+            return "KVM " + "/".join(arg)
+        if kind == "host_vendor":
+            return "/".join(arg)
+        return f"{kind} {arg}"
+    if t is ex.Not:
+        inner = expr.item
+        if type(inner) is ex.Fact and inner.kind == "host_smt":
+            return "SMT off"
+        if type(inner) is ex.Fact and inner.kind == "host_bug":
+            return f"not {inner.arg}-affected"
+        if type(inner) is ex.Fact and inner.kind == "host_feature":
+            return f"no {inner.arg}"
+        return f"not ({host_text(inner)})"
+    if t is ex.All:
+        parts = [host_text(e) for e in _flat(expr)]
+        return " + ".join(_group(p) if " or " in p else p for p in parts if p)
+    if t is ex.Any:
+        parts = list(dict.fromkeys(host_text(e) for e in expr.items))
+        return " or ".join(_group(p) if " + " in p else p for p in parts)
+    return repr(expr)
+
+
+def _flat(expr: ex.All) -> list[Expr]:
+    out: list[Expr] = []
+    for e in expr.items:
+        out.extend(_flat(e) if type(e) is ex.All else [e])
+    return out
 
 
 def _group(text: str) -> str:

@@ -192,6 +192,24 @@ def test_bits_that_only_change_sysfs_text_are_not_required():
     assert "tsa" not in unsafe(pool_dict(zen34), plain)
 
 
+def test_genoa_and_turin_need_no_verw_clear_in_the_guest():
+    """Genoa + Turin was refused for want of verw-clear in the guest.  Now Genoa's TSA
+    microcode (a host fact) makes the guest's VERW clear; Turin is TSA-free where its CPUID
+    enumerates TSA_SQ_NO, TSA_L1_NO and TSA_FILL_NO (6.12 common.c: Zen 5 forces none of
+    them, amd.c tsa_init()).  A catalog Turin states none of them: refused, with a fix that
+    names the bits to read from the real host."""
+    genoa = {"cpu": "EPYC-Genoa-v2", "add": ["verw-clear", "sbpb"]}
+    enumerated = {"genoa": genoa, "turin": {"cpu": "EPYC-Turin-v1",
+                                            "add": ["tsa-sq-no", "tsa-l1-no", "linux:tsa_fill_no"]}}
+    d = only(solve({"hosts": enumerated, "host_defaults": {"kernel": "6.12"}}))
+    assert d.status == "ok" and "verw-clear" not in d.features
+    assert ("protected", "genoa") in protection(d, "tsa") and not protection(d, "tsa") & {("protected", "turin")}
+    catalog_turin = only(solve({"hosts": {"genoa": genoa, "turin": {"cpu": "EPYC-Turin-v1"}}}))
+    assert catalog_turin.status == "infeasible"
+    (tsa,) = [c for c in catalog_turin.conflicts if c.bug == "tsa"]
+    assert "enumerates linux:tsa_fill_no" in tsa.fix and "split" in tsa.fix  # QEMU's Turin has the other two
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} not present")
 def test_real_host_pairs_are_not_refused_for_taa_alone():
     """Same-vendor pairs of libvirt's real test CPUs (1,194 in all): the truthfulness rule

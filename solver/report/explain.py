@@ -6,9 +6,11 @@ import dataclasses
 
 from cpusolve.core.hosts import HostRef
 from cpusolve.domains.kinds import HostKinds
-from cpusolve.encodings.expr import FALSE, All, Any, Fact, Ref
+from cpusolve.encodings.expr import FALSE, All, Any, Fact, Ref, features_of
 from cpusolve.encodings.protection import guest_text, needs_text, protection_table
+from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation
+from cpusolve.hostfacts.derive import host_bugs
 from cpusolve.problem.keys import FactKey, Forbid, Lacks, MinModel, Must, QemuLacks, Require
 from cpusolve.report.records import Conflict, Shortfall
 
@@ -89,9 +91,14 @@ def _obligation(ob: Obligation, hs: tuple[HostRef, ...], kinds: HostKinds) -> Co
     unknown = [e for e in table.entries_on(host, ob.bug) if e.status == "unknown"]
     if ob.expr == FALSE and unknown and not missing_host_bits(table, host, ob.bug):
         why = unknown[0].why.split(". ")[0].rstrip(".")
+        immune = immunity_bits(kinds.types[ob.causes[0]], ob.bug)
+        read = (f"if {_names(hs)} enumerate{'s' if len(hs) == 1 else ''} {', '.join(immune)} in CPUID, "
+                f"Linux counts {'it' if len(hs) == 1 else 'them'} unaffected: list them in its add (or read the host "
+                f"with cpusolve probe or a CPUID dump); else " if immune else "")
         return Conflict("unprotected", f"{ob.bug} affects {_names(hs)} and no source settles whether a Linux "
                         f"{ob.kernel} guest's {guest_text(unknown[0].guest)} protects there: {why}",
-                        f"{split}, or {waive} (after checking the vendor's guidance for this CPU)", hs, bug=ob.bug)
+                        f"{read}{split}, or {waive} (after checking the vendor's guidance for this CPU)",
+                        hs, bug=ob.bug)
     if ob.expr == FALSE:
         bits = missing_host_bits(table, host, ob.bug)
         need = (f": {_names(hs)} lack{'s' if len(hs) == 1 else ''} {' or '.join(bits)} (host microcode)"
@@ -104,6 +111,22 @@ def _obligation(ob: Obligation, hs: tuple[HostRef, ...], kinds: HostKinds) -> Co
     return Conflict("unprotected", f"{ob.bug} affects {_names(hs)}: a Linux {ob.kernel} guest is protected there only "
                     f"by {needs_text(entries)}, which no guest CPU of this domain makes it do",
                     f"{split}, or {waive}", hs, bug=ob.bug)
+
+
+def immunity_bits(facts, bug: str) -> list[str]:
+    """The '*-no' bits Linux's rule for ``bug`` reads that, all enumerated by the host's
+    CPUID, would make Linux count the host unaffected (TSA_SQ_NO, TSA_L1_NO, TSA_FILL_NO on
+    Zen 5): what a real read of the host may show and a catalog model does not."""
+    rule = load_rules().rules.get(bug)
+    if rule is None:
+        return []
+    own = frozenset(facts.silicon or facts.features)
+    wanted = sorted(f for f in features_of(rule.affected)
+                    if f.endswith(("-no", "_no")) and f not in own)
+    fms = (facts.family, facts.model, facts.stepping)
+    if not wanted or bug in host_bugs(facts.vendor, fms, own | set(wanted)):
+        return []
+    return wanted
 
 
 def missing_host_bits(table, host, bug: str) -> list[str]:

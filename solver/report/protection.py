@@ -17,9 +17,10 @@ from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostRef
 from cpusolve.core.pool import Requirements
 from cpusolve.domains.kinds import HostKinds
-from cpusolve.encodings.protection import actions_named, guest_text, protection_table
+from cpusolve.encodings.protection import actions_named, guest_text, host_text, protection_table
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import boot_facts
+from cpusolve.encodings.spelling import action_label
 from cpusolve.report.records import ref_list
 
 
@@ -35,15 +36,24 @@ class Protection:
     does: str
     why: str
     residual: str | None = None
+    #: what makes it work on these hosts, in words ("Zen 3/4 + verw-clear"; "" = any host)
+    condition: str = ""
 
     def to_dict(self) -> dict:
         return {"bug": self.bug, "hosts": ref_list(self.hosts), "kernels": list(self.kernels),
-                "status": self.status, "does": self.does, "why": self.why, "residual": self.residual}
+                "status": self.status, "does": self.does, "why": self.why, "residual": self.residual,
+                "condition": self.condition}
 
-    def summary(self) -> str:
-        """The why's first clause, for one terminal line."""
-        first = self.why.split(". ")[0].split("; ")[0].rstrip(".")
-        return first
+    def does_text(self) -> str:
+        """The guest's actions in operator words ("IBRS on kernel entry")."""
+        if self.status == "unprotected":
+            return "nothing (waived)"
+        if self.does == "nothing":
+            return "no guest action needed"
+        names = [n.strip() for n in self.does.split(",")]
+        if self.status != "ineffective" and all(n and " " not in n for n in names):
+            return " and ".join(action_label(n) for n in names)
+        return self.does
 
 
 def protection_report(kinds: HostKinds, req: Requirements, guest: GuestCpu) -> tuple[Protection, ...]:
@@ -52,10 +62,10 @@ def protection_report(kinds: HostKinds, req: Requirements, guest: GuestCpu) -> t
         for bug, kernel, item in _per_kind(t, req, guest):
             found.setdefault((bug, item), []).append((i, kernel))
     out = []
-    for (bug, (status, does, why, residual)), where in found.items():
+    for (bug, (status, does, why, residual, condition)), where in found.items():
         idx = tuple(sorted({i for i, _ in where}))
         kernels = tuple(k for k in req.kernels if any(kk == k for _, kk in where))
-        out.append(Protection(bug, kinds.of(idx), kernels, status, does, why, residual))
+        out.append(Protection(bug, kinds.of(idx), kernels, status, does, why, residual, condition))
     out.sort(key=lambda p: (p.bug, p.status != "protected", [h.name for h in p.hosts]))
     return tuple(out)
 
@@ -81,11 +91,12 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
                               and rt.holds(e.guest, view, memo)), None)
             if entry is not None:
                 does = ", ".join(sorted(rt.does(view) & actions_named(entry.guest)))
-                out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual)))
+                out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual,
+                                          host_text(entry.host))))
             elif bug in req.waive:
-                out.append((bug, kernel, ("unprotected", "-", "waived (requirements.waive)", None)))
+                out.append((bug, kernel, ("unprotected", "-", "waived (requirements.waive)", None, "")))
             else:  # policy compat: attempted, but this host's microcode makes it ineffective
                 out.append((bug, kernel, ("ineffective", guest_text(table.attempt(host, bug)),
                                           "the guest attempts the mitigation, but it does not work on this host",
-                                          None)))
+                                          None, "")))
     return tuple(out)

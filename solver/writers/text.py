@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cpusolve.core.guest import qemu_cpu_arg
+from cpusolve.encodings.spelling import residual_label
 from cpusolve.report.plans import Change, Suggestion
 from cpusolve.report.records import DomainResult, Result
 
@@ -58,8 +59,9 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
         kernels = "" if len(p.kernels) > 1 else f" (Linux {p.kernels[0]})"
         label = {"protected": "protected", "partial": "protected", "ineffective": "INEFFECTIVE",
                  "unprotected": "UNPROTECTED"}[p.status]
-        residual = f" [{p.residual}: only the host can remove it]" if p.residual else ""
-        lines.append(f"  {label + ':':<13} {p.bug} on {where}{kernels}: {p.does}: {p.summary()}{residual}")
+        works = f" (works there: {p.condition})" if p.condition and p.status != "ineffective" else ""
+        residual = f"; remains: {residual_label(p.residual)}" if p.residual else ""
+        lines.append(f"  {label + ':':<13} {p.bug} on {where}{kernels}: {p.does_text()}{works}{residual}")
     for c in d.safety_costs:
         lines.append(f"  safety cost:  {c.text}")
     if d.better:
