@@ -159,6 +159,22 @@ class RuleTable:
                 return text
         return None
 
+    def dmesg_lines(self, cpu: CpuView) -> list[str]:
+        """The mitigation lines the kernel prints at boot on this CPU, in boot order: per
+        category (Spectre V2, RETBleed, the active return thunk...) the first entry that
+        holds; some categories print nothing."""
+        ops, memo = Concrete(self, cpu), {}
+        out: list[str] = []
+        for cat in self.dmesg_order:
+            for when, text in self.dmesg.get(cat, ()):
+                if fold(when, ops, memo):
+                    if isinstance(text, str):
+                        out.append(text)
+                    elif text:
+                        out.extend(text)
+                    break
+        return out
+
     def in_table(self, node: ex.InTable, cpu: CpuView) -> bool:
         """Whether the CPU's identity matches a row with ``node.flag`` (cached per identity:
         every host of a kind and every guest answer repeats one)."""

@@ -87,6 +87,20 @@ def test_a_missing_sysfs_file_is_not_not_affected(tmp_path, capsys):
     assert {c.bug for c in d.conflicts} & {"retbleed", "spec_rstack_overflow"}
 
 
+def test_an_unknown_sysfs_verdict_is_reported_not_taken(tmp_path, capsys):
+    """"Unknown: No mitigations" is the kernel saying it cannot tell: reported, and Linux's
+    rules decide (a Skylake-SP has mmio_stale_data by the rules; a Haswell client has not)."""
+    for model, expect in ((85, True), (60, False)):
+        host = tmp_path / f"m{model}"
+        (host / "vulnerabilities").mkdir(parents=True)
+        (host / "cpuinfo").write_text(f"processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+                                      f"model\t\t: {model}\nstepping\t: 4\nflags\t\t: fpu sse2 md_clear\n\n")
+        (host / "vulnerabilities" / "mmio_stale_data").write_text("Unknown: No mitigations\n")
+        pool = load_pool({"hosts": {"h": {"facts": str(host)}}})
+        assert ("mmio_stale_data" in pool.hosts["h"].facts.bugs) is expect
+        assert "cannot tell mmio_stale_data ('Unknown: No mitigations')" in capsys.readouterr().err
+
+
 def test_an_amd_family_of_another_generation_is_judged_by_what_it_runs():
     """Family 0x19 shown on Zen 2 silicon makes the guest run the Zen 3/4 SRSO sequence and
     skip Retbleed untraining; family 0x17 on Zen 3 runs the Zen 1/2 sequence and believes

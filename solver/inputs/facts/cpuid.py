@@ -8,8 +8,8 @@ feature we can reason about.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 
