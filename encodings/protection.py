@@ -272,10 +272,29 @@ def actions_named(expr: Expr) -> frozenset[str]:
     return frozenset()
 
 
+def showable(expr: Expr, visible: frozenset[str]) -> Expr:
+    """``expr`` without the ways that need a bit no guest can be shown (an ARCH_CAPABILITIES
+    bit QEMU has no name for): what an explanation may offer an operator."""
+    t = type(expr)
+    if t is ex.Feature:
+        return expr if expr.name in visible else ex.FALSE
+    if t is ex.All:
+        items = [showable(e, visible) for e in expr.items]
+        return ex.FALSE if ex.FALSE in items else ex.All(tuple(items))
+    if t is ex.Any:
+        items = [i for i in (showable(e, visible) for e in expr.items) if i != ex.FALSE]
+        return ex.FALSE if not items else items[0] if len(items) == 1 else ex.Any(tuple(items))
+    return expr
+
+
 def needs_text(entries) -> str:
     """The simplest ways a guest is protected by these entries (at most two, shortest
     first): what an explanation names as "protection there needs ..."."""
-    texts = sorted({guest_text(e.guest) for e in entries if e.status != "unknown"}, key=lambda t: (len(t), t))
+    from cpusolve.encodings.catalog import catalog
+
+    visible = catalog().guest_features
+    shown = [showable(e.guest, visible) for e in entries if e.status != "unknown"]
+    texts = sorted({guest_text(g) for g in shown if g != ex.FALSE}, key=lambda t: (len(t), t))
     if not texts:
         return "a mitigation no guest can run"
     shown = [f"({t})" if " or " in t else t for t in texts[:2]]

@@ -107,6 +107,7 @@ class RuleTable:
         self._does: dict[CpuView, frozenset[str]] = {}
         self._residuals: dict[tuple, Expr] = {}
         self._residual_memos: dict[tuple, dict] = {}
+        self._interned: dict[Expr, Expr] = {}
         self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
         self.actions: dict[str, Expr] = {name: parse(a["when"]) for name, a in self.action_data.items()}
         self.actions_source = (actions or {}).get("source", {})
@@ -235,7 +236,10 @@ class RuleTable:
             term = self._residuals.get(key)
             if term is None:
                 memo = self._residual_memos.setdefault((vendor, fms, boot), {})
-                term = self._residuals[key] = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
+                term = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
+                # one object per distinct residual: the problem builder and the model
+                # reduction compare and key on them, and identical objects compare at once
+                term = self._residuals[key] = self._interned.setdefault(term, term)
             out.append(term)
         return out
 

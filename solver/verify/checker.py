@@ -19,6 +19,7 @@ from cpusolve.encodings.catalog import Catalog
 from cpusolve.encodings.protection import actions_named, guest_text, needs_text, protection_table
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation, obligations
+from cpusolve.encodings.spelling import action_label
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def failure_text(host, ob: Obligation, view) -> str:
     if ob.kind == "attempt":
         named = actions_named(ob.expr)
     runs = sorted(does & named) or sorted(a for a in does if a in ATTEMPTS.get(ob.bug, ()))
-    running = f"the guest runs {', '.join(runs)}" if runs else "the guest runs no mitigation for it"
+    running = (f"the guest runs {' and '.join(action_label(a) for a in runs)}" if runs
+               else "the guest runs no mitigation for it")
     if rt.affected(view).get(ob.bug) is False:
         running += f" (it believes itself not affected: {rt.explain(view, ob.bug)})"
     if not entries:
