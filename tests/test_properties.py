@@ -234,11 +234,12 @@ def test_random_pools_sound_maximal_deterministic(data):
 
 
 def objective_values(outcome) -> object:
-    """DESIGN.md section 3's objectives of an answer, in priority order (status if none)."""
+    """The objectives of an answer (docs/DESIGN.md, "Objectives"), in priority order
+    (status if none)."""
     if outcome.status != "sat":
         return outcome.status
     g, f = outcome.guest, outcome.features
-    return (len(f - HINT_BITS), len(f & HINT_BITS), len(g.plus) + len(g.minus), g.fms is None,
+    return (len(f - HINT_BITS), len(f & HINT_BITS), g.threads, len(g.plus) + len(g.minus), g.fms is None,
             CAT.model(g.model).index, g.identity())
 
 

@@ -1,4 +1,4 @@
-"""``cpusolve audit`` reports: text for a terminal, JSON (``cpusolve-audit/1``)."""
+"""``cpusolve audit`` reports: text for a terminal, JSON (``cpusolve-audit/2``)."""
 
 from __future__ import annotations
 
