@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# Install what the ground-truth boot tests (tests/test_groundtruth_boot.py) need
-# on a Debian bookworm machine:
+# Install what the ground-truth boot recordings (tests/groundtruth/boot.py,
+# recordings tests/data/groundtruth/linux-6.1-tcg.json and linux-6.12-tcg.json) need on a Debian
+# bookworm machine:
 #   - qemu-system-x86 (QEMU 7.2 in bookworm), installed with apt-get;
-#   - Debian's own Linux 6.1 kernel image (linux-image-6.1.0-XX-amd64) and
-#     busybox-static, fetched with `apt-get download` and unpacked (only
-#     ./boot of the kernel package, which is what -kernel needs) into
-#     $CPUSOLVE_GT_CACHE (default /var/cache/cpusolve-groundtruth).
+#   - Debian's own kernel images, one per series recorded:
+#       linux-image-6.1.0-XX-amd64         (bookworm's own 6.1 kernel)
+#       linux-image-6.12.NN+deb12-amd64    (the 6.12 kernel bookworm-security
+#                                           carries for trixie's LTS backport)
+#     fetched with `apt-get download` and unpacked (only ./boot of the kernel
+#     package, which is what -kernel needs: neither kernel needs a module to
+#     reach the initramfs under TCG) into $CPUSOLVE_GT_CACHE/kernel/;
+#   - busybox-static, fetched and unpacked into $CPUSOLVE_GT_CACHE/busybox/.
+# $CPUSOLVE_GT_CACHE defaults to /var/cache/cpusolve-groundtruth.
 #
 # Idempotent: work already done is skipped (a second run takes well under a
 # second).  It never fails the build: if something cannot be installed or
 # downloaded it prints a warning and exits 0; the slow tests then skip.
 #
-# The kernel tried first is the one the recording in
-# tests/data/groundtruth/linux-6.1-tcg.json was made with (GT_KERNEL_PKG
-# below); if bookworm no longer serves it, the newest linux-image-6.1.0-*-amd64
-# is used instead (the reproducibility test then skips, saying to re-record).
+# The kernels tried first are the ones the recordings were made with
+# (GT_KERNEL_PKGS below, one per series); if bookworm no longer serves one,
+# the newest kernel of the same series is used instead (the reproducibility
+# test then skips, saying to re-record).
 set -u
 
-GT_KERNEL_PKG="${GT_KERNEL_PKG:-linux-image-6.1.0-56-amd64}"
+GT_KERNEL_PKGS="${GT_KERNEL_PKGS:-linux-image-6.1.0-56-amd64 linux-image-6.12.117+deb12-amd64}"
 CACHE="${CPUSOLVE_GT_CACHE:-/var/cache/cpusolve-groundtruth}"
 APT_TIMEOUT="${GT_APT_TIMEOUT:-300}"
 
@@ -68,7 +74,7 @@ fetch_unpack() {
     rm -rf "$dest.partial"
     mkdir -p "$dest.partial"
     if [ "$#" -gt 0 ]; then
-        # a dpkg -x of only the named members (the kernel package is ~400 MB unpacked)
+        # a dpkg -x of only the named members (a kernel package is ~400-500 MB unpacked)
         dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dest.partial" --wildcards "$@" || { rm -rf "$tmp" "$dest.partial"; return 1; }
     else
         dpkg -x "$deb" "$dest.partial" || { rm -rf "$tmp" "$dest.partial"; return 1; }
@@ -108,20 +114,32 @@ install_qemu() {
     fi
 }
 
+# series_regex PKG: the apt-cache search pattern for PKG's series, i.e. the
+# kernels that may stand in for PKG when bookworm no longer serves it
+series_regex() {
+    case "$1" in
+        linux-image-6.1.0-*-amd64) echo '^linux-image-6\.1\.0-[0-9]+-amd64$' ;;
+        linux-image-6.12.*+deb12-amd64) echo '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' ;;
+        *) echo "^$(printf '%s' "$1" | sed 's/[.+]/\\&/g')\$" ;;
+    esac
+}
+
+# install_kernel PKG: PKG's ./boot in the cache, or the newest of its series
 install_kernel() {
-    local release="${GT_KERNEL_PKG#linux-image-}"
+    local pkg="$1"
+    local release="${pkg#linux-image-}"
     if ls "$CACHE"/kernel/*/boot/vmlinuz-"$release" >/dev/null 2>&1; then
         return 0
     fi
-    if fetch_retry "$GT_KERNEL_PKG" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*'; then
+    if fetch_retry "$pkg" "$CACHE/kernel" './boot/vmlinuz-*' './boot/config-*'; then
         return 0
     fi
-    warn "$GT_KERNEL_PKG not downloadable; trying the newest linux-image-6.1.0-*-amd64"
+    warn "$pkg not downloadable; trying the newest kernel of its series"
     apt_update_once
     local newest
-    newest="$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n1)"
+    newest="$(apt-cache search --names-only "$(series_regex "$pkg")" 2>/dev/null | awk '{print $1}' | sort -V | tail -n1)"
     if [ -z "$newest" ]; then
-        warn "no linux-image-6.1.0-*-amd64 known to apt (not Debian bookworm?)"
+        warn "no kernel of the series of $pkg known to apt (not Debian bookworm?)"
         return 1
     fi
     if ls "$CACHE"/kernel/*/boot/vmlinuz-"${newest#linux-image-}" >/dev/null 2>&1; then
@@ -146,9 +164,11 @@ main() {
         warn "cannot write $CACHE (set CPUSOLVE_GT_CACHE to a writable dir); ground-truth boot tests will skip"
         return 0
     fi
-    local ok=1
+    local ok=1 pkg
     install_qemu || ok=0
-    install_kernel || ok=0
+    for pkg in $GT_KERNEL_PKGS; do
+        install_kernel "$pkg" || ok=0
+    done
     install_busybox || ok=0
     if [ "$ok" = 1 ]; then
         log "ready: $(ls "$CACHE"/kernel/*/boot/vmlinuz-* 2>/dev/null | tr '\n' ' ')$(ls "$CACHE"/busybox/*/bin/busybox 2>/dev/null | head -n1)"

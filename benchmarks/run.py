@@ -243,7 +243,7 @@ def make_pool(work: Path, hosts: int, types: int, doms: int, seed: int = 1) -> P
 def run_cli_on(path: Path, work: Path, recheck_answers: bool = True, jobs: int = 1) -> dict:
     from cpusolve import load_pool
     from cpusolve.domains.graph import domains
-    from cpusolve.engine.solve import problem_key
+    from cpusolve.engine.cache import problem_key
 
     out = work / (path.stem + (f".j{jobs}" if jobs > 1 else "") + ".out.txt")
     r = timed(cpusolve_cmd() + [str(path), "-o", str(out)] + (["-j", str(jobs)] if jobs > 1 else []))
@@ -256,7 +256,7 @@ def run_cli_on(path: Path, work: Path, recheck_answers: bool = True, jobs: int =
     row = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "maxrss_mb": r["maxrss_mb"], "rc": r["rc"],
            "hosts": len(pool.hosts), "host_types": len({h.facts for h in pool.hosts.values()}),
            "domains": len(doms), "distinct_type_sets": len({d.types for d in doms}),
-           "z3_problems": len({problem_key(None, d.types[0].vendor, d.types, pool.requirements, 0)
+           "z3_problems": len({problem_key(d.types[0].vendor, d.types, pool.requirements, 0)
                                for d in doms if len({t.vendor for t in d.types}) == 1}),
            "output_mb": len(text.encode()) / 2**20, "status": status_counts(answers),
            "report_sha256": hashlib.sha256(text.encode()).hexdigest()}

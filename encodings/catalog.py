@@ -116,15 +116,25 @@ class Catalog:
         # Linux /proc/cpuinfo names QEMU cannot express: real CPUID bits become
         # "linux:<name>" (host facts the bug rules read, e.g. linux:btc_no); Linux's own
         # software flags (constant_tsc, pti...) are not CPU features and are dropped.
+        # The same bits are accepted as "linux:<name>" (Linux's own name, also for bits
+        # /proc/cpuinfo hides, such as tsa_fill_no) and decoded from raw CPUID dumps.
         self.linux_cpuid_only: dict[str, str] = {}
         self.linux_software: set[str] = set()
+        self.linux_cpuid_bits: dict[str, tuple[int, int, str, int]] = {}
         for entry in _linux_cpufeatures().get("features", []):
             name = entry.get("cpuinfo")
+            cpuid = entry.get("cpuid")
+            own = entry.get("linux_name")
+            if cpuid and not entry.get("qemu") and own and own.lower() not in self._spellings:
+                key = f"linux:{own}"
+                self.linux_cpuid_only[key] = key
+                self.linux_cpuid_bits.setdefault(key, (int(cpuid["leaf"], 16), int(cpuid["subleaf"] or 0),
+                                                       cpuid["register"], int(cpuid["bit"])))
             if not name or name.lower() in self._spellings:
                 continue
-            if entry.get("cpuid") and not entry.get("qemu"):
-                self.linux_cpuid_only[name] = f"linux:{name}"
-            elif not entry.get("cpuid"):
+            if cpuid and not entry.get("qemu"):
+                self.linux_cpuid_only[name] = f"linux:{own or name}"
+            elif not cpuid:
                 self.linux_software.add(name)
 
     # -- features -----------------------------------------------------------------

@@ -29,6 +29,12 @@ class Cpu:
 
 @dataclass(frozen=True)
 class CpuView(Cpu):
-    """What a kernel sees of its CPU: identity, feature bits, and whether it is a guest."""
+    """What a kernel sees of its CPU: identity, feature bits, whether it is a guest, and
+    (for what the kernel does, not what it believes) its vCPU topology and the facts of the
+    machine it boots on."""
 
     hypervisor: bool = True
+    #: the vCPU topology has more than one thread per core (QEMU -smp ...,threads=2)
+    smt: bool = False
+    #: facts of the boot machine the kernel probes ("msr_ok:PRED_CMD_SBPB", "env:NAME"), true ones
+    boot: frozenset[str] = frozenset()

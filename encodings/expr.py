@@ -21,11 +21,19 @@ JSON forms (``parse``)::
     {"cpu": {"family": [..], "model": n, "stepping": [lo, hi], "model_min": n, ...}}
                                            CpuMatch (all of its FieldIn tests)
     {"bug": "mds"}                         Ref("bug", ...): another rule of the same table
+    {"action": "verw_user"}                Ref("action", ...): what the guest kernel does (actions table)
+    {"smt": true}                          Fact("smt"): the guest's vCPU topology has SMT threads
+    {"msr_ok": M}, {"env": E}              Fact: facts of the machine the guest boots on
+    {"host_feature": F}, {"host_bug": B}, {"host_vendor": [...]}, {"host_cpu": {...}},
+    {"kvm": [...]}, {"tsx": "on"}, {"host_smt": true}, {"host_ucode": X}
+                                           Fact: a host's own facts (protection tables)
+    {"host_def": N}                        Ref("host_def", ...): a named host class
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any as AnyType
 from typing import Generic, TypeVar
 
@@ -127,6 +135,16 @@ class CpuMatch(Expr):
 
 
 @dataclass(frozen=True, slots=True)
+class Fact(Expr):
+    """An atom whose meaning the algebra supplies: ``kind`` "smt" (the guest topology),
+    "msr_ok"/"env" (the boot machine), "host_feature", "host_bug", "host_vendor",
+    "host_cpu" (``arg`` a CpuMatch), "kvm", "tsx", "host_smt", "host_ucode" (a host)."""
+
+    kind: str
+    arg: AnyType = True
+
+
+@dataclass(frozen=True, slots=True)
 class Ref(Expr):
     """Another named condition of the same rule set (``bug``), resolved by the algebra."""
 
@@ -147,6 +165,8 @@ class Algebra(Generic[T]):
     def hypervisor(self, node: Hypervisor) -> T: raise NotImplementedError
     def field_in(self, node: FieldIn) -> T: raise NotImplementedError
     def ref(self, node: Ref, memo: dict) -> T: raise NotImplementedError
+
+    def fact(self, node: Fact) -> T: raise NotImplementedError(f"{type(self).__name__} cannot read {node.kind}")
 
     def cpu_match(self, node: CpuMatch) -> T:
         return self.all(node, [self.field_in(t) for t in node.tests])  # type: ignore[arg-type]
@@ -183,6 +203,8 @@ def _fold(e: Expr, alg: Algebra, memo: dict):
         return alg.field_in(e)
     if t is CpuMatch:
         return alg.cpu_match(e)
+    if t is Fact:
+        return alg.fact(e)
     raise TypeError(f"not a rule expression: {e!r}")
 
 
@@ -234,8 +256,18 @@ def parse(data: AnyType, is_arch_cap=None) -> Expr:
     if op == "cpu":
         return CpuMatch(tuple(_cpu_tests(arg)), tuple((k, tuple(v) if isinstance(v, list) else v)
                                                        for k, v in arg.items()))
-    if op == "bug":
-        return Ref("bug", arg)
+    if op in ("bug", "action", "host_def"):
+        return Ref(op, arg)
+    if op in ("smt", "smt_active", "host_smt"):
+        # smt_active: sibling vCPUs online; a guest's vCPUs are all online, so it is smt.
+        node = Fact("host_smt" if op == "host_smt" else "smt")
+        return node if arg else Not(node)
+    if op in ("msr_ok", "env", "host_feature", "host_bug", "tsx", "host_ucode"):
+        return Fact(op, arg)
+    if op in ("host_vendor", "kvm"):
+        return Fact(op, tuple(arg))
+    if op == "host_cpu":
+        return Fact(op, parse({"cpu": arg}))
     raise ValueError(f"unknown rule operator '{op}'")
 
 
@@ -347,7 +379,10 @@ class Features(Algebra[frozenset]):
     def field_in(self, node): return self.empty
     def ref(self, node, memo): return self.empty
     def cpu_match(self, node): return self.empty
+    def fact(self, node): return self.empty
 
 
+@lru_cache(maxsize=1 << 16)
 def features_of(expr: Expr) -> frozenset[str]:
+    """The feature names ``expr`` reads (remembered: residual terms recur in every domain)."""
     return fold(expr, Features())

@@ -60,6 +60,12 @@ def _rule_holds(rule: dict, own: frozenset[str], bugs: frozenset[str], vendor: s
     return not set(rule.get("not_affected", [])) & bugs
 
 
+def kvm_never(kernel: str = KVM_KERNEL) -> frozenset[str]:
+    """Features this KVM never offers a guest (kvm_set_cpu_caps() does not set them):
+    Debian 12's 6.1 has no flush-l1d, ibpb-brtype, sbpb, auto-ibrs for guests."""
+    return frozenset(kvm_cpuid(kernel)["never"])
+
+
 def kvm_cpuid_filter(own: frozenset[str], bugs: frozenset[str], vendor: str, family: int,
                      kernel: str = KVM_KERNEL) -> frozenset[str]:
     """Of a host's silicon CPUID bits, those KVM offers a guest (``KVM_GET_SUPPORTED_CPUID``).

@@ -33,6 +33,8 @@ SYSFS_ORDER = [
 #: The kernel versions shipped, newest last; "6.1" is Debian bookworm's 6.1.x.
 KERNELS = ("6.1", "6.12")
 DEFAULT_KERNEL = "6.12"
+#: The problem variable that stands for the guest topology's SMT (Fact "smt").
+SMT = "topology:smt"
 
 
 def is_arch_cap(name: str) -> bool:
@@ -72,9 +74,15 @@ class BugRule:
 
 
 class RuleTable:
-    """One kernel's bug rules."""
+    """One kernel's bug rules and what the kernel does about them.
 
-    def __init__(self, data: dict) -> None:
+    ``bugs``/``rules``: which X86_BUG_* bits it sets (``data/linux-<v>.json``);
+    ``actions``: which mitigations it selects, as expressions over the same view
+    (``data/linux-<v>-actions.json``: bugs.c's *_select_mitigation(), each entry citing its
+    source lines); ``sysfs_texts``: what /sys/.../vulnerabilities/<bug> then says.
+    """
+
+    def __init__(self, data: dict, actions: dict | None = None) -> None:
         self.data = data
         self.kernel: str = data["kernel"]
         self.source = data.get("source", {})
@@ -96,8 +104,20 @@ class RuleTable:
                 for flag in row["flags"]:
                     self.tables.setdefault((kind, flag), []).append((row, test))
         self._table_verdicts: dict[tuple, bool] = {}
+        self._does: dict[CpuView, frozenset[str]] = {}
         self._residuals: dict[tuple, Expr] = {}
         self._residual_memos: dict[tuple, dict] = {}
+        self._interned: dict[Expr, Expr] = {}
+        self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
+        self.actions: dict[str, Expr] = {name: parse(a["when"]) for name, a in self.action_data.items()}
+        self.actions_source = (actions or {}).get("source", {})
+        self.sysfs_texts: dict[str, list[tuple[Expr, str | None]]] = {
+            bug: [(parse(e["when"]), e.get("text")) for e in entries]
+            for bug, entries in (actions or {}).get("sysfs", {}).items()}
+        self.dmesg: dict[str, list[tuple[Expr, object]]] = {
+            cat: [(parse(e["when"]), e.get("text")) for e in entries]
+            for cat, entries in (actions or {}).get("dmesg", {}).items()}
+        self.dmesg_order: list[str] = (actions or {}).get("dmesg_order", [])
         known = [b for b in SYSFS_ORDER if b in self.bug_rules]
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
 
@@ -106,6 +126,55 @@ class RuleTable:
         if rule is None:
             raise KeyError(f"rule table {self.kernel} has no bug '{name}'")
         return rule
+
+    def definition(self, node: ex.Ref) -> Expr:
+        """What a reference stands for: a bug's rule or an action's condition."""
+        if node.kind == "bug":
+            return self.rule(node.name).affected
+        if node.kind == "action":
+            expr = self.actions.get(node.name)
+            if expr is None:
+                raise KeyError(f"Linux {self.kernel} has no action '{node.name}'")
+            return expr
+        raise KeyError(f"a rule table cannot resolve {node.kind} references")
+
+    def does(self, cpu: CpuView) -> frozenset[str]:
+        """The actions (not intermediate states) the kernel takes on this CPU (remembered:
+        the same guest is asked about on every host of every domain)."""
+        hit = self._does.get(cpu)
+        if hit is None:
+            if len(self._does) > 1 << 14:
+                self._does.clear()
+            ops, memo = Concrete(self, cpu), {}
+            hit = self._does[cpu] = frozenset(
+                name for name, a in self.action_data.items()
+                if a.get("kind") == "action" and fold(ex.Ref("action", name), ops, memo))
+        return hit
+
+    def sysfs_text(self, cpu: CpuView, bug: str) -> str | None:
+        """The predicted text of /sys/.../vulnerabilities/<bug> (None: not predictable
+        from the view); the first entry that holds."""
+        ops, memo = Concrete(self, cpu), {}
+        for when, text in self.sysfs_texts.get(bug, ()):
+            if fold(when, ops, memo):
+                return text
+        return None
+
+    def dmesg_lines(self, cpu: CpuView) -> list[str]:
+        """The mitigation lines the kernel prints at boot on this CPU, in boot order: per
+        category (Spectre V2, RETBleed, the active return thunk...) the first entry that
+        holds; some categories print nothing."""
+        ops, memo = Concrete(self, cpu), {}
+        out: list[str] = []
+        for cat in self.dmesg_order:
+            for when, text in self.dmesg.get(cat, ()):
+                if fold(when, ops, memo):
+                    if isinstance(text, str):
+                        out.append(text)
+                    elif text:
+                        out.extend(text)
+                    break
+        return out
 
     def in_table(self, node: ex.InTable, cpu: CpuView) -> bool:
         """Whether the CPU's identity matches a row with ``node.flag`` (cached per identity:
@@ -156,16 +225,21 @@ class RuleTable:
         return ("affected: " if value else "not affected: ") + text
 
     # -- partial evaluation -------------------------------------------------------------
-    def residuals(self, expr: Expr, vendor: str, identities: list[tuple[int, int, int]]) -> list[Expr]:
-        """``expr`` on a guest of this vendor and each family/model/stepping: expressions
-        over feature bits only (see :class:`Residual`), remembered for the life of the table."""
+    def residuals(self, expr: Expr, vendor: str, identities: list[tuple[int, int, int]],
+                  boot: frozenset[str] = frozenset()) -> list[Expr]:
+        """``expr`` on a guest of this vendor and each family/model/stepping (booted on a
+        machine where ``boot`` holds): expressions over feature bits and the topology's
+        :data:`SMT` only (see :class:`Residual`), remembered for the life of the table."""
         out = []
         for fms in identities:
-            key = (expr, vendor, fms)
+            key = (expr, vendor, fms, boot)
             term = self._residuals.get(key)
             if term is None:
-                memo = self._residual_memos.setdefault((vendor, fms), {})
-                term = self._residuals[key] = fold(expr, Residual(self, vendor, fms), memo)
+                memo = self._residual_memos.setdefault((vendor, fms, boot), {})
+                term = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
+                # one object per distinct residual: the problem builder and the model
+                # reduction compare and key on them, and identical objects compare at once
+                term = self._residuals[key] = self._interned.setdefault(term, term)
             out.append(term)
         return out
 
@@ -234,8 +308,15 @@ class Concrete(Algebra[bool]):
         key = (node.kind, node.name)
         hit = memo.get(key)
         if hit is None:
-            hit = memo[key] = fold(self.rt.rule(node.name).affected, self, memo)
+            hit = memo[key] = fold(self.rt.definition(node), self, memo)
         return hit
+
+    def fact(self, node):
+        if node.kind == "smt":
+            return self.cpu.smt
+        if node.kind in ("msr_ok", "env"):
+            return f"{node.kind}:{node.arg}" in self.cpu.boot
+        raise ValueError(f"a guest view has no fact {node.kind}")
 
 
 class Residual(Concrete):
@@ -251,8 +332,9 @@ class Residual(Concrete):
 
     __slots__ = ()
 
-    def __init__(self, rt: RuleTable, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True) -> None:
-        super().__init__(rt, CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor))
+    def __init__(self, rt: RuleTable, vendor: str, fms: tuple[int, int, int], hypervisor: bool = True,
+                 boot: frozenset[str] = frozenset()) -> None:
+        super().__init__(rt, CpuView(vendor, fms[0], fms[1], fms[2], frozenset(), hypervisor, boot=boot))
 
     def const(self, node): return node
     def all(self, node, items): return ex.conj(_lift(i) for i in items)
@@ -263,6 +345,11 @@ class Residual(Concrete):
         if node.arch_cap:
             return ex.All((ex.Feature("arch-capabilities"), ex.Feature(node.name)))
         return node
+
+    def fact(self, node):
+        if node.kind == "smt":
+            return ex.Feature(SMT)  # the guest's topology is a choice, like a feature bit
+        return _lift(super().fact(node))
 
     def table(self, node): return _lift(super().table(node))
     def vendor(self, node): return _lift(super().vendor(node))
@@ -364,5 +451,6 @@ def load_rules(kernel: str = DEFAULT_KERNEL) -> RuleTable:
             break
     else:
         raise InputError(f"no rule table for Linux '{kernel}' (known: {', '.join(KERNELS)})")
-    path = resources.files("cpusolve.encodings") / "data" / f"linux-{key}.json"
-    return RuleTable(json.loads(path.read_text()))
+    data = resources.files("cpusolve.encodings") / "data"
+    return RuleTable(json.loads((data / f"linux-{key}.json").read_text()),
+                     json.loads((data / f"linux-{key}-actions.json").read_text()))

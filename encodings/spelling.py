@@ -75,3 +75,18 @@ def always_guest() -> frozenset[str]:
 @cache
 def guest_classes() -> frozenset[str]:
     return frozenset(_data()["guest_classes"]["names"])
+
+
+def action_label(name: str) -> str:
+    """Operator words for a guest kernel action ("ibrs_entry": "IBRS on kernel entry")."""
+    return _data()["guest_actions"]["actions"].get(name, name)
+
+
+def host_def_label(name: str) -> str:
+    """Operator words for a named host condition ("zen34": "Zen 3/4")."""
+    return _data()["guest_actions"]["host_defs"].get(name, name)
+
+
+def residual_label(name: str) -> str:
+    """What a partial protection leaves, in one clause."""
+    return _data()["guest_actions"]["residuals"].get(name, name)

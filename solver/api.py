@@ -31,11 +31,11 @@ from cpusolve.verify.checker import problems
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a guest CPU may run on a host: runnable, and safe for a Linux guest."""
+    """Whether a guest CPU may run on a host: runnable, and a Linux guest protected there."""
 
     ok: bool
     missing: tuple[str, ...] = ()  # features the host cannot expose (or vendor mismatch)
-    unsafe: tuple[str, ...] = ()  # false immunities and missing mitigation mechanisms
+    unsafe: tuple[str, ...] = ()  # bugs of the host the guest's kernel is not protected against
     other: tuple[str, ...] = ()  # requirement, dependency and flag problems
 
     def to_dict(self) -> dict:
@@ -76,7 +76,8 @@ def _facts(host: Host | HostFacts | dict) -> HostFacts:
 
 def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
           requirements: Requirements | None = None, reasons: bool = True) -> Verdict:
-    """May ``guest`` run on ``host``, and does a Linux guest stay truthful about its bugs there?
+    """May ``guest`` run on ``host``, and is a Linux guest protected there against every bug
+    of the host (what its kernel does with this CPU works on that silicon)?
 
     ``reasons=False`` skips working out why a pair fails: a scheduler's filter only needs
     ``ok`` (about a million checks a second once guest and host have been seen).
@@ -135,7 +136,8 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
 
 def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:
     """What a Linux guest of ``kernel`` concludes about each CPU bug on ``cpu`` (a GuestCpu,
-    a ``-cpu`` string or a libvirt XML file), and why: what ``cpusolve verdict`` prints."""
+    a ``-cpu`` string or a libvirt XML file), why, and what it then does (its sysfs texts
+    and boot lines): what ``cpusolve verdict`` prints."""
     from cpusolve.encodings.rules import load_rules
     from cpusolve.inputs.guest_cpu import parse_cpu
 
@@ -144,10 +146,11 @@ def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:
     else:
         guest, source = parse_cpu(cpu)
     table = load_rules(kernel)
-    view = guest.view()
+    view = guest.view()  # on KVM: the MSR probes KVM does not emulate fault
     affected = table.sysfs_affected(view)
     return GuestVerdicts(source, guest, table.kernel,
-                         tuple(BugVerdict(b, affected[b], table.explain(view, b)) for b in table.bugs))
+                         tuple(BugVerdict(b, affected[b], table.explain(view, b), table.sysfs_text(view, b))
+                               for b in table.bugs), tuple(table.dmesg_lines(view)))
 
 
 def with_requirements(req: Requirements, policy: str | None = None, kernels=(), qemu: str | None = None,

@@ -47,7 +47,10 @@ def test_verdict_json_shape_and_westmere_retbleed():
     code, out, _ = cli("verdict", "Westmere-v1", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["kernel"].startswith("6.1")
-    assert data["bugs"]["retbleed"] == {"affected": False, "why": data["bugs"]["retbleed"]["why"]}
+    assert data["bugs"]["retbleed"]["affected"] is False and data["bugs"]["retbleed"]["sysfs"] == "Not affected"
+    # what the real 6.1 kernel prints under -cpu Westmere-v1 (tests/data/groundtruth)
+    assert data["bugs"]["mds"]["sysfs"] == ("Vulnerable: Clear CPU buffers attempted, no microcode; "
+                                            "SMT Host state unknown")
     assert "RETBLEED" in data["bugs"]["retbleed"]["why"]
     code, out, _ = cli("verdict", "Westmere-v2,family=6,model=85,stepping=4", "--format", "json")
     assert json.loads(out)["bugs"]["retbleed"]["affected"] is True
@@ -76,10 +79,14 @@ def test_audit_finds_planted_problems():
     assert code == 1, err
     guests = {g["name"]: g for g in json.loads(out)["guests"]}
     assert guests["web-17"]["status"] == "safe" and guests["web-17"]["fix"] is None
-    # A Westmere-era pin on Skylake/Cascade Lake hosts: Retbleed false immunity.
+    # A Westmere-era pin on Skylake/Cascade Lake hosts: believes itself immune to Retbleed,
+    # runs retpolines where Cascade Lake's eIBRS silicon needs IBRS.
     erp = guests["erp-db"]
     assert erp["status"] == "unsafe"
-    assert {f["bug"] for f in erp["false_immunities"]} >= {"retbleed"}
+    unprotected = {u["bug"]: u for u in erp["unprotected"]}
+    assert {"retbleed", "spectre_v2"} <= set(unprotected)
+    assert "believes itself not affected" in unprotected["retbleed"]["why"]
+    assert unprotected["spectre_v2"]["hosts"] == "clx-01" and "runs retpoline" in unprotected["spectre_v2"]["why"]
     assert erp["fix"].startswith("Westmere-v1,family=6,model=85,") and erp["fix_kind"] == "flags"
     # TSX was removed from the Cascade Lake hosts: the 2018 guest cannot run there.
     ci = guests["ci-runner-3"]
@@ -88,7 +95,9 @@ def test_audit_finds_planted_problems():
     assert "-hle" in ci["fix"] and "-rtm" in ci["fix"]
     # A libvirt XML claiming Cascade Lake's immunities on Skylake hosts.
     an = guests["analytics"]
-    assert {f["bug"] for f in an["false_immunities"]} == {"mds", "meltdown", "l1tf"}
+    assert {u["bug"] for u in an["unprotected"]} >= {"mds", "meltdown", "l1tf"}
+    assert all("believes itself not affected" in u["why"] for u in an["unprotected"]
+               if u["bug"] in ("mds", "meltdown", "l1tf"))
     assert "mds-no" not in an["fix"]
 
 

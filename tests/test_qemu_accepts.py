@@ -44,10 +44,16 @@ def answers(path: Path):
     pool = load_pool(str(path))
     if qemu_version() < (8, 0):
         pool.requirements = dataclasses.replace(pool.requirements, qemu="7.2")
+    every_bug = pool.requirements.waive | {b for h in pool.hosts.values() for b in h.facts.bugs}
+    waived = dataclasses.replace(pool.requirements, waive=frozenset(every_bug))
     for policy in ("strict", "compat"):
         for d in solve(pool, policy=policy).domains:
             if d.guest is not None:
                 yield d
+    # An example infeasible by design still has an answer to check with every bug waived.
+    for d in solve(pool, requirements=waived).domains:
+        if d.guest is not None:
+            yield d
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -261,7 +261,7 @@ def test_facts_file_roundtrip(tmp_path):
     fact = read_fact_file(path)
     assert fact == FactFile(path=str(path), format="cpusolve-facts", vendor="GenuineIntel", family=6,
                             model=85, stepping=7, features=frozenset({"sse2", "sse4.1", "arch-capabilities"}),
-                            bugs=frozenset({"mds"}), exposable=True, notes=fact.notes)
+                            bugs=frozenset({"mds"}), exposable=True, notes=fact.notes, kernel="6.1.0")
 
 
 def test_all_formats_listed():

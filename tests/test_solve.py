@@ -45,34 +45,38 @@ def test_single_host_type_gets_its_own_model_exactly():
     assert d.guest.minus == ()
 
 
-def test_mds_no_withheld_when_mmio_needs_fb_clear():
-    # Cascade Lake has MMIO stale data; with mds-no shown, Linux counts only FB_CLEAR as the
-    # MMIO mechanism (mmio_select_mitigation()), which this host's microcode lacks.  The
-    # guest is told it has MDS instead, so it clears buffers with md-clear.
+def test_mds_no_shown_where_verw_would_protect_nothing():
+    # Cascade Lake is MDS_NO, and with TSX off (its TSX_CTRL microcode, Debian's default) its
+    # MMIO stale data needs no VERW on exit to user (processor_mmio_stale_data.rst: only an
+    # attacker with MMIO access).  Hiding mds-no to make the guest VERW, as the truthfulness
+    # rule did, protects nothing: the guest gets its model as is.
     d = only(solve(pool_dict({"clx": {"cpu": "Cascadelake-Server-v5", "add": MICROCODE}})))
-    assert d.status == "ok" and d.guest.minus == ("mds-no",)
-    assert "mds" in d.guest_bugs["6.12"] and "mmio_stale_data" in d.guest_bugs["6.12"]
-    cost = next(c for c in d.safety_costs if c.feature == "mds-no")
-    assert cost.bug == "mmio_stale_data"
+    assert d.status == "ok" and d.guest.minus == () and "mds-no" in d.features
+    mmio = next(p for p in d.protection if p.bug == "mmio_stale_data")
+    assert mmio.status == "protected" and "MDS_NO" in mmio.why
 
 
-def test_compat_policy_drops_mechanisms_but_stays_truthful():
-    pool = pool_dict({"skx": {"cpu": "Skylake-Server-v4"}, "clx": {"cpu": "Cascadelake-Server-v5"}})
+def test_compat_policy_attempts_where_microcode_is_missing():
+    pool = pool_dict({"skx": {"cpu": "Skylake-Server-v4", "add": ["ssbd", "stibp"]},
+                      "clx": {"cpu": "Cascadelake-Server-v5", "add": ["ssbd", "stibp"]}})
     strict = only(solve(pool))
     assert strict.status == "infeasible"
+    assert any(c.bug == "mds" and "skx lacks md-clear (host microcode)" in c.text for c in strict.conflicts)
     compat = only(solve(pool, policy="compat"))
     assert compat.status == "ok" and compat.guest.model.startswith("Skylake-Server")
-    assert "mds" in compat.guest_bugs["6.12"]
+    assert "mds" in compat.guest_bugs["6.12"]  # the guest runs VERW: the right kind of mitigation
+    ineffective = {p.bug: [h.name for h in p.hosts] for p in compat.protection if p.status == "ineffective"}
+    assert ineffective["mds"] == ["skx"]
 
 
-def test_strict_infeasible_names_host_and_mechanism():
+def test_strict_infeasible_names_host_bug_and_microcode():
     d = only(solve(pool_dict({"skx": {"cpu": "Skylake-Server-v4", "count": 40, "add": MICROCODE},
                               "skx-07": {"cpu": "Skylake-Server-v4", "add": ["ssbd", "stibp", "flush-l1d"]}})))
     assert d.status == "infeasible"
-    texts = " | ".join(c.text for c in d.conflicts)
-    assert "skx-07 lacks md-clear" in texts and "mds affects" in texts
-    assert any(c.kind == "mechanism" and c.bug in ("mds", "tsx_async_abort", "mmio_stale_data")
-               for c in d.conflicts)
+    mds = next(c for c in d.conflicts if c.bug == "mds")
+    assert mds.kind == "unprotected" and [h.name for h in mds.hosts] == ["skx-07"]
+    assert "skx-07 lacks md-clear (host microcode)" in mds.text
+    assert "split" in mds.fix and "waive mds" in mds.fix
 
 
 def test_required_feature_missing_names_the_hosts():
@@ -151,14 +155,18 @@ def test_checker_rejects_planted_wrong_answers():
     # Too much: Cascade Lake's model needs avx512vnni, which the Skylake host lacks.
     bad = GuestCpu("Cascadelake-Server-v5", plus=("md-clear", "ssbd", "stibp"))
     assert any("cannot expose avx512vnni" in p for p in check_answer(cat, dom.types, req, bad))
-    # A lie about security: claiming mds-no while the Skylake host has MDS.
+    # A lie about security: claiming mds-no while the Skylake host has MDS (the host cannot
+    # say it, and a guest that believed it would skip VERW there).
     lie = dataclasses.replace(good, plus=tuple(sorted({*good.plus, "mds-no", "arch-capabilities"})))
     problems = check_answer(cat, dom.types, req, lie)
     found = problems_of(cat, dom.types, req, lie)
-    assert any(p.kind == "false-immunity" and p.bug == "mds" for p in found), problems
-    # Hiding the mechanism under strict policy.
+    assert any(p.kind == "missing" and p.feature == "mds-no" for p in found), problems
+    assert any(p.kind == "unprotected" and p.bug == "mds" and "believes itself not affected" in p.why
+               for p in found), problems
+    # md-clear in the guest only changes what its sysfs says: VERW runs anyway once the MDS
+    # bug bit is set, and the host's microcode makes it clear the buffers.
     hidden = dataclasses.replace(good, plus=tuple(f for f in good.plus if f != "md-clear"))
-    assert any("md-clear" in p for p in check_answer(cat, dom.types, req, hidden))
+    assert check_answer(cat, dom.types, req, hidden) == []
     # Dependency broken: avx512f without avx2.
     broken = dataclasses.replace(good, minus=tuple(sorted({*good.minus, "avx2"})))
     assert any("avx512f needs avx2" in p for p in check_answer(cat, dom.types, req, broken))

@@ -20,6 +20,9 @@ class GuestCpu:
     #: a CPUID vendor shown instead of the model's (QEMU's ``vendor=``; read from running
     #: guests, never chosen by the solver)
     vendor: str | None = None
+    #: threads per core of the vCPU topology; 2 where protection needs the guest to know its
+    #: vCPUs may be SMT siblings (QEMU -smp ...,threads=2; libvirt <topology threads='2'>)
+    threads: int = 1
 
     def visible(self) -> frozenset[str]:
         base = catalog().model(self.model).features
@@ -35,7 +38,7 @@ class GuestCpu:
         vendor, fam, mod, step = self.identity()
         fam, mod, step = fms or (fam, mod, step)
         return CpuView(vendor, fam, mod, step, self.visible() if features is None else features,
-                       hypervisor=True)
+                       hypervisor=True, smt=self.threads > 1)
 
     def flags(self) -> list[str]:
         return [f"+{f}" for f in self.plus] + [f"-{f}" for f in self.minus]
@@ -45,7 +48,7 @@ class GuestCpu:
         return {
             "model": self.model, "plus": list(self.plus), "minus": list(self.minus),
             "vendor": vendor, "family": fam, "model_number": mod, "stepping": step,
-            "fms_override": self.fms is not None,
+            "fms_override": self.fms is not None, "threads": self.threads,
         }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cpusolve.encodings.cpu import Cpu
+from cpusolve.encodings.protection import HostView
+from cpusolve.encodings.rules import is_arch_cap
 
 VENDORS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "  Shanghai  ")
 
@@ -23,6 +25,30 @@ class HostFacts(Cpu):
     bugs: frozenset[str] = frozenset()
     #: where the facts came from, e.g. "catalog Skylake-Server-v4" (not part of equality)
     origin: str = field(default="", compare=False)
+    #: the host's own CPUID and ARCH_CAPABILITIES bits (silicon and microcode), which decide
+    #: whether a guest's mitigation works there; not all of them reach a guest
+    silicon: frozenset[str] = frozenset()
+    #: Linux's internal bug bits of the silicon (MSBDS_ONLY, SWAPGS, BHI, ...)
+    internal_bugs: frozenset[str] = frozenset()
+    #: the host's kernel and KVM: "6.1" (Debian 12) or "6.12"
+    kernel: str = "6.1"
+    #: "on" when TSX transactions run on the host
+    tsx: str = "off"
+    #: the host runs SMT (hyper-threading)
+    smt: bool = True
+    #: microcode fixes nothing enumerates, as the pool states them
+    microcode_fixes: frozenset[str] = frozenset()
+
+    def host_view(self) -> HostView:
+        """The host as the protection table reads it: its IA32_ARCH_CAPABILITIES bits count
+        only where the host has the MSR (the arch-capabilities CPUID bit), as its kernel reads
+        them."""
+        bits = self.silicon
+        if "arch-capabilities" not in bits:
+            bits = frozenset(f for f in bits if not is_arch_cap(f))
+        return HostView(self.vendor, self.family, self.model, self.stepping, bits,
+                        bugs=self.bugs | self.internal_bugs, kernel=self.kernel, tsx=self.tsx, smt=self.smt,
+                        ucode=self.microcode_fixes)
 
 
 @dataclass(frozen=True)

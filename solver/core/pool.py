@@ -55,6 +55,8 @@ class Pool:
     requirements: Requirements = field(default_factory=Requirements)
     source: str = "<pool>"
     groups: list[tuple[str, ...]] = field(default_factory=list)
+    #: host facts the pool gives once for every host (kernel, tsx, smt); new hosts get them too
+    host_defaults: dict = field(default_factory=dict)
 
     @property
     def host_count(self) -> int:

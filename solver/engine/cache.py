@@ -21,18 +21,21 @@ from dataclasses import dataclass, field
 
 from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
+from cpusolve.encodings.safety import obligations
 
 
 def problem_key(vendor: str, types: tuple[HostFacts, ...], req: Requirements, timeout: float) -> tuple:
     """What the optimizer's problem depends on, and nothing else.
 
-    The problem reads the hosts' common features (its variables, and whether every host can
-    show rsba), the union of their bugs and their family/model/stepping candidates; an
-    infeasible domain is still explained on its own hosts (see :meth:`SolveCache.outcome`).
+    The problem reads the hosts' common features (its variables), the obligations the
+    hosts' bugs and facts give (what protects on each of them, deduplicated) and their
+    family/model/stepping candidates; an infeasible domain is still explained on its own
+    hosts (see :meth:`SolveCache.outcome`).
     """
     common = frozenset.intersection(*(t.features for t in types))
-    return (vendor, common, frozenset().union(*(t.bugs for t in types)),
-            frozenset(t.fms for t in types), req, timeout)
+    obs = frozenset((ob.kind, ob.bug, ob.kernel, ob.boot, ob.expr)
+                    for ob in obligations(vendor, types, req.kernels, req.policy, req.waive))
+    return (vendor, common, obs, frozenset(t.fms for t in types), req, timeout)
 
 
 #: Solves an unused entry survives.

@@ -20,6 +20,7 @@ from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.errors import InputError, InternalError, check_timeout
 from cpusolve.report.blockers import with_blockers
 from cpusolve.report.explain import conflicts_text, shortfalls
+from cpusolve.report.protection import protection_report
 from cpusolve.report.records import (
     Conflict,
     DomainResult,
@@ -143,6 +144,9 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     fam, mod, step = view.family, view.model, view.stepping
     features = guest.visible()
     notes = []
+    if guest.threads > 1:
+        notes.append(f"guests need a vCPU topology with threads={guest.threads} per core, so that their kernel "
+                     "knows its vCPUs may run on SMT siblings (it would otherwise skip a mitigation the hosts need)")
     if guest.fms is not None:
         own = cat.model(guest.model)
         notes.append(f"shows family/model/stepping {fam}/{mod}/{step} instead of "
@@ -155,4 +159,5 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         mitigations=tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f)),
         claims=tuple(sorted(f for f in features if is_immunity_claim(f))),
         guest_bugs=MappingProxyType({k: guest_sees(view, k) for k in req.kernels}), notes=tuple(notes))
+    result = dataclasses.replace(result, protection=protection_report(kinds, req, guest))
     return with_blockers(result, cat, kinds, req)

@@ -23,9 +23,16 @@ from cpusolve.errors import InputError
 
 MAX_POOL_BYTES = 64 * 1024 * 1024
 MAX_COUNT = 1_000_000
-TOP_KEYS = {"hosts", "migration", "requirements", "description"}
+TOP_KEYS = {"hosts", "migration", "requirements", "description", "host_defaults"}
 HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "features", "bugs",
-             "count", "labels", "facts", "hypervisor", "model_id", "description"}
+             "count", "labels", "facts", "hypervisor", "model_id", "description",
+             "kernel", "tsx", "smt", "microcode_fixes"}
+#: host facts a pool may give once for every host (``host_defaults``) and each host may override
+HOST_DEFAULT_KEYS = {"kernel", "tsx", "smt"}
+#: the host kernels (and so KVM versions) modelled
+HOST_KERNELS = ("6.1", "6.12")
+#: microcode fixes nothing enumerates, which a host entry may state
+MICROCODE_FIXES = ("its_ibpb",)
 MIGRATION_KEYS = {"directed", "edges", "groups"}
 REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kernels", "qemu"}
 
@@ -63,6 +70,13 @@ class HostKindSpec:
     silicon: bool
     origin: str = field(compare=False)
     where: str = field(compare=False)
+    #: the host's kernel / KVM ("6.1", "6.12"); None: the pool's default
+    kernel: str | None = None
+    #: "on"/"off" as stated; None: derived from the host's bits
+    tsx: str | None = None
+    #: host SMT as stated; None: the pool's default
+    smt: bool | None = None
+    microcode_fixes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class PoolSpec:
     requirements: Requirements
     source: str
     groups: list[tuple[str, ...]]
+    #: host facts given once for every host (kernel, tsx, smt), validated
+    host_defaults: dict = field(default_factory=dict)
 
 
 def read_pool(source: str | Path | dict | nx.Graph, name: str | None = None) -> PoolSpec:
@@ -188,7 +204,39 @@ def _from_dict(data: Any, label: str) -> PoolSpec:
     requirements = read_requirements(data.get("requirements", {}), label)
     graph, directed, groups = _graph(data.get("migration"), hosts, label)
     return PoolSpec(hosts=hosts, graph=graph, directed=directed, requirements=requirements, source=label,
-                    groups=groups)
+                    groups=groups, host_defaults=read_host_defaults(data.get("host_defaults", {}), label))
+
+
+def read_host_defaults(data: Any, label: str) -> dict:
+    where = f"{label}: host_defaults: "
+    _expect(data, dict, f"{label}: ", "'host_defaults'")
+    for key in sorted(set(data) - HOST_DEFAULT_KEYS):
+        raise InputError(f"{where}unknown key '{key}'" + suggest(key, HOST_DEFAULT_KEYS))
+    return {k: v for k, v in _host_settings(data, where).items() if v is not None}
+
+
+def host_kernel(release: str) -> str | None:
+    """The modelled kernel a version or release string names ("6.1.0-26-amd64" -> "6.1")."""
+    return next((k for k in HOST_KERNELS if release == k or release.startswith((k + ".", k + "-", k + "+"))), None)
+
+
+def _host_settings(spec: dict, where: str) -> dict:
+    """kernel, tsx, smt of a host entry (or of host_defaults), validated; None where unstated."""
+    kernel = spec.get("kernel")
+    if kernel is not None:
+        _expect(kernel, str, where, "'kernel'")
+        match = host_kernel(kernel)
+        if match is None:
+            raise InputError(f"{where}'kernel' {kernel!r} is not a modelled host kernel "
+                             f"({', '.join(HOST_KERNELS)})" + suggest(kernel, HOST_KERNELS))
+        kernel = match
+    tsx = spec.get("tsx")
+    if tsx is not None and tsx not in ("on", "off"):
+        raise InputError(f"{where}'tsx' must be \"on\" (TSX transactions run) or \"off\", not {tsx!r}"[:200])
+    smt = spec.get("smt")
+    if smt is not None:
+        _expect(smt, bool, where, "'smt'")
+    return {"kernel": kernel, "tsx": tsx, "smt": smt}
 
 
 def _host_list(items: list, label: str) -> dict:
@@ -308,6 +356,7 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
             if bug not in bugs:
                 raise InputError(f"{where}unknown bug '{bug}'" + suggest(bug, bugs))
     silicon = True  # features are the silicon's bits, not yet what KVM offers
+    fact_kernel = None
     if "cpu" in spec:
         silicon = False  # QEMU's model definition already lists what a guest can be given
         model = cat.model(_expect(spec["cpu"], str, where, "'cpu'"), where)
@@ -331,8 +380,13 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         vendor, fms, own = fact.vendor, fact.fms, fact.features
         origin = f"fact file {spec['facts']} ({fact.format})"
         source = "facts"
-        if explicit_bugs is None and fact.bugs is not None:
-            explicit_bugs = fact.bugs
+        if fact.bugs is not None:
+            explicit_bugs = fact.bugs if explicit_bugs is None else explicit_bugs | fact.bugs
+        if fact.kernel:
+            fact_kernel = host_kernel(fact.kernel)
+            if fact_kernel is None:
+                warn(f"{where}kernel {fact.kernel!r} of the fact file is not a modelled host kernel "
+                     f"({', '.join(HOST_KERNELS)}); the pool's default applies")
         if fact.exposable:
             hv = "as-is"  # a hypervisor's own answer already includes what it emulates
             silicon = False
@@ -352,8 +406,16 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         own = cat.canonical_set(_str_list(spec["features"], where, "'features'"), where)
         origin = "inline"
         source = "inline"
+    settings = _host_settings(spec, where)
+    if settings["kernel"] is None and fact_kernel is not None:
+        settings["kernel"] = fact_kernel
+    fixes = frozenset(_str_list(spec.get("microcode_fixes", []), where, "'microcode_fixes'"))
+    for fix in sorted(fixes - set(MICROCODE_FIXES)):
+        raise InputError(f"{where}unknown microcode fix '{fix}' (known: {', '.join(MICROCODE_FIXES)})"
+                         + suggest(fix, MICROCODE_FIXES))
     return HostKindSpec(source=source, vendor=vendor, fms=fms, features=frozenset(own), add=add, remove=remove,
-                        bugs=explicit_bugs, hypervisor=hv, silicon=silicon, origin=origin, where=where)
+                        bugs=explicit_bugs, hypervisor=hv, silicon=silicon, origin=origin, where=where,
+                        microcode_fixes=fixes, **settings)
 
 
 def _graph(migration: Any, hosts: dict[str, HostSpec], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:

@@ -9,7 +9,6 @@ from cpusolve.core.pool import Pool
 from cpusolve.domains.graph import domains
 from cpusolve.domains.kinds import type_order
 from cpusolve.encodings.catalog import catalog
-from cpusolve.encodings.safety import mechanism_text
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, nearest
 from cpusolve.engine.solve import solve
 from cpusolve.inputs.guests_file import GuestSpec
@@ -33,19 +32,17 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
             missing = [p.feature or p.text for p in found if p.kind in ("missing", "vendor") and p.hosts == (i,)]
             if missing:
                 result.unrunnable.append({"hosts": names[i], "missing": missing})
-        immunities: dict[str, dict] = {}
+        unprotected: dict[tuple, dict] = {}
         for p in found:
-            if p.kind == "false-immunity":
-                entry = immunities.setdefault(p.bug, {"bug": p.bug, "kernels": [], "hosts": ", ".join(
-                    names[i] for i in p.hosts), "why": p.why})
+            if p.unsafe:
+                hosts_text = ", ".join(names[i] for i in p.hosts)
+                entry = unprotected.setdefault((p.bug, hosts_text, p.why), {
+                    "bug": p.bug, "kernels": [], "hosts": hosts_text, "why": p.why})
                 entry["kernels"].append(p.kernel)
-            elif p.kind == "mechanism":
-                result.missing_mechanisms.append({"bug": p.bug, "needs": mechanism_text(p.obligation.expr),
-                                                  "hosts": ", ".join(names[i] for i in p.hosts)})
-        result.false_immunities = list(immunities.values())
+        result.unprotected = list(unprotected.values())
         if result.unrunnable:
             result.status = "unrunnable"
-        elif result.false_immunities or result.missing_mechanisms:
+        elif result.unprotected:
             result.status = "unsafe"
         if result.status != "safe":
             vendors = {t.vendor for t in types}

@@ -50,7 +50,8 @@ class Planner:
         """
         if not isinstance(name, str) or not name:
             raise InputError("add_host needs a host name")
-        host = host_from_entry(name, copy.deepcopy(spec), "<planner>", source_dir(self.pool.source))
+        host = host_from_entry(name, copy.deepcopy(spec), "<planner>", source_dir(self.pool.source),
+                               defaults=self.pool.host_defaults)
         for peer in peers:
             if peer not in self.pool.hosts:
                 raise InputError(f"add_host '{name}': no peer host '{peer}'" + close_names(peer, self.pool.hosts))

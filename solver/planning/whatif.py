@@ -26,7 +26,8 @@ ADD_SPEC = re.compile(r"^(?P<name>[^=@]+)=(?P<model>[^@]+?)(?:x(?P<count>\d+))?(
 
 def _copy(pool: Pool) -> Pool:
     return Pool(hosts=dict(pool.hosts), graph=pool.graph.copy(), directed=pool.directed,
-                requirements=pool.requirements, source=pool.source, groups=list(pool.groups))
+                requirements=pool.requirements, source=pool.source, groups=list(pool.groups),
+                host_defaults=dict(pool.host_defaults))
 
 
 def _drop_from_groups(pool: Pool, name: str) -> None:
@@ -73,7 +74,8 @@ def add(pool: Pool, spec: str) -> Pool:
     if count < 1:
         raise InputError(f"--add '{spec}': the count must be at least 1")
     entry["count"] = count
-    out.hosts[name] = host_from_entry(name, entry, f"--add '{spec}'", source_dir(pool.source))
+    out.hosts[name] = host_from_entry(name, entry, f"--add '{spec}'", source_dir(pool.source),
+                                      defaults=pool.host_defaults)
     if old is not None:
         return out  # an upgrade keeps the host's place in the graph
     out.graph.add_node(name)

@@ -29,10 +29,10 @@ from cpusolve.core.pool import Requirements
 from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import Catalog, CpuModel
 from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Expr, Feature, Not, features_of
-from cpusolve.encodings.rules import load_rules
+from cpusolve.encodings.rules import SMT, load_rules
 from cpusolve.encodings.safety import Obligation, obligations
 from cpusolve.problem import objectives as objs
-from cpusolve.problem.formula import OWN_FMS, ExactlyOne, Implies, fms_sel, model_sel
+from cpusolve.problem.formula import OWN_FMS, SETTINGS, ExactlyOne, Implies, fms_sel, model_sel
 from cpusolve.problem.keys import FactKey, Forbid, Lacks, MinModel, Must, QemuLacks, Require
 from cpusolve.problem.reduce import free_features, useful_models
 
@@ -108,8 +108,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
         if req.min_model:
             extra |= cat.model(req.min_model).features
         for ob in obs:
-            if ob.kind != "truthful":
-                extra |= features_of(ob.expr)
+            extra |= features_of(ob.expr)
         pool = frozenset.union(*(t.features for t in types)) | extra
         universe = sorted(pool & cat.guest_features)
     else:
@@ -123,7 +122,10 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     host_fms = {t.fms for t in types}
     p.identities = sorted({m.fms for m in p.models} | host_fms)
     p.obligations = obs
-    residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities) for ob in obs]
+    residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities, ob.boot) for ob in obs]
+    if any(SMT in features_of(r) for rs in residuals for r in rs):
+        # The guest's topology is a choice where protection reads it (settings objective).
+        p.universe = universe = sorted({*universe, SMT})
     if reduce and not wide:
         # A feature nothing but its dependencies constrains is shown in every optimum (it
         # only adds to the first objective), so it is the constant True, not a variable.
@@ -136,7 +138,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     # Dependencies a guest needs (QEMU feature_dependencies, Linux cpuid-deps, safety).
     present = set(universe)
     for f in universe:
-        if f in p.fixed:
+        if f in p.fixed or f in SETTINGS:
             continue
         for group in cat.features[f].requires:
             alts = [Feature(a) for a in group if a in present]
@@ -146,6 +148,8 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
 
     if wide:
         for f in universe:
+            if f in SETTINGS:
+                continue  # a setting of the guest, not something a host exposes
             lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
             if lacking:
                 p.must(Not(Feature(f)), Lacks(f, lacking))

@@ -42,6 +42,10 @@ class ExactlyOne(Expr):
 
 
 OWN_FMS = Sel("own_fms")
+#: Variables that are guest settings outside the CPU model, not features (the topology's
+#: SMT, rules.SMT): no host lacks them, no model has them, the "settings" objective prefers
+#: them off.
+SETTINGS = frozenset({"topology:smt"})
 
 
 def model_sel(name: str) -> Sel:

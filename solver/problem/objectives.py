@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from cpusolve.encodings.catalog import HINT_BITS
 from cpusolve.encodings.expr import Any, Expr, Feature, Not
-from cpusolve.problem.formula import OWN_FMS, Iff, fms_sel, model_sel
+from cpusolve.problem.formula import OWN_FMS, SETTINGS, Iff, fms_sel, model_sel
 
 if TYPE_CHECKING:
     from cpusolve.core.guest import GuestCpu
@@ -23,26 +23,31 @@ if TYPE_CHECKING:
 #: The optimizer's objectives, most important first:
 #: ``features``: the most guest features (hint bits excluded: safety decides those);
 #: ``hints``: the fewest worst-case hint bits (rsba) beyond what safety needs;
+#: ``settings``: the fewest guest settings outside the model (a threads=2 topology);
 #: ``flags``: the catalog model needing the fewest +/- flags;
 #: ``own_fms``: the model's own family/model/stepping where it is safe;
 #: ``newest``: the newest model (catalog order);
 #: ``lowest_fms``: the lowest family/model/stepping among equally good ones;
 #: ``earliest``: the features earliest in catalog order among equally good guests.
 #: The last two make the optimum unique, so it does not depend on the solver's search.
-OPTIMUM = ("features", "hints", "flags", "own_fms", "newest", "lowest_fms", "earliest")
+OPTIMUM = ("features", "hints", "settings", "flags", "own_fms", "newest", "lowest_fms", "earliest")
 #: A running guest's smallest repair on its own model: the fewest visible bits changed,
 #: its family/model/stepping kept, then the most features, then the two tie-breaks.
 NEAREST = ("fewest_flips", "same_fms", "most_features", "lowest_fms", "earliest")
 
 Soft = list[tuple[Expr, int]]
+SMT_SETTING = "topology:smt"
 
 
 def optimum(p: Problem) -> list[tuple[str, Soft]]:
     variables = p.variables
-    perf = [(Feature(f), 1) for f in variables if f not in HINT_BITS]
+    perf = [(Feature(f), 1) for f in variables if f not in HINT_BITS and f not in SETTINGS]
     hints = [(Not(Feature(f)), 1) for f in variables if f in HINT_BITS]
+    settings = [(Not(Feature(f)), 1) for f in variables if f in SETTINGS]
     flags: Soft = []
     for f in variables:
+        if f in SETTINGS:
+            continue
         having = [model_sel(m.name) for m in p.models if f in m.features]
         if len(having) == len(p.models):
             flags.append((Feature(f), 1))  # every candidate model has f: -f unless shown
@@ -50,14 +55,14 @@ def optimum(p: Problem) -> list[tuple[str, Soft]]:
             flags.append((Not(Feature(f)), 1))  # no candidate model has f: +f when shown
         else:
             flags.append((Iff(Feature(f), Any(tuple(having))), 1))
-    universe = set(p.universe)
+    universe = set(p.universe) - SETTINGS
     for m in p.models:
         # -f for a model feature no host offers, +f for a pinned feature the model lacks
         const = len(m.features - universe) + len(p.fixed - m.features)
         if const:
             flags.append((Not(model_sel(m.name)), const))
     newest = [(model_sel(m.name), m.index) for m in p.models if m.index]
-    out = {"features": perf, "hints": hints, "flags": flags, "own_fms": [(OWN_FMS, 1)],
+    out = {"features": perf, "hints": hints, "settings": settings, "flags": flags, "own_fms": [(OWN_FMS, 1)],
            "newest": newest, "lowest_fms": lowest_identity(p), "earliest": earliest_features(variables)}
     return [(name, out[name]) for name in OPTIMUM]
 
@@ -65,10 +70,11 @@ def optimum(p: Problem) -> list[tuple[str, Soft]]:
 def nearest(p: Problem, current: GuestCpu) -> list[tuple[str, Soft]]:
     visible = current.visible()
     same = [fms_sel(k) for k in p.identities if k == current.identity()[1:]]
+    shown = visible | ({SMT_SETTING} if current.threads > 1 else set())
     out = {
-        "fewest_flips": [(Feature(f) if f in visible else Not(Feature(f)), 1) for f in p.universe],
+        "fewest_flips": [(Feature(f) if f in shown else Not(Feature(f)), 1) for f in p.universe],
         "same_fms": [(same[0], 1)] if same else [],
-        "most_features": [(Feature(f), 1) for f in p.universe],
+        "most_features": [(Feature(f), 1) for f in p.universe if f not in SETTINGS],
         "lowest_fms": lowest_identity(p),
         "earliest": earliest_features(p.universe),
     }

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # ties there and loses on "newest"), so those must come in this order before the rest.
 assert OPTIMUM[0] == "features"
 assert OPTIMUM.index("hints") < OPTIMUM.index("flags") < OPTIMUM.index("own_fms") < OPTIMUM.index("newest")
+# a swapped model keeps the settings (no model carries one), so "settings" may sit anywhere
+# before "flags"
+assert OPTIMUM.index("settings") < OPTIMUM.index("flags")
 
 
 def useful_models(enc: Problem, residuals: list[list], alive: list[int],

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.encodings.catalog import Catalog
+from cpusolve.encodings.rules import SMT
 from cpusolve.problem.keys import FactKey
 
 if TYPE_CHECKING:
@@ -29,11 +30,14 @@ class Choice:
 
 
 def guest_of(cat: Catalog, choice: Choice) -> GuestCpu:
-    """The guest CPU a choice describes: its model plus flags, the f/m/s where it differs."""
+    """The guest CPU a choice describes: its model plus flags, the f/m/s where it differs,
+    and the topology setting."""
     model = cat.model(choice.model)
-    return GuestCpu(model=model.name, plus=tuple(sorted(choice.features - model.features)),
-                    minus=tuple(sorted(model.features - choice.features)),
-                    fms=None if choice.identity == model.fms else choice.identity)
+    features = choice.features - {SMT}
+    return GuestCpu(model=model.name, plus=tuple(sorted(features - model.features)),
+                    minus=tuple(sorted(model.features - features)),
+                    fms=None if choice.identity == model.fms else choice.identity,
+                    threads=2 if SMT in choice.features else 1)
 
 
 @dataclass(frozen=True)

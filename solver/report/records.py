@@ -105,7 +105,9 @@ class DomainResult:
     conflicts: tuple[Conflict, ...] = ()
     notes: tuple[str, ...] = ()
     better: tuple = ()  # blockers.BetterModel: newer models out of reach and why
-    safety_costs: tuple = ()  # blockers.SafetyCost: what truthfulness cost, and which host/bug
+    safety_costs: tuple = ()  # blockers.SafetyCost: what protection cost, and which host/bug
+    #: report.protection.Protection: how the guest is protected on each host kind, per bug
+    protection: tuple = ()
     solve_ms: float = 0.0
 
     @property
@@ -133,6 +135,7 @@ class DomainResult:
             "notes": list(self.notes),
             "better_models": [b.to_dict() for b in self.better],
             "safety_costs": [c.to_dict() for c in self.safety_costs],
+            "protection": [p.to_dict() for p in self.protection],
         }
 
 

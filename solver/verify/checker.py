@@ -8,6 +8,7 @@ checks answer the public ``check(guest, host)`` and ``cpusolve audit``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from cpusolve.core.guest import GuestCpu
@@ -15,8 +16,10 @@ from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import Catalog
+from cpusolve.encodings.protection import actions_named, guest_text, needs_text, protection_table
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import Obligation, obligations
+from cpusolve.encodings.spelling import action_label
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Problem:
     """One way a guest CPU fails a domain."""
 
     #: "model", "flag", "vendor", "missing", "dependency", "fms", "require", "forbid",
-    #: "min_model", "false-immunity", "mechanism", "hint"
+    #: "min_model", "unprotected", "no-attempt"
     kind: str
     text: str
     hosts: tuple[int, ...] = ()  # indexes into the checked host types
@@ -38,7 +41,7 @@ class Problem:
 
     @property
     def unsafe(self) -> bool:
-        return self.kind in ("false-immunity", "mechanism", "hint")
+        return self.kind in ("unprotected", "no-attempt")
 
 
 def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, guest: GuestCpu,
@@ -94,18 +97,17 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
     if req.vendor and req.vendor != vendor:
         out.append(Problem("vendor", f"vendor {vendor} but {req.vendor} is required"))
 
-    # Rules 2 and 3 and the hint rule, each obligation read by the concrete interpreter.
+    # The safety rule: on every host, the guest's actions protect against each host bug
+    # (or, policy compat, the guest attempts the right mitigation), read concretely.
     view = guest.view()
     for ob in obligations(vendor, types, req.kernels, req.policy, req.waive):
         if ob.holds(view):
             continue
         who = ", ".join(label[i] for i in ob.causes)
-        kind = {"truthful": "false-immunity"}.get(ob.kind, ob.kind)
-        why = load_rules(ob.kernel).explain(view, ob.bug) if ob.kind == "truthful" else ""
-        out.append(Problem(kind, f"unsafe: {ob.describe()} ({who}){': ' + why if why else ''}",
-                           ob.causes, bug=ob.bug, kernel=ob.kernel, obligation=ob, why=why))
-    if "rsba" in visible and "msr10a:19" in visible:
-        out.append(Problem("hint", "guest sees both RSBA and RRSBA"))
+        why = failure_text(types[ob.causes[0]], ob, view)
+        kind = "unprotected" if ob.kind == "protected" else "no-attempt"
+        out.append(Problem(kind, f"unsafe: {ob.describe()} on {who}: {why}", ob.causes, bug=ob.bug,
+                           kernel=ob.kernel, obligation=ob, why=why))
     return out
 
 
@@ -113,3 +115,31 @@ def check_answer(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, 
                  names: list[str] | None = None) -> list[str]:
     """The problems of :func:`problems` as readable lines."""
     return [p.text for p in problems(cat, types, req, guest, names)]
+
+
+def failure_text(host, ob: Obligation, view) -> str:
+    """Why an obligation fails, in terms of what the guest does and what the host needs."""
+    rt = load_rules(ob.kernel)
+    does = rt.does(dataclasses.replace(view, boot=ob.boot))
+    table = protection_table()
+    entries = list(table.accepted(host.host_view(), ob.bug))
+    named = frozenset().union(*(actions_named(e.guest) for e in entries)) if entries else frozenset()
+    if ob.kind == "attempt":
+        named = actions_named(ob.expr)
+    runs = sorted(does & named) or sorted(a for a in does if a in ATTEMPTS.get(ob.bug, ()))
+    running = (f"the guest runs {' and '.join(action_label(a) for a in runs)}" if runs
+               else "the guest runs no mitigation for it")
+    if rt.affected(view).get(ob.bug) is False:
+        running += f" (it believes itself not affected: {rt.explain(view, ob.bug)})"
+    if not entries:
+        return f"{running}; no guest mitigation protects against {ob.bug} on this host"
+    if ob.kind == "attempt":
+        return f"{running}; it must at least attempt {guest_text(ob.expr)}"
+    return f"{running}; protection there needs {needs_text(entries)}"
+
+
+#: The actions worth naming when a guest runs none of those a host needs.
+ATTEMPTS = {"mds": ("verw_user",), "tsx_async_abort": ("verw_user",), "mmio_stale_data": ("verw_user",),
+            "reg_file_data_sampling": ("verw_user",), "tsa": ("verw_user",),
+            "spectre_v2": ("retpoline", "eibrs", "ibrs_entry"), "retbleed": ("untrained_ret", "ibrs_entry", "eibrs"),
+            "spec_rstack_overflow": ("srso_safe_ret", "srso_alias", "ibpb_entry")}

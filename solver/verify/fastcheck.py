@@ -1,20 +1,18 @@
-"""``check(guest, host)`` on integer bitsets, for schedulers that ask it thousands of times.
+"""``check(guest, host)`` for schedulers that ask it thousands of times.
 
-What ``cpusolve.checker.check_answer(cat, (host,), req, guest)`` decides, split into
+What ``cpusolve.verify.checker.check_answer(cat, (host,), req, guest)`` decides, split into
 
 * per guest, once (cached): every check that does not depend on the host (model, flags,
-  dependencies, requirements: ``check_answer`` against a host that has exactly the
-  guest's features and no bugs), the visible features as a bitset, and the set of bugs
-  whose obligations the guest meets (``ok_bugs``: truthful under every kernel of ``req``,
-  and under policy strict the mechanism present), also a bitset;
-* per host, once (cached): vendor, features and (unwaived) bugs as bitsets, f/m/s, rsba;
-* per pair: a handful of integer operations.
+  dependencies, requirements: ``check_answer`` against a host that exposes exactly the
+  guest's features and has no bugs) and the visible features as a bitset;
+* per host, once (cached): vendor and features as bitsets, f/m/s;
+* per (guest, host kind), once (cached): whether the guest is protected there (the
+  protection obligations depend on the host's silicon, microcode, kernel, TSX and SMT);
+* per pair after that: a handful of integer operations and one dictionary lookup.
 
-Every per-guest and per-host fact comes from the checker itself (``check_answer``, the
-obligations and the concrete rule interpreter), so the fast path cannot disagree with it;
+Every fact comes from the checker itself (``check_answer``, the obligations and the
+concrete interpreters), so the fast path cannot disagree with it;
 ``tests/test_fastcheck.py`` and ``benchmarks/run.py`` assert equal verdicts on many pairs.
-``cpusolve.check()`` uses it for the verdict and asks the checker for reasons only when a
-pair fails.
 """
 
 from __future__ import annotations
@@ -22,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cpusolve.core.hosts import HostFacts
-from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.verify.checker import check_answer
 
-#: guests (and hosts) whose bitsets are kept; beyond it they are computed again
+#: guests, hosts and pairs whose verdicts are kept; beyond it they are computed again
 MAX_SEEN = 1 << 16
 
 
@@ -36,8 +33,6 @@ class GuestBits:
     vendor: str
     visible: int
     fms: tuple[int, int, int] | None
-    ok_bugs: int
-    shows_rsba: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +40,6 @@ class HostBits:
     vendor: str
     features: int
     fms: tuple[int, int, int]
-    bugs: int
-    rsba: bool
 
 
 class FastChecker:
@@ -57,14 +50,9 @@ class FastChecker:
         self.cat = cat
         self.req = req
         self._fbit: dict[str, int] = {}
-        bugs: set[str] = set()
-        for k in req.kernels:
-            t = load_rules(k)
-            bugs |= set(t.bug_rules) | set(t.bugs)
-        self.bug_names = sorted(bugs)
-        self._bbit = {b: 1 << i for i, b in enumerate(self.bug_names)}
         self._guests: dict = {}
         self._hosts: dict = {}
+        self._protected: dict = {}
 
     def _mask(self, names) -> int:
         m = 0
@@ -82,22 +70,12 @@ class FastChecker:
             return hit
         if len(self._guests) >= MAX_SEEN:  # a long-lived scheduler sees guests come and go
             self._guests.clear()
-        cat, req = self.cat, self.req
         visible = g.visible()
         vendor, fam, mod, step = g.identity()
-        mirror = HostFacts(vendor=vendor, family=fam, model=mod, stepping=step,
-                           features=visible, bugs=frozenset())
-        static_ok = not check_answer(cat, (mirror,), req, g)
-        view = g.view()
-        ok = 0
-        for bug in self.bug_names:
-            one = HostFacts(vendor=vendor, family=fam, model=mod, stepping=step,
-                            features=visible, bugs=frozenset({bug}))
-            if all(ob.holds(view) for ob in obligations(vendor, (one,), req.kernels, req.policy, req.waive)
-                   if ob.kind != "hint"):
-                ok |= self._bbit[bug]
-        shows_rsba = "rsba" in view.features and "arch-capabilities" in view.features
-        out = GuestBits(static_ok, vendor, self._mask(visible), g.fms, ok, shows_rsba)
+        mirror = HostFacts(vendor=vendor, family=fam, model=mod, stepping=step, features=visible,
+                           silicon=visible)
+        static_ok = not check_answer(self.cat, (mirror,), self.req, g)
+        out = GuestBits(static_ok, vendor, self._mask(visible), g.fms)
         self._guests[g] = out
         return out
 
@@ -107,24 +85,29 @@ class FastChecker:
             return hit
         if len(self._hosts) >= MAX_SEEN:
             self._hosts.clear()
-        bugs = 0
-        for b in h.bugs:
-            if b not in self.req.waive and b in self._bbit:
-                bugs |= self._bbit[b]
-        out = HostBits(h.vendor, self._mask(h.features), h.fms, bugs, "rsba" in h.features)
+        out = HostBits(h.vendor, self._mask(h.features), h.fms)
         self._hosts[h] = out
         return out
+
+    def protected(self, g, h: HostFacts) -> bool:
+        key = (g, h)
+        hit = self._protected.get(key)
+        if hit is None:
+            if len(self._protected) >= MAX_SEEN:
+                self._protected.clear()
+            req, view = self.req, g.view()
+            hit = self._protected[key] = all(
+                ob.holds(view) for ob in obligations(g.identity()[0], (h,), req.kernels, req.policy, req.waive))
+        return hit
 
     def check(self, g, h) -> bool:
         """Whether guest ``g`` is safe on host ``h`` (same verdict as ``not check_answer``)."""
         gb = self._guests.get(g) or self.guest(g)
         hb = self._hosts.get(h) or self.host(h)
-        return self.check_bits(gb, hb)
+        return self.check_bits(gb, hb) and self.protected(g, h)
 
     def check_bits(self, gb: GuestBits, hb: HostBits) -> bool:
-        """The per-pair work alone, on precomputed bitsets."""
+        """The per-pair work that needs no protection verdict, on precomputed bitsets."""
         return (gb.static_ok and gb.vendor == hb.vendor
                 and not (gb.visible & ~hb.features)
-                and (gb.fms is None or gb.fms == hb.fms or not self.host_fms_rule)
-                and not (hb.bugs & ~gb.ok_bugs)
-                and (not hb.rsba or gb.shows_rsba))
+                and (gb.fms is None or gb.fms == hb.fms or not self.host_fms_rule))

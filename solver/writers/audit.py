@@ -1,4 +1,4 @@
-"""``cpusolve audit`` reports: text for a terminal, JSON (``cpusolve-audit/1``)."""
+"""``cpusolve audit`` reports: text for a terminal, JSON (``cpusolve-audit/2``)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,16 @@ from cpusolve.report.audit import GuestAudit
 
 def render_audit(results: list[GuestAudit], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"schema": "cpusolve-audit/1", "guests": [r.to_dict() for r in results]},
+        return json.dumps({"schema": "cpusolve-audit/2", "guests": [r.to_dict() for r in results]},
                           indent=2, sort_keys=True) + "\n"
     lines = []
     for r in results:
         lines.append(f"{r.name}: {r.status.upper()}  (-cpu {r.cpu}; may reach {', '.join(r.hosts)})")
         for u in r.unrunnable:
             lines.append(f"  cannot run on {u['hosts']}: lacks {', '.join(u['missing'])}")
-        for f in r.false_immunities:
-            lines.append(f"  FALSE IMMUNITY: a Linux {'/'.join(f['kernels'])} guest believes it is not affected by "
-                         f"{f['bug']}, which {f['hosts']} has ({f['why']})")
-        for m in r.missing_mechanisms:
-            lines.append(f"  cannot mitigate {m['bug']} ({m['hosts']}): needs {m['needs']}")
+        for u in r.unprotected:
+            lines.append(f"  UNPROTECTED against {u['bug']} on {u['hosts']} (Linux {'/'.join(u['kernels'])}): "
+                         f"{u['why']}")
         if r.fix:
             how = "smallest change" if r.fix_kind == "flags" else "its domain's answer"
             lines.append(f"  fix ({how}): -cpu {r.fix}")

@@ -19,6 +19,9 @@ def cpu_element(d: DomainResult) -> ET.Element:
     cpu = ET.Element("cpu", {"mode": "custom", "match": "exact", "check": "full"})
     model = ET.SubElement(cpu, "model", {"fallback": "forbid"})
     model.text = d.guest.model
+    if d.guest.threads > 1:
+        # sockets x cores x threads must equal the domain's vCPUs: scale cores, keep threads
+        ET.SubElement(cpu, "topology", {"sockets": "1", "cores": "1", "threads": str(d.guest.threads)})
     for policy, names in (("require", d.guest.plus), ("disable", d.guest.minus)):
         for f in names:
             ET.SubElement(cpu, "feature", {"policy": policy, "name": cat.features[f].libvirt or f})
@@ -44,6 +47,9 @@ def render_libvirt(result: Result) -> str:
             continue
         elem = cpu_element(d)
         ET.indent(elem)
+        if d.guest.threads > 1:
+            out.append(f"<!-- REQUIRED: threads='{d.guest.threads}' in <topology>; set cores so that sockets x cores "
+                       "x threads is the domain's vCPU count -->")
         out.append(ET.tostring(elem, encoding="unicode"))
         if d.guest.fms is not None:
             fam, mod, step = d.guest.fms

@@ -27,6 +27,9 @@ def render_nova(result: Result) -> str:
             out.append(f"# WARNING: guests must see family {fam} model {mod} stepping {step} to mitigate "
                        "their hosts' bugs; Nova cannot set it. Use the libvirt output with its "
                        "<qemu:commandline>, or split this domain.")
+        if d.guest.threads > 1:
+            out.append(f"# REQUIRED: flavors of these guests need the extra spec hw:cpu_threads={d.guest.threads} "
+                       "(a vCPU topology with SMT threads), which nova.conf cannot set")
         out.append("[libvirt]")
         out.append("cpu_mode = custom")
         out.append(f"cpu_models = {d.guest.model}")

@@ -15,4 +15,9 @@ def render_qemu(result: Result) -> str:
             lines.append(f"# {d.status}: no safe guest CPU; see --format text")
         else:
             lines.append(qemu_cpu_arg(d.guest))
+            if d.guest.threads > 1:
+                n = d.guest.threads
+                lines.append(f"# REQUIRED with it: a topology of {n} threads per core; keep threads={n} "
+                             f"when choosing the vCPU count (-smp 8,threads={n})")
+                lines.append(f"-smp threads={d.guest.threads}")
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cpusolve.core.guest import qemu_cpu_arg
+from cpusolve.encodings.spelling import residual_label
 from cpusolve.report.plans import Change, Suggestion
 from cpusolve.report.records import DomainResult, Result
 
@@ -37,6 +38,9 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
         lines.append(f"  flags:        {','.join(g.flags()) or '(none)'}")
         if g.fms:
             lines.append(f"  f/m/s shown:  family={g.fms[0]} model={g.fms[1]} stepping={g.fms[2]}")
+        if g.threads > 1:
+            lines.append(f"  topology:     threads={g.threads} per core (qemu -smp ...,threads={g.threads}; "
+                         f"libvirt <topology threads='{g.threads}'/>)")
         lines.append(f"  mitigations:  {', '.join(d.mitigations) or '(none beyond the model)'}")
         if d.claims:
             lines.append(f"  immunity bits: {', '.join(d.claims)}")
@@ -50,6 +54,14 @@ def _domain(d: DomainResult, directed: bool) -> list[str]:
     for c in d.conflicts:
         lines.append(f"  conflict: {c.text}")
         lines.append(f"      fix: {c.fix}")
+    for p in d.protection:
+        where = _hosts(p.hosts, memo)
+        kernels = "" if len(p.kernels) > 1 else f" (Linux {p.kernels[0]})"
+        label = {"protected": "protected", "partial": "protected", "ineffective": "INEFFECTIVE",
+                 "unprotected": "UNPROTECTED"}[p.status]
+        works = f" (works there: {p.condition})" if p.condition and p.status != "ineffective" else ""
+        residual = f"; remains: {residual_label(p.residual)}" if p.residual else ""
+        lines.append(f"  {label + ':':<13} {p.bug} on {where}{kernels}: {p.does_text()}{works}{residual}")
     for c in d.safety_costs:
         lines.append(f"  safety cost:  {c.text}")
     if d.better:

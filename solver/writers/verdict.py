@@ -13,6 +13,12 @@ def render_verdicts(v: GuestVerdicts, fmt: str) -> str:
     vendor, fam, mod, step = v.guest.identity()
     lines = [f"{v.cpu}: {vendor} family {fam} model {mod} stepping {step}, Linux {v.kernel} guest"]
     width = max(len(b.bug) for b in v.bugs)
+    pad = " " * (width + 18)
     for b in v.bugs:
-        lines.append(f"  {b.bug:<{width}}  {'affected' if b.affected else 'NOT affected':<12}  {b.why}")
+        said = b.text if b.text is not None else "(not decided by the CPU alone)"
+        lines.append(f"  {b.bug:<{width}}  {'affected' if b.affected else 'NOT affected':<12}  {said}")
+        lines.append(f"{pad}{b.why}")
+    if v.dmesg:
+        lines.append("  boot log:")
+        lines.extend(f"    {line}" for line in v.dmesg)
     return "\n".join(lines) + "\n"

@@ -43,6 +43,8 @@ class FactFile(Cpu):
     custom_models: tuple[str, ...] = ()
     #: what the reader had to infer or could not know (e.g. f/m/s taken from a model)
     notes: tuple[str, ...] = ()
+    #: the host kernel's release where the file says (a probe's uname -r)
+    kernel: str | None = None
 
 
 def read_fact_file(path: str | Path) -> FactFile:
@@ -130,4 +132,4 @@ def _build(label: str, fmt: str, fields: dict) -> FactFile:
                     bugs=None if fields.get("bugs") is None else frozenset(fields["bugs"]),
                     exposable=bool(fields["exposable"]),
                     custom_models=tuple(fields.get("custom_models", ())),
-                    notes=tuple(fields.get("notes", ())))
+                    notes=tuple(fields.get("notes", ())), kernel=fields.get("kernel"))

@@ -1,14 +1,17 @@
 """Decode CPUID leaves and feature MSRs into canonical feature names via the catalog.
 
 Shared by the raw CPUID dump reader and the KVM probe, so a bit means the same thing
-whichever way it was read.  Only the catalog's bits are decoded; an unnamed bit is simply
-not a feature we can reason about.
+whichever way it was read.  The catalog's bits are decoded, and the CPUID bits only Linux
+names (as ``linux:<name>``, facts its bug rules read); any other bit is simply not a
+feature we can reason about.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
+from importlib import resources
 
 from cpusolve.encodings.catalog import catalog
 
@@ -28,7 +31,22 @@ def _cpuid_index() -> dict[tuple[int, int], list[tuple[int, int, str]]]:
         if feat.cpuid is not None:
             leaf, sub, reg, bit = feat.cpuid
             index.setdefault((leaf, sub), []).append((REGISTERS.index(reg.upper()), bit, name))
+    # CPUID bits only Linux names, where the bug or protection rules read them
+    # (linux:tsa_fill_no, linux:btc_no...): facts about the host, never guest features.
+    read = _rule_linux_bits()
+    for name, (leaf, sub, reg, bit) in catalog().linux_cpuid_bits.items():
+        if name in read:
+            index.setdefault((leaf, sub), []).append((REGISTERS.index(reg.upper()), bit, name))
     return index
+
+
+@cache
+def _rule_linux_bits() -> frozenset[str]:
+    data = resources.files("cpusolve.encodings") / "data"
+    found: set[str] = set()
+    for name in ("linux-6.1.json", "linux-6.12.json", "host-protection.json", "host-kernel-bits.json"):
+        found |= set(re.findall(r'"(linux:[a-z0-9_]+)"', (data / name).read_text()))
+    return frozenset(found)
 
 
 @cache

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from cpusolve.errors import InputError
-from cpusolve.inputs.facts.common import FeatureNames, decode_text, read_bytes
+from cpusolve.inputs.facts.common import FeatureNames, decode_text, read_bytes, warn
 from cpusolve.inputs.facts.linux_flags import features_from_flags
 
 FORMAT = "linux-cpuinfo"
@@ -97,8 +97,14 @@ def read_text(text: str, label: str, bugs: frozenset[str] | None) -> dict:
 
 
 def read_vulnerabilities(directory: Path, label: str) -> frozenset[str]:
-    """Names of the bugs the kernel reports as anything but "Not affected"."""
+    """Names of the bugs the kernel reports as anything but "Not affected" or "Unknown".
+
+    "Unknown: ..." (mmio_stale_data on parts out of Intel's servicing period, a guest's
+    view) says the kernel cannot tell: it is reported and Linux's rules decide, never taken
+    as the bug nor as its absence.
+    """
     bugs = set()
+    unknown = []
     try:
         entries = sorted(directory.iterdir())
     except OSError as e:
@@ -107,8 +113,12 @@ def read_vulnerabilities(directory: Path, label: str) -> frozenset[str]:
         if entry.name.startswith(".") or not entry.is_file():
             continue
         verdict = decode_text(read_bytes(entry, f"{label}/{entry.name}"), f"{label}/{entry.name}").strip()
-        if verdict != "Not affected":
+        if verdict.startswith("Unknown"):
+            unknown.append(f"{entry.name} ({verdict.splitlines()[0][:80]!r})")
+        elif verdict != "Not affected":
             bugs.add(entry.name)
+    if unknown:
+        warn(f"{label}: the kernel cannot tell {', '.join(unknown)}; Linux's rules decide")
     return frozenset(bugs)
 
 

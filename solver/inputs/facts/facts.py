@@ -45,9 +45,10 @@ def read(doc: dict[str, Any], label: str) -> dict:
         notes.append(str(source["reason"]))
     if doc.get("kernel"):
         notes.append(f"kernel {doc['kernel']}")
+    kernel = doc.get("kernel") if isinstance(doc.get("kernel"), str) else None
     return dict(vendor=_str(doc, "vendor", label), features=frozenset(FeatureNames(label).many(features)),
                 bugs=None if bugs is None else frozenset(bugs), exposable=exposable,
-                notes=tuple(notes), **identity)
+                notes=tuple(notes), kernel=kernel, **identity)
 
 
 def _str(doc: dict, key: str, label: str, default: str | None = None) -> str:

@@ -1,0 +1,324 @@
+"""Whether what a guest kernel does protects it against a bug on one host.
+
+The guest's actions are a function of what it is shown (``rules.RuleTable.actions``);
+whether they work is a function of the host: its silicon and microcode, its kernel and
+KVM, its TSX state and SMT.  ``data/host-protection.json`` states, per bug, the ways a guest
+is protected on a host (an entry = a condition on the host, a condition on the guest, and
+why it works, with sources):
+
+* ``protected``: complete protection in the threat model (the guest kernel and its
+  processes against its own user space);
+* ``partial``: Linux's own "Mitigation: ..." level that leaves a named residual only the
+  host can remove (``cross_thread``: sibling hyper-threads while the host runs SMT); the
+  solver accepts these, as Linux does on bare metal, and reports the residual;
+* ``unknown``: combinations no source settles (one Zen generation's SRSO sequence on
+  another's silicon): never counted as protection;
+* ``attempt``: the kind of mitigation a guest must at least run (policy ``compat``).
+
+Host conditions are read here, concretely, on a :class:`HostView`; what is left is a
+condition on the guest, which the optimizer and the checker read like any other rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from cpusolve.encodings import expr as ex
+from cpusolve.encodings.cpu import Cpu
+from cpusolve.encodings.expr import Algebra, Expr, fold
+from cpusolve.encodings.rules import parse
+from cpusolve.encodings.spelling import action_label, host_def_label
+
+
+@dataclass(frozen=True)
+class HostView(Cpu):
+    """A host as the protection table reads it.  ``features`` are the host's own CPUID and
+    ARCH_CAPABILITIES bits (silicon and microcode, as its kernel sees them), not what KVM
+    offers a guest."""
+
+    #: sysfs and internal (MSBDS_ONLY, SWAPGS, BHI, ...) bug names the silicon has
+    bugs: frozenset[str] = frozenset()
+    kernel: str = "6.1"  # the host's kernel and KVM
+    tsx: str = "off"  # "on": TSX transactions run on the host
+    smt: bool = True  # the host runs SMT (hyper-threading)
+    #: microcode fixes nothing enumerates ("its_ibpb"), where the host says so
+    ucode: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Entry:
+    status: str  # "protected" | "partial" | "unknown"
+    host: Expr
+    guest: Expr
+    why: str
+    residual: str | None = None
+    source: tuple[str, ...] = ()
+    #: a partial entry policy strict does not accept (Linux calls it Vulnerable, or the
+    #: guest could close the residual itself)
+    strict: bool = True
+
+
+@dataclass(frozen=True)
+class BugProtection:
+    bug: str
+    scope: str  # "guest" | "host"
+    affected: Expr  # on the host
+    entries: tuple[Entry, ...]
+    #: what a guest must at least attempt: (host condition, guest condition), first match
+    attempt: tuple[tuple[Expr, Expr], ...]
+
+
+class HostConcrete(Algebra[bool]):
+    """Host conditions on one concrete host."""
+
+    def __init__(self, table: ProtectionTable, host: HostView) -> None:
+        self.table = table
+        self.host = host
+
+    def const(self, node): return node.value
+    def all(self, node, items): return all(items)
+    def any(self, node, items): return any(items)
+    def not_(self, node, item): return not item
+
+    def fact(self, node):
+        h, kind = self.host, node.kind
+        if kind == "host_feature":
+            return node.arg in h.features
+        if kind == "host_bug":
+            return node.arg in h.bugs
+        if kind == "host_vendor":
+            return h.vendor in node.arg
+        if kind == "host_cpu":
+            return all(_field_in(h, t) for t in node.arg.tests)
+        if kind == "kvm":
+            return h.kernel in node.arg
+        if kind == "tsx":
+            return h.tsx == node.arg
+        if kind == "host_smt":
+            return h.smt
+        if kind == "host_ucode":
+            return node.arg in h.ucode
+        raise ValueError(f"a host condition cannot read {kind}")
+
+    def ref(self, node, memo):
+        key = (node.kind, node.name)
+        if key not in memo:
+            memo[key] = fold(self.table.host_defs[node.name], self, memo)
+        return memo[key]
+
+
+def _field_in(cpu: Cpu, t: ex.FieldIn) -> bool:
+    v = getattr(cpu, t.field)
+    if t.values is not None:
+        return v in t.values
+    return (t.lo is None or v >= t.lo) and (t.hi is None or v <= t.hi)
+
+
+class ProtectionTable:
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.source = data.get("source", {})
+        self.host_defs: dict[str, Expr] = {n: parse(e) for n, e in data.get("host_defs", {}).items()}
+        self.host_def_meanings: dict[str, str] = data.get("host_def_meanings", {})
+        self.residuals: dict[str, str] = data.get("residuals", {})
+        self.bugs: dict[str, BugProtection] = {}
+        for bug, b in data["bugs"].items():
+            entries = []
+            for status in ("protected", "partial", "unknown"):
+                for e in b.get(status, []):
+                    entries.append(Entry(status, parse(e["host"]), parse(e["guest"]), e.get("why", ""),
+                                         e.get("residual"), tuple(e.get("source", ())), e.get("strict", True)))
+            attempt = b.get("attempt", True)
+            if isinstance(attempt, dict) and "by_host" in attempt:
+                attempts = tuple((parse(a["host"]), parse(a["guest"])) for a in attempt["by_host"])
+            else:
+                attempts = ((ex.TRUE, parse(attempt)),)
+            self.bugs[bug] = BugProtection(bug, b.get("scope", "guest"), parse(b["host_affected"]),
+                                           tuple(entries), attempts)
+        self._memo: dict = {}
+
+    def affects(self, host: HostView, bug: str) -> bool:
+        b = self.bugs.get(bug)
+        return b is not None and self.host_holds(host, b.affected)
+
+    def host_holds(self, host: HostView, cond: Expr) -> bool:
+        return fold(cond, HostConcrete(self, host))
+
+    def entries_on(self, host: HostView, bug: str) -> tuple[Entry, ...]:
+        """The entries whose host condition holds on ``host``, in table order."""
+        key = (host, bug)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = tuple(e for e in self.bugs[bug].entries if self.host_holds(host, e.host))
+        return hit
+
+    def protection(self, host: HostView, bug: str) -> Expr:
+        """What the guest must do (or be shown) to be protected against ``bug`` on ``host``:
+        any of the applicable protected or strict-accepted partial entries (FALSE when none
+        applies)."""
+        return ex.disj(e.guest for e in self.accepted(host, bug))
+
+    def accepted(self, host: HostView, bug: str) -> tuple[Entry, ...]:
+        """The applicable entries policy strict accepts as protection."""
+        return tuple(e for e in self.entries_on(host, bug) if e.status != "unknown" and e.strict)
+
+    def attempt(self, host: HostView, bug: str) -> Expr:
+        """The mitigation the guest must at least attempt on ``host`` (first match)."""
+        for cond, guest in self.bugs[bug].attempt:
+            if self.host_holds(host, cond):
+                return guest
+        return ex.TRUE
+
+
+@cache
+def protection_table() -> ProtectionTable:
+    path = resources.files("cpusolve.encodings") / "data" / "host-protection.json"
+    return ProtectionTable(json.loads(path.read_text()))
+
+
+def guest_text(expr: Expr) -> str:
+    """A guest condition of the table in words: "eibrs or ibrs_entry + bhb_clear_loop"."""
+    t = type(expr)
+    if t is ex.Const:
+        return "nothing" if expr.value else "a mitigation no guest can run"
+    if t is ex.Ref:
+        return action_label(expr.name) if expr.kind == "action" else expr.name
+    if t is ex.Feature:
+        return f"{expr.name} shown"
+    if t is ex.Fact and expr.kind == "smt":
+        return "an SMT topology (threads=2)"
+    if t is ex.Not:
+        inner = expr.item
+        if type(inner) is ex.Feature:
+            return f"no {inner.name} shown"
+        return f"not ({guest_text(inner)})"
+    if t is ex.All:
+        return " + ".join(_group(guest_text(e)) if type(e) is ex.Any else guest_text(e) for e in expr.items)
+    if t is ex.Any:
+        parts = list(dict.fromkeys(guest_text(e) for e in expr.items))
+        return " or ".join(_group(p) if " or " in p else p for p in parts)
+    if t is ex.CpuMatch:
+        return "family/model " + ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k, v in expr.spec)
+    if t is ex.Vendor:
+        return "vendor " + "/".join(expr.vendors)
+    return repr(expr)
+
+
+def host_text(expr: Expr) -> str:
+    """A host condition of the table in words: "Zen 3/4 + verw-clear", "" when it always holds."""
+    t = type(expr)
+    if t is ex.Const:
+        return "" if expr.value else "never"
+    if t is ex.Ref:
+        return host_def_label(expr.name)
+    if t is ex.Fact:
+        kind, arg = expr.kind, expr.arg
+        if kind == "host_feature":
+            return str(arg)
+        if kind == "host_bug":
+            return f"{arg}-affected"
+        if kind == "tsx":
+            return f"TSX {arg}"
+        if kind == "host_smt":
+            return "SMT on"
+        if kind == "host_ucode":
+            return f"{arg} microcode"
+        if kind == "kvm":
+            return "KVM " + "/".join(arg)
+        if kind == "host_vendor":
+            return "/".join(arg)
+        return f"{kind} {arg}"
+    if t is ex.Not:
+        inner = expr.item
+        if type(inner) is ex.Fact and inner.kind == "host_smt":
+            return "SMT off"
+        if type(inner) is ex.Fact and inner.kind == "host_bug":
+            return f"not {inner.arg}-affected"
+        if type(inner) is ex.Fact and inner.kind == "host_feature":
+            return f"no {inner.arg}"
+        return f"not ({host_text(inner)})"
+    if t is ex.All:
+        parts = [host_text(e) for e in _flat(expr)]
+        return " + ".join(_group(p) if " or " in p else p for p in parts if p)
+    if t is ex.Any:
+        parts = list(dict.fromkeys(host_text(e) for e in expr.items))
+        return " or ".join(_group(p) if " + " in p else p for p in parts)
+    return repr(expr)
+
+
+def _flat(expr: ex.All) -> list[Expr]:
+    out: list[Expr] = []
+    for e in expr.items:
+        out.extend(_flat(e) if type(e) is ex.All else [e])
+    return out
+
+
+def _group(text: str) -> str:
+    return f"({text})"
+
+
+def actions_named(expr: Expr) -> frozenset[str]:
+    """The guest actions a guest condition names."""
+    t = type(expr)
+    if t is ex.Ref and expr.kind == "action":
+        return frozenset((expr.name,))
+    if t in (ex.All, ex.Any):
+        return frozenset().union(*(actions_named(e) for e in expr.items))
+    if t is ex.Not:
+        return actions_named(expr.item)
+    return frozenset()
+
+
+def showable(expr: Expr, visible: frozenset[str]) -> Expr:
+    """``expr`` without the ways that need a bit no guest can be shown (an ARCH_CAPABILITIES
+    bit QEMU has no name for): what an explanation may offer an operator."""
+    t = type(expr)
+    if t is ex.Feature:
+        return expr if expr.name in visible else ex.FALSE
+    if t is ex.All:
+        items = [showable(e, visible) for e in expr.items]
+        return ex.FALSE if ex.FALSE in items else ex.All(tuple(items))
+    if t is ex.Any:
+        items = [i for i in (showable(e, visible) for e in expr.items) if i != ex.FALSE]
+        return ex.FALSE if not items else items[0] if len(items) == 1 else ex.Any(tuple(items))
+    return expr
+
+
+def needs_text(entries) -> str:
+    """The simplest ways a guest is protected by these entries (at most two, shortest
+    first): what an explanation names as "protection there needs ..."."""
+    from cpusolve.encodings.catalog import catalog
+
+    visible = catalog().guest_features
+    shown = [showable(e.guest, visible) for e in entries if e.status != "unknown"]
+    texts = sorted({guest_text(g) for g in shown if g != ex.FALSE}, key=lambda t: (len(t), t))
+    if not texts:
+        return "a mitigation no guest can run"
+    shown = [f"({t})" if " or " in t else t for t in texts[:2]]
+    return " or ".join(shown) + (" (or another way)" if len(texts) > 2 else "")
+
+
+@cache
+def _kernel_bits() -> dict:
+    path = resources.files("cpusolve.encodings") / "data" / "host-kernel-bits.json"
+    data = json.loads(path.read_text())
+    data["parsed"] = [(frozenset(r["bits"]), tuple(r["kernels"]), parse(r["when"])) for r in data["rules"]]
+    return data
+
+
+def synthesised_bits(host: HostView) -> frozenset[str]:
+    """The bits the host's kernel forces on itself before it decides its bugs
+    (``data/host-kernel-bits.json``): a Zen 2 host has TSA_SQ_NO, a 6.12 Rome IBPB_BRTYPE."""
+    table = protection_table()
+    out: set[str] = set()
+    for bits, kernels, when in _kernel_bits()["parsed"]:
+        if host.kernel in kernels and table.host_holds(host, when):
+            out |= bits
+    return frozenset(out)
+
+
+def kvm_offers_synthesised(kernel: str) -> frozenset[str]:
+    return frozenset(_kernel_bits()["kvm_offers"].get(kernel, ()))
