@@ -133,3 +133,33 @@ def test_duplicate_keys_in_json_object(tmp_path):
 def test_unknown_key_warns(capsys):
     load_pool({"hosts": {"a": {"cpu": "Skylake-Server-v4", "cout": 3}}})
     assert "unknown key 'cout' ignored (did you mean 'count'?)" in capsys.readouterr().err
+
+
+FACTS = __import__("pathlib").Path(__file__).parent / "data" / "facts"
+
+
+def test_domcapabilities_identity_is_never_guessed():
+    """virsh domcapabilities has no <signature>: the host's identity comes from the same
+    host's virsh capabilities (whose silicon bits also decide the bugs) or is stated; the
+    host-model's name (here kvm64, family 15) is never taken for it."""
+    dc, caps = str(FACTS / "emr-vm.domcaps.xml"), str(FACTS / "emr-vm.caps.xml")
+    with pytest.raises(InputError, match=r"host 'h': .*emr-vm.domcaps.xml \(libvirt-domcapabilities\) does not say "
+                                         r"the CPU's family/model/stepping.*\"capabilities\""):
+        load_pool({"hosts": {"h": {"facts": dc}}})
+    paired = load_pool({"hosts": {"h": {"facts": dc, "capabilities": caps}}}).hosts["h"].facts
+    assert paired.fms == (6, 207, 2) and "emr-vm.caps.xml" in paired.origin
+    stated = load_pool({"hosts": {"h": {"facts": dc, "family": 6, "model": 207, "stepping": 2}}}).hosts["h"].facts
+    assert stated.fms == (6, 207, 2)
+    # every key next to facts is honoured or refused
+    with pytest.raises(InputError, match="'family' comes from the fact file"):
+        load_pool({"hosts": {"h": {"facts": caps, "family": 6, "model": 85, "stepping": 4}}})
+    with pytest.raises(InputError, match="'vendor' comes from the fact file"):
+        load_pool({"hosts": {"h": {"facts": caps, "vendor": "GenuineIntel"}}})
+    with pytest.raises(InputError, match="states its own identity"):
+        load_pool({"hosts": {"h": {"facts": caps, "capabilities": caps}}})
+    with pytest.raises(InputError, match="must be the host's `virsh capabilities` XML"):
+        load_pool({"hosts": {"h": {"facts": dc, "capabilities": dc}}})
+    with pytest.raises(InputError, match="not the same host"):
+        load_pool({"hosts": {"h": {"facts": str(FACTS / "qemu_9.0.0-q35.x86_64.xml"), "capabilities": caps}}})
+    with pytest.raises(InputError, match="has none"):
+        load_pool({"hosts": {"h": {"cpu": "Skylake-Server-v4", "capabilities": caps}}})

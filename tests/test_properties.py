@@ -68,6 +68,9 @@ FACT_FILES = {
     "HygonGenuine": ["x86_64-cpuid-Hygon-C86-7185-32-core.xml"],
     "CentaurHauls": [],
 }
+#: domcapabilities files state no family/model/stepping: the identity of a CPU of their
+#: host-model (Skylake-Client 6/94/3, EPYC-Rome 23/49/0), stated as a pool would
+DOMCAPS_IDENTITY = {"qemu_4.2.0-q35.x86_64.xml": (6, 94, 3), "qemu_9.0.0-q35.x86_64.xml": (23, 49, 0)}
 N_EXAMPLES = 60
 
 
@@ -92,7 +95,10 @@ def pools(draw) -> dict:
             spec = {"vendor": vendor, "family": fam, "model": mod, "stepping": step,
                     "features": sorted(CAT.model(model).features)}
         else:
-            spec = {"facts": str(FACT_DIR / draw(st.sampled_from(FACT_FILES[vendor])))}
+            name = draw(st.sampled_from(FACT_FILES[vendor]))
+            spec = {"facts": str(FACT_DIR / name)}
+            if name in DOMCAPS_IDENTITY:
+                spec.update(zip(("family", "model", "stepping"), DOMCAPS_IDENTITY[name], strict=True))
         add = list(MICROCODE[vendor]) if draw(st.integers(0, 2)) else []
         add += draw(subset(ADD, 3))
         remove = draw(subset(REMOVE, 2)) if draw(st.integers(0, 3)) == 0 else []

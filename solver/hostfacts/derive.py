@@ -57,13 +57,17 @@ def facts_of(kind: HostKindSpec, defaults: dict | None = None) -> HostFacts:
     own = (kind.features | add) - remove
     vendor, fms = kind.vendor, kind.fms
     # what the host's kernel forces on itself before deciding its bugs (TSA_SQ_NO on Zen 2...)
-    synthesised = synthesised_bits(HostView(vendor, fms[0], fms[1], fms[2], own, kernel=kernel)) - own
-    silicon = own | synthesised
+    if kind.bug_bits is not None:  # the silicon as libvirt decodes it, with what the entry adds
+        own_silicon = (kind.bug_bits | add) - remove
+    else:
+        own_silicon = own
+    synthesised = synthesised_bits(HostView(vendor, fms[0], fms[1], fms[2], own_silicon, kernel=kernel)) - own_silicon
+    silicon = own_silicon | synthesised
     derived = host_bugs(vendor, fms, silicon)
     if kind.bugs is not None and kind.bugs != derived:
         _disagree(kind, derived)
     bugs = derived | (kind.bugs or frozenset())
-    tsx = kind.tsx or settings.get("tsx") or tsx_state(own)
+    tsx = kind.tsx or settings.get("tsx") or tsx_state(own_silicon)
     if kind.silicon and kind.hypervisor == "kvm":
         # Silicon bits (cpuinfo, CPUID dumps, inline lists): only what KVM virtualises.
         own = kvm_cpuid_filter(own, bugs, vendor, fms[0], kernel) | (own & add)

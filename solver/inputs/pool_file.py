@@ -26,7 +26,7 @@ MAX_COUNT = 1_000_000
 TOP_KEYS = {"hosts", "migration", "requirements", "description", "host_defaults"}
 HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "features", "bugs",
              "count", "labels", "facts", "hypervisor", "model_id", "description",
-             "kernel", "tsx", "smt", "microcode_fixes"}
+             "kernel", "tsx", "smt", "microcode_fixes", "capabilities"}
 #: host facts a pool may give once for every host (``host_defaults``) and each host may override
 HOST_DEFAULT_KEYS = {"kernel", "tsx", "smt"}
 #: the host kernels (and so KVM versions) modelled
@@ -77,6 +77,9 @@ class HostKindSpec:
     #: host SMT as stated; None: the pool's default
     smt: bool | None = None
     microcode_fixes: frozenset[str] = frozenset()
+    #: the silicon's bits the bug rules read, where they differ from ``features`` (a
+    #: domcapabilities host paired with its capabilities); None: ``features``
+    bug_bits: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -355,8 +358,12 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         for bug in sorted(explicit_bugs):
             if bug not in bugs:
                 raise InputError(f"{where}unknown bug '{bug}'" + suggest(bug, bugs))
+    if "capabilities" in spec and "facts" not in spec:
+        raise InputError(f"{where}'capabilities' gives the identity of a 'facts' file "
+                         f"(virsh domcapabilities); this host has none")
     silicon = True  # features are the silicon's bits, not yet what KVM offers
     fact_kernel = None
+    bug_bits = None
     if "cpu" in spec:
         silicon = False  # QEMU's model definition already lists what a guest can be given
         model = cat.model(_expect(spec["cpu"], str, where, "'cpu'"), where)
@@ -380,6 +387,9 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         vendor, fms, own = fact.vendor, fact.fms, fact.features
         origin = f"fact file {spec['facts']} ({fact.format})"
         source = "facts"
+        fms, bug_bits, paired = _identity_of(fact, spec, where, base)
+        if paired is not None:
+            origin += f" + {spec['capabilities']} ({paired.format})"
         if fact.bugs is not None:
             explicit_bugs = fact.bugs if explicit_bugs is None else explicit_bugs | fact.bugs
         if fact.kernel:
@@ -415,7 +425,56 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
                          + suggest(fix, MICROCODE_FIXES))
     return HostKindSpec(source=source, vendor=vendor, fms=fms, features=frozenset(own), add=add, remove=remove,
                         bugs=explicit_bugs, hypervisor=hv, silicon=silicon, origin=origin, where=where,
-                        microcode_fixes=fixes, **settings)
+                        microcode_fixes=fixes, bug_bits=bug_bits, **settings)
+
+
+def _identity_of(fact, spec: dict, where: str, base: Path):
+    """A fact file's family/model/stepping, never guessed: its own; or, where it has none
+    (domcapabilities), the same host's ``virsh capabilities`` named by ``capabilities``
+    (whose silicon bits then also decide the bugs) or ``family``/``model``/``stepping``
+    stated next to it.  Returns (fms, bits the bug rules read or None, the paired file)."""
+    from cpusolve.inputs.facts import read_fact_file
+
+    stated = [k for k in ("family", "model", "stepping") if k in spec]
+    if "vendor" in spec:
+        raise InputError(f"{where}'vendor' comes from the fact file; drop it")
+    if "capabilities" in spec:
+        if fact.identity_known:
+            raise InputError(f"{where}'capabilities' pairs a virsh domcapabilities file with the same host's "
+                             f"virsh capabilities; {spec['facts']} ({fact.format}) states its own identity")
+        if stated:
+            raise InputError(f"{where}give 'capabilities' or '{stated[0]}', not both")
+        path = Path(_expect(spec["capabilities"], str, where, "'capabilities'"))
+        try:
+            caps = read_fact_file(path if path.is_absolute() else base / path)
+        except InputError as e:
+            raise InputError(f"{where}{e}") from None
+        if caps.format != "libvirt-capabilities":
+            raise InputError(f"{where}'capabilities' must be the host's `virsh capabilities` XML, not {caps.format}")
+        if not caps.identity_known:
+            raise InputError(f"{where}{spec['capabilities']} has no <signature> either; state 'family', 'model' "
+                             f"and 'stepping' (from /proc/cpuinfo)")
+        if caps.vendor != fact.vendor:
+            raise InputError(f"{where}{spec['capabilities']} is a {caps.vendor} CPU, {spec['facts']} a "
+                             f"{fact.vendor} one: not the same host")
+        return caps.fms, caps.features, caps
+    if fact.identity_known:
+        if stated:
+            raise InputError(f"{where}'{stated[0]}' comes from the fact file ({fact.format}), which states the "
+                             f"CPU's family/model/stepping; drop it")
+        return fact.fms, None, None
+    if len(stated) == 3:
+        values = []
+        for key in ("family", "model", "stepping"):
+            value = _expect(spec[key], int, where, f"'{key}'")
+            if value < 0 or value > 0xFFF:
+                raise InputError(f"{where}'{key}' {value} is out of range")
+            values.append(value)
+        return (values[0], values[1], values[2]), None, None
+    raise InputError(f"{where}{spec['facts']} ({fact.format}) does not say the CPU's family/model/stepping "
+                     f"(libvirt's host-model has no <signature>), which decide its bugs; add \"capabilities\": "
+                     f"the same host's `virsh capabilities` XML, or \"family\", \"model\", \"stepping\" "
+                     f"from its /proc/cpuinfo")
 
 
 def _graph(migration: Any, hosts: dict[str, HostSpec], label: str) -> tuple[nx.DiGraph, bool, list[tuple[str, ...]]]:

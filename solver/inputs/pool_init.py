@@ -10,6 +10,7 @@ arguments or prints.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,45 @@ def host_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _identity(fact: FactFile) -> tuple:
-    return (fact.vendor, fact.fms, fact.features, fact.bugs, fact.exposable)
+def _identity(fact: FactFile, caps: FactFile | None) -> tuple:
+    return (fact.vendor, fact.fms, fact.features, fact.bugs, fact.exposable,
+            caps and (caps.fms, caps.features))
+
+
+#: what a file of one host is called besides the host's name: kvm-07.domcaps.xml and
+#: kvm-07.caps.xml (or kvm-07-domcapabilities.xml, kvm-07_capabilities.xml) are kvm-07's
+_ROLE = re.compile(r"[._-](domcapabilities|domcaps|capabilities|caps)$", re.I)
+
+
+def host_of_file(path: Path) -> str:
+    stem = path.name if path.is_dir() else path.stem
+    return _ROLE.sub("", stem) or stem
+
+
+def _pair(files: list[Path], facts: list[FactFile]) -> list[tuple[Path, FactFile, Path | None, FactFile | None]]:
+    """Each host's files: a domcapabilities file (what KVM gives, no identity) with the
+    same host's capabilities (the silicon's identity), paired by host name; every other
+    file is a host of its own."""
+    caps_by_host: dict[tuple[Path, str], int] = {}
+    for i, (path, fact) in enumerate(zip(files, facts, strict=True)):
+        if fact.format == "libvirt-capabilities":
+            caps_by_host.setdefault((path.resolve().parent, host_of_file(path)), i)
+    used: set[int] = set()
+    out = []
+    for i, (path, fact) in enumerate(zip(files, facts, strict=True)):
+        if fact.identity_known:
+            continue
+        j = caps_by_host.get((path.resolve().parent, host_of_file(path)))
+        if j is None:
+            raise InputError(f"{path}: {fact.format} does not say the CPU's family/model/stepping (libvirt's "
+                             f"host-model has no <signature>); give the same host's `virsh capabilities` too, "
+                             f"named {host_of_file(path)}.caps.xml beside it")
+        used.add(j)
+        out.append((i, (path, fact, files[j], facts[j])))
+    for i, (path, fact) in enumerate(zip(files, facts, strict=True)):
+        if fact.identity_known and i not in used:
+            out.append((i, (path, fact, None, None)))
+    return [pair for _, pair in sorted(out, key=lambda x: x[0])]
 
 
 def pool_from_facts(paths: Iterable[str | Path], group: str | None, directed: bool = False,
@@ -50,12 +88,14 @@ def pool_from_facts(paths: Iterable[str | Path], group: str | None, directed: bo
     files = [Path(p) for p in paths]
     if not files:
         raise InputError("pool init needs at least one host fact file")
-    names = host_names(files)
+    pairs = _pair(files, [read_fact_file(p) for p in files])
+    names = host_names([p for p, _, _, _ in pairs])
+    names = [host_of_file(p) if c is not None and names.count(n) == 1 else n
+             for (p, _, c, _), n in zip(pairs, names, strict=True)]
     hosts: dict[str, dict[str, Any]] = {}
     merged: dict[tuple, str] = {}
-    for path, name in zip(files, names, strict=True):
-        fact = read_fact_file(path)
-        key = _identity(fact)
+    for (path, fact, caps_path, caps), name in zip(pairs, names, strict=True):
+        key = _identity(fact, caps)
         if merge and key in merged:
             entry = hosts[merged[key]]
             entry["count"] = entry.get("count", 1) + 1
@@ -64,12 +104,15 @@ def pool_from_facts(paths: Iterable[str | Path], group: str | None, directed: bo
             continue
         merged.setdefault(key, name)
         hosts[name] = {"facts": _facts_path(path, base), "labels": {}}
+        if caps_path is not None:
+            hosts[name]["capabilities"] = _facts_path(caps_path, base)
     for entry in hosts.values():
         if not entry["labels"]:
             del entry["labels"]
     pool: dict[str, Any] = {
         "description": f"made by cpusolve pool init from {len(files)} host fact file"
-                       f"{'s' if len(files) != 1 else ''}",
+                       f"{'s' if len(files) != 1 else ''}" + (f" ({len(files) - len(pairs)} capabilities paired with "
+                                                              f"domcapabilities)" if len(pairs) < len(files) else ""),
         "hosts": hosts,
     }
     if group is not None:

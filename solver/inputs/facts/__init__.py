@@ -45,6 +45,10 @@ class FactFile(Cpu):
     notes: tuple[str, ...] = ()
     #: the host kernel's release where the file says (a probe's uname -r)
     kernel: str | None = None
+    #: False when the file does not state the CPU's family/model/stepping (domcapabilities'
+    #: host-model has no <signature>): family/model/stepping are then 0 and must come from
+    #: elsewhere (the pool pairs it with the same host's capabilities, or states them)
+    identity_known: bool = True
 
 
 def read_fact_file(path: str | Path) -> FactFile:
@@ -132,4 +136,5 @@ def _build(label: str, fmt: str, fields: dict) -> FactFile:
                     bugs=None if fields.get("bugs") is None else frozenset(fields["bugs"]),
                     exposable=bool(fields["exposable"]),
                     custom_models=tuple(fields.get("custom_models", ())),
-                    notes=tuple(fields.get("notes", ())), kernel=fields.get("kernel"))
+                    notes=tuple(fields.get("notes", ())), kernel=fields.get("kernel"),
+                    identity_known=bool(fields.get("identity_known", True)))

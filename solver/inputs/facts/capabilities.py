@@ -36,5 +36,6 @@ def read(root: ET.Element, label: str) -> dict:
     if microcode is not None and microcode.get("version"):
         notes.append(f"microcode version {microcode.get('version')}")
     return dict(vendor=vendor(text_of(cpu, "vendor"), model, label),
-                family=fms[0], model=fms[1], stepping=fms[2], features=frozenset(features),
+                family=fms[0] if fms else 0, model=fms[1] if fms else 0, stepping=fms[2] if fms else 0,
+                identity_known=fms is not None, features=frozenset(features),
                 bugs=None, exposable=False, notes=tuple([f"host CPU {model}", *notes, *sig_notes]))

@@ -2,8 +2,9 @@
 
 libvirt computes host-model from QEMU's expansion of ``-cpu host`` under KVM, so its
 feature set is already what the hypervisor can expose (``exposable``).  libvirt (through
-11.x) prints no ``<signature>`` in host-model, so the f/m/s is the catalog model's and the
-fact file says so in ``notes``.
+11.x) prints no ``<signature>`` in host-model, so the file does not know the host's
+family/model/stepping (``identity_known`` False): the pool pairs it with the same host's
+``virsh capabilities`` or states the identity; it is never guessed from the model name.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def read(root: ET.Element, label: str) -> dict:
     features, notes = expand(model, host_model, names, label)
     fms, sig_notes = signature(host_model, model, label)
     return dict(vendor=vendor(text_of(host_model, "vendor"), model, label),
-                family=fms[0], model=fms[1], stepping=fms[2], features=frozenset(features),
+                family=fms[0] if fms else 0, model=fms[1] if fms else 0, stepping=fms[2] if fms else 0,
+                identity_known=fms is not None, features=frozenset(features),
                 bugs=None, exposable=True,
                 custom_models=usable_models(modes.get("custom")),
                 notes=tuple([f"host-model {model}", *notes, *sig_notes]))
