@@ -23,10 +23,11 @@ class Target:
     source: str
     models: frozenset[str]
     features: frozenset[str]
+    name: str = ""
 
     @property
     def label(self) -> str:
-        return f"{'QEMU' if self.tool == 'qemu' else self.tool} {self.version}"
+        return self.name or f"{'QEMU' if self.tool == 'qemu' else self.tool} {self.version}"
 
 
 @cache
@@ -51,3 +52,19 @@ def qemu(version: str | None = None) -> Target:
     if entry is None:
         raise InputError(f"no name table for QEMU '{version}' (known: {', '.join(qemu_versions())})")
     return Target("qemu", version, entry["source"], frozenset(entry["models"]), frozenset(entry["features"]))
+
+
+@cache
+def target(qemu_version: str | None = None, libvirt_version: str | None = None) -> Target:
+    """What an answer for this QEMU, started through this libvirt (None: QEMU directly),
+    may name: QEMU's models that the libvirt has a name for, and the features both name
+    (a flag libvirt cannot spell cannot be written in a domain's <cpu>)."""
+    q = qemu(qemu_version)
+    if libvirt_version is None:
+        return q
+    from cpusolve.encodings.libvirt import libvirt
+
+    lv = libvirt(libvirt_version)
+    return Target("qemu+libvirt", f"{q.version}+{lv.version}", f"{q.source}; {lv.source}",
+                  q.models & frozenset(lv.qemu_models), q.features & frozenset(lv.spelling),
+                  f"{q.label} through {lv.label}")

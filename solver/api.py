@@ -154,9 +154,9 @@ def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:
 
 
 def with_requirements(req: Requirements, policy: str | None = None, kernels=(), qemu: str | None = None,
-                      waive=()) -> Requirements:
+                      waive=(), libvirt: str | None = None) -> Requirements:
     """``req`` with the command line's overrides (each validated as the pool file's key would
-    be): a policy, guest kernels, a QEMU target, more waived bugs."""
+    be): a policy, guest kernels, a QEMU target, a libvirt target, more waived bugs."""
     from cpusolve.inputs.pool_file import read_requirements
 
     changes: dict = {}
@@ -164,6 +164,8 @@ def with_requirements(req: Requirements, policy: str | None = None, kernels=(), 
         changes["kernels"] = read_requirements({"kernels": list(kernels)}, "--kernel").kernels
     if qemu:
         changes["qemu"] = read_requirements({"qemu": qemu}, "--qemu").qemu
+    if libvirt:
+        changes["libvirt"] = read_requirements({"libvirt": libvirt}, "--libvirt").libvirt
     if waive:
         changes["waive"] = req.waive | read_requirements({"waive": list(waive)}, "--waive").waive
     if policy:

@@ -74,6 +74,7 @@ def main() -> None:
     cpusolve pool init FILES... [--group NAME]              a pool from host fact files
     cpusolve verdict CPU [--kernel 6.1|6.12]                what a Linux guest concludes on CPU
     cpusolve audit POOL --guests FILE                       which running guests are unsafe
+    cpusolve apply POOL DOMAIN_XML [--host HOST]            put the answer into a libvirt domain
     """
 
 
@@ -106,6 +107,8 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
               help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
 @click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
               help="Only use models and feature names this QEMU knows.")
+@click.option("--libvirt", "libvirt", type=click.Choice(["9.0", "11.3"]), default=None,
+              help="Guests are started through this libvirt: only its model and feature names.")
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
 @timeout_option
 @click.option("--without", "without", multiple=True, metavar="HOST",
@@ -117,7 +120,8 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes for distinct domain problems.")
 @output_option
-def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, suggest_k, jobs, output) -> None:
+def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without, add, suggest_k, jobs,
+              output) -> None:
     """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
     def go() -> int:
         import dataclasses
@@ -126,7 +130,8 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
         from cpusolve.writers import render
 
         p = load_pool(pool)
-        p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive)
+        p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
+                                           libvirt=libvirt or _libvirt_default(p.requirements, fmt))
         if without or add:
             from cpusolve.planning.whatif import what_if
 
@@ -137,8 +142,81 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, waive, timeout, without, add, su
             from cpusolve.planning.suggest import suggest
 
             result = dataclasses.replace(result, suggestions=tuple(suggest(p, result, suggest_k, timeout)))
+        if fmt == "nova" and output not in (None, "-"):
+            return _write_nova(result, Path(output))
         write_atomic(render(result, fmt), output)
+        if fmt == "nova":
+            from cpusolve.writers.nova import nova_files
+
+            return result.exit_code or int(not all(f.usable for f in nova_files(result)))
         return result.exit_code
+
+    run(go)
+
+
+def _libvirt_default(req, fmt: str) -> str | None:
+    """Answers printed for libvirt or Nova are started through libvirt: unless the pool or
+    its hosts say which, they use the names of the newest libvirt whose CPU map is known."""
+    if fmt not in ("libvirt", "nova") or req.libvirt is not None:
+        return None
+    from cpusolve.encodings.libvirt import newest
+
+    return newest()
+
+
+def _write_nova(result, directory: Path) -> int:
+    """One nova.conf fragment per compute host, DIR/<host>.conf (exit 1 if one configures nothing)."""
+    from cpusolve.errors import InputError
+    from cpusolve.writers.nova import nova_files
+
+    files = nova_files(result)
+    for f in files:
+        if not f.host or "/" in f.host or f.host.startswith(".") or "\x00" in f.host:
+            raise InputError(f"--format nova: host name {f.host!r} cannot be a file name in {directory}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"-o {directory}: cannot create the directory: {e.strerror or e}") from None
+    for f in files:
+        write_atomic(f.text, str(directory / f"{f.host}.conf"))
+    return result.exit_code or int(not all(f.usable for f in files))
+
+
+@main.command("apply")
+@click.argument("pool", metavar="POOL")
+@click.argument("domain_xml", metavar="DOMAIN_XML")
+@click.option("--host", "host", default=None, metavar="HOST",
+              help="The host the VM starts on: its migration domain's answer is applied.")
+@policy_option
+@click.option("--kernel", "kernels", multiple=True, metavar="VERSION", help="Guest Linux rule table(s).")
+@click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
+              help="Only use models and feature names this QEMU knows.")
+@click.option("--libvirt", "libvirt", type=click.Choice(["9.0", "11.3"]), default=None,
+              help="The libvirt that defines the domain (default: the hosts' own, else the newest known).")
+@click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
+@timeout_option
+@output_option
+def apply_cmd(pool, domain_xml, host, policy, kernels, qemu, libvirt, waive, timeout, output) -> None:
+    """Put the answer for HOST's domain into DOMAIN_XML (virsh dumpxml): its <cpu> and the
+    family/model/stepping passthrough replaced, everything else kept; then virsh define it."""
+    def go() -> int:
+        from cpusolve.api import load_pool, solve, with_requirements
+        from cpusolve.inputs.domain_xml import read_domain_xml
+        from cpusolve.planning.apply import answer_for_host
+        from cpusolve.writers.libvirt import NotExpressible, apply_to_domain, render_domain
+
+        domain = read_domain_xml(domain_xml)
+        p = load_pool(pool)
+        p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
+                                           libvirt=libvirt or _libvirt_default(p.requirements, "libvirt"))
+        d = answer_for_host(solve(p, timeout=timeout), host)
+        try:
+            apply_to_domain(domain, d)
+        except NotExpressible as e:
+            click.echo(f"cpusolve: error: {e}; solve with --libvirt (the version that defines the domain)", err=True)
+            return 1
+        write_atomic(render_domain(domain), output)
+        return 0
 
     run(go)
 

@@ -53,14 +53,13 @@ def test_qemu_and_libvirt_formats():
     line = [x for x in out.splitlines() if not x.startswith("#")][0]
     assert line.startswith("Westmere-v2,family=6,model=85,stepping=4,") and line.endswith(",enforce")
     code, out, _ = run(str(EXAMPLES / "westmere-false-immunity.json"), "--format", "libvirt")
-    assert "<model fallback=\"forbid\">Westmere-v2</model>" in out
-    assert "Westmere-v2-x86_64-cpu.model=85" in out and "REQUIRED" in out
     import xml.etree.ElementTree as ET
 
-    for chunk in out.split("<!--"):
-        body = chunk.split("-->", 1)[-1].strip()
-        if body:
-            ET.fromstring(body)  # every element is well-formed XML
+    root = ET.fromstring(out.encode())  # one well-formed document
+    (answer,) = root.findall("answer")
+    assert answer.find("cpu/model").text == "Westmere-v2" and answer.get("libvirt") == "11.3"
+    args = [a.get("value") for a in answer.iter("{http://libvirt.org/schemas/domain/qemu/1.0}arg")]
+    assert "Westmere-v2-x86_64-cpu.model=85" in args and answer.find("required") is not None
 
 
 @pytest.mark.parametrize("content,message", [
@@ -177,3 +176,28 @@ def test_usage_errors_are_one_prefixed_line(args):
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cpusolve: error: ") and "--help" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.stem)
+def test_every_examples_libvirt_and_nova_output_parses(path, tmp_path):
+    """One well-formed libvirt document (every answer, infeasible ones as a <reason>; no host
+    name or message in a comment), and one configparser-valid nova.conf fragment per
+    compute host."""
+    import configparser
+    import xml.etree.ElementTree as ET
+
+    code, out, _ = run(str(path), "--format", "libvirt")
+    root = ET.fromstring(out.encode())
+    assert root.tag == "cpusolve" and root.findall("answer") and "<!--" not in out
+    for answer in root.findall("answer"):
+        assert answer.find("cpu") is not None or answer.find("reason") is not None
+    code, _, _ = run(str(path), "--format", "nova", "-o", str(tmp_path / "nova"))
+    files = sorted((tmp_path / "nova").glob("*.conf"))
+    assert files
+    for f in files:
+        conf = configparser.ConfigParser()
+        conf.read(f)
+        assert conf.sections() in ([], ["libvirt"])
+    configured = all("[libvirt]" in f.read_text() for f in files)
+    solved = all(a.get("status").startswith("ok") for a in root.findall("answer"))
+    assert code == (0 if configured and solved else 1)  # a host Nova cannot configure is exit 1

@@ -166,12 +166,25 @@ def test_public_api_names_and_to_dict_matches_json():
 
 
 def test_nova_and_dot_outputs():
-    code, out, _ = cli(EXAMPLES / "intel-rack.json", "--format", "nova")
-    assert code == 0
-    assert "[libvirt]\ncpu_mode = custom\ncpu_models = Skylake-Server-v4\ncpu_model_extra_flags = " in out
-    assert "+md-clear" in out
-    code, out, _ = cli(EXAMPLES / "westmere-false-immunity.json", "--format", "nova")
-    assert "WARNING: guests must see family 6 model 85 stepping 4" in out
+    import configparser
+    import tempfile
+
+    code, out, err = cli(EXAMPLES / "intel-rack.json", "--format", "nova")
+    assert code == 2 and "4 compute hosts need one nova.conf fragment each; give -o DIR" in err
+    with tempfile.TemporaryDirectory() as tmp:
+        code, out, _ = cli(EXAMPLES / "intel-rack.json", "--format", "nova", "-o", tmp)
+        assert code == 0
+        files = sorted(Path(tmp).glob("*.conf"))
+        assert [f.stem for f in files] == ["clx-r1", "clx-r2", "icx-r2", "skx-r1"]
+        for f in files:
+            conf = configparser.ConfigParser()
+            conf.read(f)  # one [libvirt] section: no DuplicateSectionError
+            assert conf["libvirt"]["cpu_mode"] == "custom" and conf["libvirt"]["cpu_models"] == "Skylake-Server-v4"
+            assert "+md-clear" in conf["libvirt"]["cpu_model_extra_flags"]
+        code, out, _ = cli(EXAMPLES / "westmere-false-immunity.json", "--format", "nova", "-o", tmp + "/w")
+        assert code == 1  # Nova cannot set the family/model/stepping the answer needs
+        text = (Path(tmp) / "w" / "skx-01.conf").read_text()
+        assert "NOT CONFIGURED: guests must see family 6 model 85 stepping 4" in text and "[libvirt]" not in text
     code, out, _ = cli(EXAMPLES / "epyc-evacuation.json", "--format", "dot")
     assert out.startswith("digraph cpusolve {") and '"rome-01" -> "milan-01";' in out
     assert 'label="domain 1: EPYC-Milan-v' in out

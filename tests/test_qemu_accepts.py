@@ -88,3 +88,37 @@ def test_libvirt_fms_passthrough_sets_the_cpu_properties():
         capture_output=True, text=True, timeout=60)
     replies = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert {"return": 85} in replies
+
+
+def test_this_hosts_answer_runs_under_kvm(tmp_path):
+    """This machine's own answer (from KVM's ioctls: cpusolve probe), with enforce, under
+    -accel kvm: QEMU starts it and the CPU shows the answer's family/model/stepping.  Where
+    /dev/kvm is missing, or this VM's KVM refuses the guest, the test says so and skips."""
+    import json
+    import os
+
+    from cpusolve.inputs.pool_file import known_bugs
+    from cpusolve.inputs.probe import probe
+    from cpusolve.writers.facts import render_facts
+
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("/dev/kvm is missing or not accessible: no KVM to run the answer under")
+    (tmp_path / "me.json").write_text(render_facts(probe()))
+    pool = load_pool({"hosts": {"me": {"facts": str(tmp_path / "me.json")}},
+                      "requirements": {"waive": sorted(known_bugs()),
+                                       "qemu": "7.2" if qemu_version() < (8, 0) else "current"}})
+    d = solve(pool).domains[0]
+    assert d.guest is not None, [c.text for c in d.conflicts]
+    qom = "/machine/unattached/device[0]"  # the first vCPU, created before any device
+    cmds = [{"execute": "qmp_capabilities"}, {"execute": "query-cpus-fast"}] + [
+        {"execute": "qom-get", "arguments": {"path": qom, "property": p}} for p in ("family", "model", "stepping")
+    ] + [{"execute": "quit"}]
+    proc = subprocess.run(
+        [QEMU, "-machine", "pc", "-S", "-accel", "kvm", "-nodefaults", "-display", "none", "-qmp", "stdio",
+         "-cpu", qemu_cpu_arg(d.guest)],
+        input="".join(json.dumps(c) + "\n" for c in cmds), capture_output=True, text=True, timeout=60)
+    replies = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"return"')]
+    if len(replies) < 5:
+        pytest.skip(f"this machine's KVM did not run the guest: {proc.stderr.strip()[:200]}")
+    assert replies[1]["return"][0]["qom-path"] == qom
+    assert tuple(r["return"] for r in replies[2:5]) == d.guest.identity()[1:], proc.stdout

@@ -150,10 +150,11 @@ def test_zen2_guests_get_an_smt_topology_on_smt_hosts():
     assert "spec_rstack_overflow" in unsafe(pool, single)
     from cpusolve.writers import render
 
-    result = solve(pool)
+    result = solve({**pool, "requirements": {"kernels": ["6.1"], "libvirt": "11.3"}})
+    assert result.domains[0].guest.threads == 2
     assert "-smp threads=2" in render(result, "qemu")
     assert "threads=\"2\"" in render(result, "libvirt").replace("'", '"')
-    assert "hw:cpu_threads=2" in render(result, "nova")
+    assert "hw:cpu_threads=2" in render(result, "nova")  # one compute host: one fragment
     assert "topology:     threads=2" in render(result, "text")
     assert '"threads": 2' in render(result, "json")
     # a host with SMT off needs no topology

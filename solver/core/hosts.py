@@ -38,6 +38,10 @@ class HostFacts(Cpu):
     smt: bool = True
     #: microcode fixes nothing enumerates, as the pool states them
     microcode_fixes: frozenset[str] = frozenset()
+    #: the QEMU and libvirt versions (name tables) the host runs, where known: an answer
+    #: may only use names every host of its domain knows
+    qemu: str | None = None
+    libvirt: str | None = None
 
     def host_view(self) -> HostView:
         """The host as the protection table reads it: its IA32_ARCH_CAPABILITIES bits count

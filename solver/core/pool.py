@@ -29,12 +29,16 @@ class Requirements:
     #: restrict models and feature names to what this QEMU knows ("7.2"; encodings.targets)
     #: or None (the catalog's own, current QEMU)
     qemu: str | None = None
+    #: the libvirt the answer is started through ("9.0", "11.3"; encodings.libvirt): its model
+    #: and feature names restrict the answer; None: QEMU's -cpu directly
+    libvirt: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "require": sorted(self.require), "forbid": sorted(self.forbid),
             "min_model": self.min_model, "vendor": self.vendor, "policy": self.policy,
             "waive": sorted(self.waive), "kernels": list(self.kernels), "qemu": self.qemu,
+            "libvirt": self.libvirt,
         }
 
 

@@ -13,7 +13,9 @@ from types import MappingProxyType
 
 from cpusolve.core.pool import POLICIES, Pool, Requirements
 from cpusolve.domains.graph import Domain, domains
+from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.libvirt import libvirt_versions
 from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.engine.cache import SolveCache, problem_key
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
@@ -69,6 +71,22 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
                   directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
 
 
+def domain_requirements(req: Requirements, types) -> Requirements:
+    """``req`` for one domain: its answer may use only names every host's QEMU and libvirt
+    know, so the oldest of the hosts' versions (and the requirement's, a cap) apply."""
+    qemus = [v for v in (req.qemu, *(t.qemu for t in types)) if v]
+    libvirts = [v for v in (req.libvirt, *(t.libvirt for t in types)) if v]
+    order = targets.qemu_versions()
+    qemu = min(qemus, key=order.index) if qemus else None
+    if qemu == targets.default_qemu():
+        qemu = None
+    lv_order = libvirt_versions()
+    lv = min(libvirts, key=lv_order.index) if libvirts else None
+    if (qemu, lv) == (req.qemu, req.libvirt):
+        return req
+    return dataclasses.replace(req, qemu=qemu, libvirt=lv)
+
+
 def _optimize_task(args) -> Outcome:
     vendor, types, req, timeout = args
     return optimize(catalog(), vendor, types, req, timeout)
@@ -80,7 +98,9 @@ def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCach
     from concurrent.futures import ProcessPoolExecutor
 
     todo: dict[tuple, tuple] = {}
+    top = req
     for dom in doms:
+        req = domain_requirements(top, dom.types)
         vendors = {t.vendor for t in dom.types}
         if len(vendors) != 1 or (req.vendor and req.vendor not in vendors):
             continue
@@ -104,9 +124,10 @@ def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
 
 def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,
                   cache: SolveCache, cat) -> DomainResult:
+    req = domain_requirements(req, dom.types)
     kinds = dom.kinds(pool)
     hosts = kinds.of(tuple(range(len(dom.types))))  # every host, by name
-    head = dict(index=index, hosts=hosts, starts=dom.starts)
+    head = dict(index=index, hosts=hosts, starts=dom.starts, qemu_target=req.qemu, libvirt=req.libvirt)
     vendors = sorted({t.vendor for t in dom.types})
     if len(vendors) > 1:
         by_vendor = {v: [h for h in dom.hosts if pool.hosts[h].facts.vendor == v] for v in vendors}

@@ -84,7 +84,8 @@ def facts_of(kind: HostKindSpec, defaults: dict | None = None) -> HostFacts:
     return HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
                      features=exposable, bugs=bugs, origin=origin, silicon=silicon,
                      internal_bugs=internal_bugs(vendor, fms, silicon), kernel=kernel, tsx=tsx, smt=smt,
-                     microcode_fixes=kind.microcode_fixes)
+                     microcode_fixes=kind.microcode_fixes, qemu=kind.qemu or settings.get("qemu"),
+                     libvirt=kind.libvirt or settings.get("libvirt"))
 
 
 TSX_BITS = frozenset({"rtm", "hle"})

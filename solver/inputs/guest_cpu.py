@@ -88,9 +88,12 @@ def libvirt_cpu_string(path: Path) -> str:
     cpu = root if root.tag == "cpu" else root.find("cpu")
     if cpu is None:
         raise InputError(f"{where}no <cpu> element")
+    mode = cpu.get("mode", "custom")
+    if mode in ("host-passthrough", "host-model", "maximum"):
+        raise HostCpuGuest(mode)
     model = cpu.findtext("model")
     if not model:
-        raise InputError(f"{where}<cpu> has no <model> (host-passthrough guests see the host itself)")
+        raise InputError(f"{where}<cpu> has no <model>")
     flags = []
     for feat in cpu.findall("feature"):
         policy, name = feat.get("policy", "require"), feat.get("name", "")
@@ -98,7 +101,25 @@ def libvirt_cpu_string(path: Path) -> str:
             flags.append(f"+{name}")
         elif policy in ("disable", "forbid"):
             flags.append(f"-{name}")
-    return ",".join([model.strip(), *flags])
+    # what libvirt hands QEMU besides: family/model/stepping set with -global on the CPU's
+    # QOM type (cpusolve's own passthrough), in <qemu:commandline>
+    qom = f"{model.strip()}-x86_64-cpu."
+    args = [a.get("value", "") for a in root.iter("{http://libvirt.org/schemas/domain/qemu/1.0}arg")]
+    props = []
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "-global" and value.startswith(qom):
+            prop, _, number = value[len(qom):].partition("=")
+            if prop in ("family", "model", "stepping") and number.strip().isdigit():
+                props.append(f"{prop}={int(number)}")
+    return ",".join([model.strip(), *props, *flags])
+
+
+class HostCpuGuest(InputError):
+    """A guest in host-passthrough / host-model mode: it sees its start host's own CPU."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(f"<cpu mode='{mode}'>")
+        self.mode = mode
 
 
 def parse_cpu(spec: str) -> tuple[GuestCpu, str]:

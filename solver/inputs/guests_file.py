@@ -15,7 +15,7 @@ from cpusolve.core.guest import GuestCpu
 from cpusolve.core.pool import Pool
 from cpusolve.encodings.catalog import suggest
 from cpusolve.errors import InputError
-from cpusolve.inputs.guest_cpu import parse_libvirt_cpu, parse_qemu_cpu
+from cpusolve.inputs.guest_cpu import HostCpuGuest, parse_libvirt_cpu, parse_qemu_cpu
 
 GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description"}
 
@@ -23,12 +23,19 @@ GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description"}
 @dataclass(frozen=True)
 class GuestSpec:
     name: str
-    cpu: GuestCpu
+    #: None when the guest's CPU could not be read (``error``) or is the host's own (``mode``)
+    cpu: GuestCpu | None
     source: str  # the -cpu string or the XML path, as given
     #: where it runs (its migration domain follows from the pool's graph), or None
     host: str | None
     #: the hosts it may reach, as the file lists them, or None
     domain: tuple[str, ...] | None
+    #: why its CPU could not be read (one guest's bad file is its own line, not the audit's end)
+    error: str | None = None
+    #: "host-passthrough" / "host-model": the guest sees its start host's CPU
+    mode: str | None = None
+    #: "libvirt" when the guest came as a domain XML (its fix is given as a <cpu>)
+    kind: str = "qemu"
 
 
 def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
@@ -59,15 +66,29 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
             raise InputError(f"{where}unknown key '{key}'" + suggest(key, GUEST_KEYS))
         if ("cpu" in g) == ("libvirt" in g):
             raise InputError(f"{where}give exactly one of 'cpu' (a -cpu string) or 'libvirt' (a domain XML file)")
+        error = mode = None
+        cpu = None
         if "cpu" in g:
             if not isinstance(g["cpu"], str):
                 raise InputError(f"{where}'cpu' must be a -cpu string")
-            cpu, source = parse_qemu_cpu(g["cpu"], where), g["cpu"]
+            source, kind = g["cpu"], "qemu"
+            try:
+                cpu = parse_qemu_cpu(g["cpu"], where)
+            except InputError as e:
+                error = str(e)
         else:
+            if not isinstance(g["libvirt"], str):
+                raise InputError(f"{where}'libvirt' must be the path of a domain XML file")
             xml = Path(g["libvirt"])
             if not xml.is_absolute():
                 xml = Path(label).parent / xml
-            cpu, source = parse_libvirt_cpu(xml), g["libvirt"]
+            source, kind = g["libvirt"], "libvirt"
+            try:
+                cpu = parse_libvirt_cpu(xml)
+            except HostCpuGuest as e:
+                mode = e.mode
+            except InputError as e:
+                error = str(e)
         if ("host" in g) == ("domain" in g):
             raise InputError(f"{where}give exactly one of 'host' (where it runs) or 'domain' (hosts it may reach)")
         if "host" in g:
@@ -81,5 +102,5 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
                 if h not in pool.hosts:
                     raise InputError(f"{where}host '{h}' is not in the pool" + suggest(str(h), pool.hosts))
             host, domain = None, tuple(sorted(set(g["domain"])))
-        out.append(GuestSpec(name, cpu, source, host, domain))
+        out.append(GuestSpec(name, cpu, source, host, domain, error, mode, kind))
     return out

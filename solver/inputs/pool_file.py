@@ -7,6 +7,7 @@ offending word, with the closest known names where there are any.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +27,15 @@ MAX_COUNT = 1_000_000
 TOP_KEYS = {"hosts", "migration", "requirements", "description", "host_defaults"}
 HOST_KEYS = {"cpu", "add", "remove", "vendor", "family", "model", "stepping", "features", "bugs",
              "count", "labels", "facts", "hypervisor", "model_id", "description",
-             "kernel", "tsx", "smt", "microcode_fixes", "capabilities"}
+             "kernel", "tsx", "smt", "microcode_fixes", "capabilities", "qemu", "libvirt"}
 #: host facts a pool may give once for every host (``host_defaults``) and each host may override
-HOST_DEFAULT_KEYS = {"kernel", "tsx", "smt"}
+HOST_DEFAULT_KEYS = {"kernel", "tsx", "smt", "qemu", "libvirt"}
 #: the host kernels (and so KVM versions) modelled
 HOST_KERNELS = ("6.1", "6.12")
 #: microcode fixes nothing enumerates, which a host entry may state
 MICROCODE_FIXES = ("its_ibpb",)
 MIGRATION_KEYS = {"directed", "edges", "groups"}
-REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kernels", "qemu"}
+REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kernels", "qemu", "libvirt"}
 
 
 def warn(message: str) -> None:
@@ -76,6 +77,9 @@ class HostKindSpec:
     tsx: str | None = None
     #: host SMT as stated; None: the pool's default
     smt: bool | None = None
+    #: the QEMU and libvirt the host runs (name-table versions); None: the pool's default
+    qemu: str | None = None
+    libvirt: str | None = None
     microcode_fixes: frozenset[str] = frozenset()
     #: the silicon's bits the bug rules read, where they differ from ``features`` (a
     #: domcapabilities host paired with its capabilities); None: ``features``
@@ -239,7 +243,46 @@ def _host_settings(spec: dict, where: str) -> dict:
     smt = spec.get("smt")
     if smt is not None:
         _expect(smt, bool, where, "'smt'")
-    return {"kernel": kernel, "tsx": tsx, "smt": smt}
+    qemu = spec.get("qemu")
+    if qemu is not None:
+        _expect(qemu, str, where, "'qemu'")
+        known = qemu_table(qemu)
+        if known is None:
+            raise InputError(f"{where}'qemu' {qemu!r} is older than every QEMU name table "
+                             f"({', '.join(targets.qemu_versions())})")
+        qemu = known
+    lv = spec.get("libvirt")
+    if lv is not None:
+        from cpusolve.encodings.libvirt import libvirt_versions
+
+        _expect(lv, str, where, "'libvirt'")
+        known = _table_for(lv, libvirt_versions())
+        if known is None:
+            raise InputError(f"{where}'libvirt' {lv!r} is older than every libvirt CPU map table "
+                             f"({', '.join(libvirt_versions())})")
+        lv = known
+    return {"kernel": kernel, "tsx": tsx, "smt": smt, "qemu": qemu, "libvirt": lv}
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    m = re.match(r"^(\d+)(?:\.(\d+))?", text.strip())
+    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+
+
+def _table_for(version: str, tables) -> str | None:
+    """The newest table not newer than ``version`` (a host running QEMU 8.2 knows every
+    name QEMU 7.2 knows); None when ``version`` is older than all of them or unreadable."""
+    v = _version(version)
+    if v is None:
+        return None
+    fitting = [t for t in tables if _version(t) <= v]
+    return max(fitting, key=_version) if fitting else None
+
+
+def qemu_table(version: str) -> str | None:
+    """The QEMU name table for a QEMU version or a machine type ("pc-i440fx-7.2")."""
+    m = re.search(r"(\d+\.\d+)$", version.strip())
+    return _table_for(m.group(1) if m else version, targets.qemu_versions())
 
 
 def _host_list(items: list, label: str) -> dict:
@@ -298,8 +341,16 @@ def read_requirements(data: Any, label: str) -> Requirements:
                              + suggest(qemu, versions))
         if qemu in ("current", targets.default_qemu()):
             qemu = None
+    lv = data.get("libvirt")
+    if lv is not None:
+        from cpusolve.encodings.libvirt import libvirt_versions
+
+        _expect(lv, str, where, "'libvirt'")
+        if lv not in libvirt_versions():
+            raise InputError(f"{where}libvirt must be one of {', '.join(libvirt_versions())} (the versions whose "
+                             f"CPU map is known), not '{lv}'" + suggest(lv, libvirt_versions()))
     return Requirements(require=require, forbid=forbid, min_model=min_model, vendor=vendor,
-                        policy=policy, waive=waive, kernels=kernels, qemu=qemu)
+                        policy=policy, waive=waive, kernels=kernels, qemu=qemu, libvirt=lv)
 
 
 #: host keys that do not change a host's facts (hosts differing only in these share facts)
@@ -363,6 +414,7 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
                          f"(virsh domcapabilities); this host has none")
     silicon = True  # features are the silicon's bits, not yet what KVM offers
     fact_kernel = None
+    fact_qemu = None
     bug_bits = None
     if "cpu" in spec:
         silicon = False  # QEMU's model definition already lists what a guest can be given
@@ -397,6 +449,8 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
             if fact_kernel is None:
                 warn(f"{where}kernel {fact.kernel!r} of the fact file is not a modelled host kernel "
                      f"({', '.join(HOST_KERNELS)}); the pool's default applies")
+        if fact.qemu:
+            fact_qemu = qemu_table(fact.qemu)
         if fact.exposable:
             hv = "as-is"  # a hypervisor's own answer already includes what it emulates
             silicon = False
@@ -419,6 +473,8 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
     settings = _host_settings(spec, where)
     if settings["kernel"] is None and fact_kernel is not None:
         settings["kernel"] = fact_kernel
+    if settings["qemu"] is None and fact_qemu is not None:
+        settings["qemu"] = fact_qemu
     fixes = frozenset(_str_list(spec.get("microcode_fixes", []), where, "'microcode_fixes'"))
     for fix in sorted(fixes - set(MICROCODE_FIXES)):
         raise InputError(f"{where}unknown microcode fix '{fix}' (known: {', '.join(MICROCODE_FIXES)})"

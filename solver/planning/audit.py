@@ -26,8 +26,14 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
         types = tuple(sorted({pool.hosts[h].facts for h in hosts},
                              key=type_order))
         names = [", ".join(h for h in hosts if pool.hosts[h].facts == t) for t in types]
+        if g.error is not None:
+            out.append(GuestAudit(g.name, g.source, "unreadable", hosts, error=g.error))
+            continue
+        if g.mode is not None:
+            out.append(_host_cpu_guest(g, hosts, types, names))
+            continue
         found = problems(cat, types, req, g.cpu, names)
-        result = GuestAudit(g.name, g.source, "safe", hosts)
+        result = GuestAudit(g.name, g.source, "safe", hosts, kind=g.kind)
         for i, _ in enumerate(types):
             missing = [p.feature or p.text for p in found if p.kind in ("missing", "vendor") and p.hosts == (i,)]
             if missing:
@@ -53,6 +59,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
             fixed = answers[repair]
             if fixed is not None:
                 result.fix, result.fix_kind = qemu_cpu_arg(fixed), "flags"
+                result.fix_libvirt = _as_libvirt(fixed, g, types)
             else:
                 key = hosts
                 if key not in answers:
@@ -64,5 +71,39 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
                 d = answers[key]
                 if d.guest is not None:
                     result.fix, result.fix_kind = qemu_cpu_arg(d.guest), "domain-answer"
+                    result.fix_libvirt = _as_libvirt(d.guest, g, types)
         out.append(result)
     return out
+
+
+def _host_cpu_guest(g, hosts, types, names) -> GuestAudit:
+    """A host-passthrough or host-model guest sees the CPU of the host it started on (libvirt
+    expands host-model there, at start): it migrates safely only among hosts whose CPUs and
+    microcode are the same, which is what cpusolve cannot vouch for otherwise."""
+    result = GuestAudit(g.name, g.source, "safe", hosts, kind=g.kind, mode=g.mode)
+    if len(types) > 1:
+        result.status = "unrunnable"
+        result.unrunnable.append({"hosts": "; ".join(names),
+                                  "missing": [f"{g.mode}: the guest keeps its start host's CPU, and these "
+                                              f"{len(types)} kinds of host differ (use a custom model: "
+                                              f"cpusolve apply)"]})
+    return result
+
+
+def _as_libvirt(fix, g, types) -> str | None:
+    """A libvirt guest's fix as the <cpu> its domain XML needs (and the passthrough, where
+    it needs one), for the oldest libvirt its hosts run (else the newest known)."""
+    if g.kind != "libvirt":
+        return None
+    from cpusolve.encodings.libvirt import libvirt_versions, newest
+    from cpusolve.writers.libvirt import NotExpressible, cpu_text, guest_cpu, passthrough_args
+
+    order = libvirt_versions()
+    stated = [t.libvirt for t in types if t.libvirt]
+    version = min(stated, key=order.index) if stated else newest()
+    try:
+        c = guest_cpu(fix, version)
+    except NotExpressible as e:
+        return f"(not expressible: {e})"
+    extra = passthrough_args(c)
+    return cpu_text(c) + (f" with <qemu:commandline> {' '.join(extra)}" if extra else "")

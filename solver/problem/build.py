@@ -69,12 +69,12 @@ class Problem:
 
 
 def candidate_models(cat: Catalog, vendor: str, req: Requirements) -> list[CpuModel]:
-    names = targets.qemu(req.qemu).models
+    names = targets.target(req.qemu, req.libvirt).models
     return [m for m in cat.models if m.vendor == vendor and m.name in names]
 
 
 def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
-    return cat.guest_features & targets.qemu(req.qemu).features
+    return cat.guest_features & targets.target(req.qemu, req.libvirt).features
 
 
 def optimum_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
@@ -154,7 +154,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
             if lacking:
                 p.must(Not(Feature(f)), Lacks(f, lacking))
             if f not in allowed:
-                p.must(Not(Feature(f)), QemuLacks(f, targets.qemu(req.qemu).label))
+                p.must(Not(Feature(f)), QemuLacks(f, targets.target(req.qemu, req.libvirt).label))
 
     def requirement(key: FactKey, formula: Expr) -> None:
         p.must(formula, key if wide else None)

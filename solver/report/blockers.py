@@ -120,10 +120,11 @@ def _guest_size(model) -> int:
 
 
 @lru_cache(maxsize=4096)
-def _nearest_newer(model: str, features: frozenset[str], qemu: str | None) -> tuple[tuple[str, frozenset[str]], ...]:
+def _nearest_newer(model: str, features: frozenset[str], qemu: str | None,
+                   libvirt: str | None = None) -> tuple[tuple[str, frozenset[str]], ...]:
     """The newer, bigger catalog models that need the fewest features more than ``features``."""
     cat = catalog()
-    known = targets.qemu(qemu).models
+    known = targets.target(qemu, libvirt).models
     chosen = cat.model(model)
     size = _guest_size(chosen)
     candidates = []
@@ -143,7 +144,7 @@ def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: Gues
                   features: frozenset[str], safe_reach: frozenset[str]) -> tuple[BetterModel, ...]:
     """The newer catalog models nearest to being reachable, and what each one misses."""
     out = []
-    for name, need in _nearest_newer(guest.model, features, req.qemu):
+    for name, need in _nearest_newer(guest.model, features, req.qemu, req.libvirt):
         missing = []
         for f in sorted(need):
             refs = kinds.lacking(f)

@@ -60,7 +60,8 @@ def conflicts_text(kinds: HostKinds, core: tuple[FactKey, ...]) -> tuple[Conflic
                                 hs, feature=feature))
         elif isinstance(key, QemuLacks):
             out.append(Conflict("qemu", f"{key.target} has no name for {key.feature}",
-                                "use a newer QEMU (requirements.qemu)", feature=key.feature))
+                                "use a newer QEMU or libvirt (requirements.qemu, requirements.libvirt)",
+                                feature=key.feature))
         elif isinstance(key, Require):
             out.append(Conflict("require", f"requirement: the guest must have {key.feature}",
                                 f"drop {key.feature} from requirements.require", feature=key.feature))

@@ -109,6 +109,9 @@ class DomainResult:
     #: report.protection.Protection: how the guest is protected on each host kind, per bug
     protection: tuple = ()
     solve_ms: float = 0.0
+    #: the QEMU and libvirt name tables the answer was made for (None: current QEMU, no libvirt)
+    qemu_target: str | None = None
+    libvirt: str | None = None
 
     @property
     def solved(self) -> bool:
@@ -136,6 +139,7 @@ class DomainResult:
             "better_models": [b.to_dict() for b in self.better],
             "safety_costs": [c.to_dict() for c in self.safety_costs],
             "protection": [p.to_dict() for p in self.protection],
+            "targets": {"qemu": self.qemu_target, "libvirt": self.libvirt},
         }
 
 

@@ -55,7 +55,7 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
         return [Problem("model", f"model {guest.model} is not in the catalog")]
     if model.name != guest.model:
         out.append(Problem("model", f"model {guest.model} is an alias, not a versioned name"))
-    target = targets.qemu(req.qemu)
+    target = targets.target(req.qemu, req.libvirt)
     for f in guest.plus:
         if f in model.features:
             out.append(Problem("flag", f"+{f} but {model.name} already has {f}", feature=f))

@@ -13,7 +13,10 @@ def render_audit(results: list[GuestAudit], fmt: str) -> str:
                           indent=2, sort_keys=True) + "\n"
     lines = []
     for r in results:
-        lines.append(f"{r.name}: {r.status.upper()}  (-cpu {r.cpu}; may reach {', '.join(r.hosts)})")
+        what = f"<cpu mode='{r.mode}'> in {r.cpu}" if r.mode else f"-cpu {r.cpu}"
+        lines.append(f"{r.name}: {r.status.upper()}  ({what}; may reach {', '.join(r.hosts)})")
+        if r.error:
+            lines.append(f"  cannot read its CPU: {r.error}")
         for u in r.unrunnable:
             lines.append(f"  cannot run on {u['hosts']}: lacks {', '.join(u['missing'])}")
         for u in r.unprotected:
@@ -22,6 +25,12 @@ def render_audit(results: list[GuestAudit], fmt: str) -> str:
         if r.fix:
             how = "smallest change" if r.fix_kind == "flags" else "its domain's answer"
             lines.append(f"  fix ({how}): -cpu {r.fix}")
+            if r.fix_libvirt:
+                lines.append(f"  fix as libvirt XML: {r.fix_libvirt}")
+        elif r.status == "unreadable":
+            lines.append("  fix the guest's entry or its file, and audit again")
+        elif r.mode:
+            pass
         elif r.status != "safe":
             lines.append("  no safe CPU exists for this domain: see cpusolve POOL for the conflict")
     bad = sum(r.status != "safe" for r in results)

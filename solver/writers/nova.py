@@ -1,39 +1,72 @@
-"""OpenStack Nova ``nova.conf`` ``[libvirt]`` sections, one per migration domain.
+"""OpenStack Nova: one ``nova.conf`` fragment (a single ``[libvirt]`` section) per compute host.
 
-Nova takes a named model and extra flags (``cpu_model_extra_flags``, ``+``/``-`` prefixes
-since Stein) in libvirt's spellings; it has no way to set family/model/stepping, so an
-answer that needs one is printed with a warning instead of silently losing it.
+Nova reads ``cpu_models`` and ``cpu_model_extra_flags`` from the compute host's own
+nova.conf and gives them to the instances *started* there (they keep that CPU when they
+migrate), so each compute host gets the answer of the domain its VMs start in, in one file
+of its own (``-o DIR``: ``DIR/<host>.conf``, for ``/etc/nova/nova.conf.d/``): several
+``[libvirt]`` sections in one file are an error to configparser and silently "the last one"
+to oslo.config.  Names are the target libvirt's (``writers.libvirt``): Nova's startup check
+(``_check_cpu_compatibility``) looks the model up in libvirt's model names and asks libvirt
+to compare model plus flags with what the hypervisor can give.  Nova has no way to set a
+family/model/stepping: such an answer's file sets nothing and says why (the CLI exits 1).
 """
 
 from __future__ import annotations
 
-from cpusolve.encodings.catalog import catalog
+from dataclasses import dataclass
+
+from cpusolve.errors import InputError
 from cpusolve.report.records import Result
+from cpusolve.writers.libvirt import NotExpressible, libvirt_cpu
+
+
+@dataclass(frozen=True)
+class NovaFile:
+    host: str
+    text: str
+    #: False: the file configures nothing (no answer, or one Nova cannot express)
+    usable: bool
+
+
+def nova_files(result: Result) -> list[NovaFile]:
+    out = []
+    for d in result.domains:
+        for host in d.starts:
+            head = [f"# cpusolve: compute host {host}, migration domain {d.index} "
+                    f"({len(d.hosts)} host{'s' if len(d.hosts) != 1 else ''}); for /etc/nova/nova.conf.d/"]
+            if d.guest is None:
+                out.append(NovaFile(host, "\n".join([*head, f"# NOT CONFIGURED: the domain is {d.status}: no "
+                                                    "protected guest CPU (cpusolve POOL says why)", ""]), False))
+                continue
+            try:
+                c = libvirt_cpu(d)
+            except NotExpressible as e:
+                out.append(NovaFile(host, "\n".join([*head, f"# NOT CONFIGURED: {e}; solve with --libvirt", ""]),
+                                    False))
+                continue
+            if c.fms is not None:
+                fam, mod, step = c.fms
+                out.append(NovaFile(host, "\n".join([
+                    *head, f"# NOT CONFIGURED: guests must see family {fam} model {mod} stepping {step} to be "
+                           "protected on these hosts, which Nova cannot set; start them through libvirt with the "
+                           "answer's <qemu:commandline> (cpusolve apply), or split the domain", ""]), False))
+                continue
+            lines = [*head, f"# libvirt {c.version} names; QEMU builds {d.guest.model}"]
+            if c.threads > 1:
+                lines.append(f"# REQUIRED: flavors of these guests need the extra spec hw:cpu_threads={c.threads} "
+                             "(a vCPU topology with SMT threads), which nova.conf cannot set")
+            lines += ["[libvirt]", "cpu_mode = custom", f"cpu_models = {c.model}"]
+            flags = [f"+{f}" for f in c.require] + [f"-{f}" for f in c.disable]
+            if flags:
+                lines.append(f"cpu_model_extra_flags = {', '.join(flags)}")
+            out.append(NovaFile(host, "\n".join([*lines, ""]), True))
+    return out
 
 
 def render_nova(result: Result) -> str:
-    cat = catalog()
-    out = []
-    for d in result.domains:
-        out.append(f"# domain {d.index}: compute hosts {', '.join(h.name for h in d.hosts)}")
-        if d.guest is None:
-            out.append(f"# {d.status}: no safe guest CPU; see cpusolve --format text")
-            out.append("")
-            continue
-        flags = [f"+{cat.features[f].libvirt or f}" for f in d.guest.plus]
-        flags += [f"-{cat.features[f].libvirt or f}" for f in d.guest.minus]
-        if d.guest.fms is not None:
-            fam, mod, step = d.guest.fms
-            out.append(f"# WARNING: guests must see family {fam} model {mod} stepping {step} to mitigate "
-                       "their hosts' bugs; Nova cannot set it. Use the libvirt output with its "
-                       "<qemu:commandline>, or split this domain.")
-        if d.guest.threads > 1:
-            out.append(f"# REQUIRED: flavors of these guests need the extra spec hw:cpu_threads={d.guest.threads} "
-                       "(a vCPU topology with SMT threads), which nova.conf cannot set")
-        out.append("[libvirt]")
-        out.append("cpu_mode = custom")
-        out.append(f"cpu_models = {d.guest.model}")
-        if flags:
-            out.append(f"cpu_model_extra_flags = {', '.join(flags)}")
-        out.append("")
-    return "\n".join(out)
+    """The one compute host's fragment; more hosts need a directory (``-o DIR``)."""
+    files = nova_files(result)
+    if len(files) != 1:
+        raise InputError(f"--format nova: {len(files)} compute hosts need one nova.conf fragment each; "
+                         f"give -o DIR (writes DIR/<host>.conf)")
+    return files[0].text

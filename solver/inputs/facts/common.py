@@ -65,7 +65,7 @@ def decode_text(data: bytes, label: str) -> str:
         raise InputError(f"{label}: binary data, not a host fact file (not UTF-8 text)") from None
 
 
-def parse_xml(text: str, label: str) -> ET.Element:
+def parse_xml(text: str, label: str, comments: bool = False) -> ET.Element:
     """Parse XML that has no DOCTYPE at all: no entity can be declared, none expanded.
 
     The check runs on the decoded text re-encoded as UTF-8 and the parser is told that
@@ -77,7 +77,7 @@ def parse_xml(text: str, label: str) -> ET.Element:
         kind = hit.group(1).decode().upper()
         raise InputError(f"{label}: XML with a <!{kind} ...> declaration refused "
                          f"(entity expansion and external entities are never processed)")
-    parser = ET.XMLParser(encoding="utf-8")
+    parser = ET.XMLParser(encoding="utf-8", target=ET.TreeBuilder(insert_comments=comments))
     try:
         parser.feed(raw)
         return parser.close()

@@ -42,7 +42,7 @@ def read(root: ET.Element, label: str) -> dict:
                 family=fms[0] if fms else 0, model=fms[1] if fms else 0, stepping=fms[2] if fms else 0,
                 identity_known=fms is not None, features=frozenset(features),
                 bugs=None, exposable=True,
-                custom_models=usable_models(modes.get("custom")),
+                custom_models=usable_models(modes.get("custom")), qemu=text_of(root, "machine"),
                 notes=tuple([f"host-model {model}", *notes, *sig_notes]))
 
 
