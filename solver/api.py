@@ -22,7 +22,7 @@ from cpusolve.encodings.catalog import catalog
 from cpusolve.engine.cache import SolveCache
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve as _engine_solve
-from cpusolve.errors import check_timeout
+from cpusolve.errors import InputError, check_timeout
 from cpusolve.hostfacts.derive import load_pool as _load_pool
 from cpusolve.report.records import Result
 from cpusolve.report.verdicts import BugVerdict, GuestVerdicts
@@ -54,6 +54,8 @@ def as_guest(guest: GuestCpu | str) -> GuestCpu:
     """A GuestCpu from itself or a QEMU ``-cpu`` string."""
     if isinstance(guest, GuestCpu):
         return guest
+    if not isinstance(guest, str):
+        raise InputError(f"a guest CPU is a GuestCpu or a -cpu string, not {type(guest).__name__}")
     return _parse_guest(guest)
 
 
@@ -69,6 +71,8 @@ def _facts(host: Host | HostFacts | dict) -> HostFacts:
         return host
     if isinstance(host, Host):
         return host.facts
+    if not isinstance(host, dict):
+        raise InputError(f"a host is a Host, HostFacts or a pool.json host entry (dict), not {type(host).__name__}")
     from cpusolve.hostfacts.derive import host_from_entry
 
     return host_from_entry("host", host, "<host>", Path(".")).facts
@@ -82,6 +86,7 @@ def check(guest: GuestCpu | str, host: Host | HostFacts | dict,
     ``reasons=False`` skips working out why a pair fails: a scheduler's filter only needs
     ``ok`` (about a million checks a second once guest and host have been seen).
     """
+    _check_type(requirements, (Requirements, type(None)), "requirements", "a Requirements")
     req = requirements or Requirements()
     guest, facts = as_guest(guest), _facts(host)
     if _fast(req).check(guest, facts):
@@ -101,6 +106,7 @@ def targets(guest: GuestCpu | str, pool: Pool | str | Path | dict,
     if not isinstance(pool, Pool):
         pool = load_pool(pool)
     guest = as_guest(guest)
+    _check_type(requirements, (Requirements, type(None)), "requirements", "a Requirements")
     req = requirements or pool.requirements
     verdicts: dict[HostFacts, bool] = {}
     out = []
@@ -114,6 +120,8 @@ def targets(guest: GuestCpu | str, pool: Pool | str | Path | dict,
 
 def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
     """A pool from a pool.json path ('-' for stdin), a dict of the same shape, or a graph."""
+    if not isinstance(source, (str, Path, dict, list, nx.Graph)):
+        raise InputError(f"a pool is a path, a dict or a networkx graph, not {type(source).__name__}")
     return _load_pool(source)
 
 
@@ -131,7 +139,21 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     check_timeout(timeout)
     if not isinstance(pool, Pool):
         pool = load_pool(pool)
+    _check_type(requirements, (Requirements, type(None)), "requirements", "a Requirements")
+    _check_type(policy, (str, type(None)), "policy", "'strict' or 'compat'")
+    _check_type(cache, (SolveCache, type(None)), "cache", "a SolveCache")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
     return _engine_solve(pool, requirements, policy, timeout, cache, jobs)
+
+
+#: worker processes a solve may ask for (more than the cores is never used; see engine.solve)
+MAX_JOBS = 256
+
+
+def _check_type(value, types, name: str, what: str) -> None:
+    if not isinstance(value, types):
+        raise InputError(f"{name} must be {what}, not {type(value).__name__}")
 
 
 def verdict(cpu: GuestCpu | str, kernel: str = "6.1") -> GuestVerdicts:

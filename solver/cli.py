@@ -42,13 +42,49 @@ class DefaultGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+INTERRUPTED = b"cpusolve: interrupted; nothing written\n"
+
+
+def _stop(signum, frame):
+    """Ctrl-C, SIGTERM, SIGHUP: stop now, remove a temporary file being written, exit 130.
+    Exiting here (not raising into whatever runs, a ctypes call into Z3, a destructor) is
+    what keeps it one line; during a Z3 check Z3 catches SIGINT itself and cancels, which the
+    backend turns into KeyboardInterrupt at a safe point."""
+    from cpusolve.writers.atomic import discard_temporaries
+
+    discard_temporaries()
+    os.write(2, INTERRUPTED)
+    os._exit(130)
+
+
 def run(fn) -> None:
+    import signal
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, _stop)
+        except (ValueError, OSError):  # not the main thread: leave the defaults
+            pass
+    try:
+        code = _run(fn)
+    finally:  # a library caller (a test's CliRunner) gets its own handlers back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.exit(code or 0)
+
+
+def _run(fn) -> int:
     try:
         code = fn()
     except CpusolveError as e:
         click.echo(f"cpusolve: error: {e}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
+        from cpusolve.writers.atomic import discard_temporaries
+
+        discard_temporaries()
+        sys.stderr.write(INTERRUPTED.decode())
         sys.exit(130)
     except BrokenPipeError:  # `cpusolve ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -59,7 +95,7 @@ def run(fn) -> None:
         click.echo(f"cpusolve: internal error: {type(e).__name__}: {e} (set CPUSOLVE_DEBUG=1 for details)",
                    err=True)
         sys.exit(3)
-    sys.exit(code or 0)
+    return code or 0
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})

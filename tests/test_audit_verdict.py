@@ -115,7 +115,7 @@ def test_audit_fix_is_itself_safe():
 
 
 @pytest.mark.parametrize("content,message", [
-    ("[", "malformed guests file"),
+    ("[", "truncated guests file"),
     ('{"guests": []}', "a guests file is a JSON list"),
     ('[{"name": "a", "cpu": "Westmere-v1", "host": "skx-99"}]', "host 'skx-99' is not in the pool"),
     ('[{"name": "a", "host": "skx-01"}]', "give exactly one of 'cpu'"),
@@ -144,7 +144,7 @@ def test_one_unreadable_guest_is_its_own_line(tmp_path):
     code, out, err = cli("audit", FLEET / "pool.json", "--guests", path)
     assert code == 1 and err == ""
     assert "typo: UNREADABLE" in out and "unknown CPU model 'Westmere-v9'" in out
-    assert "evil: UNREADABLE" in out and "refusing XML with a DOCTYPE" in out
+    assert "evil: UNREADABLE" in out and "XML with a <!DOCTYPE ...> declaration refused" in out
     assert "ok: SAFE" in out and "1 of 3 guests safe" in out
 
 

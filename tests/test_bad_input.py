@@ -94,19 +94,19 @@ def xfail(reason: str):
 
 POOL_CASES = {
     # malformed JSON
-    "truncated": ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"}}', "malformed JSON"),
+    "truncated": ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"}}', "truncated JSON"),
     "trailing-comma": ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"},}}', "malformed JSON"),
     "single-quotes": ("{'hosts': {}}", "malformed JSON"),
     "yaml-not-json": ("hosts:\n  a:\n    cpu: Skylake-Server-v4\n", "malformed JSON"),
-    "empty-file": ("", "malformed JSON"),
-    "whitespace-only": ("  \n\t\n", "malformed JSON"),
+    "empty-file": ("", "truncated JSON"),
+    "whitespace-only": ("  \n\t\n", "truncated JSON"),
     "two-documents": (json.dumps(GOOD) + json.dumps(GOOD), "malformed JSON"),
     "deeply-nested": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     "fixture-truncated": (BAD / "pool-truncated.json", "malformed JSON"),
     # not text
     "latin1": (BAD / "pool-latin1.json", "not UTF-8"),
-    "binary-garbage": (BAD / "garbage.bin", "not UTF-8"),
-    "nul-bytes": (b"\x00\x01\x02binary", "malformed JSON"),
+    "binary-garbage": (BAD / "garbage.bin", "binary data"),
+    "nul-bytes": (b"\x00\x01\x02binary", "binary data"),
     # wrong types, top level
     "top-list": ([], "a pool file is a JSON object"),
     "top-string": ('"hosts"', "a pool file is a JSON object"),
@@ -251,7 +251,7 @@ FACT_CASES = {
     "ppc64le-cpuinfo": (BAD / "ppc64le-cpuinfo", "ppc64 machine"),
     "s390x-fact-file": (BAD / "s390x-facts.json", "architecture 's390x'"),
     "missing": (Path("/nonexistent/kvm-07.xml"), "no such file"),
-    "pool-file-as-facts": (BAD / "pool-duplicate-keys.json", "neither a cpusolve fact file nor a QMP reply"),
+    "pool-file-as-facts": (BAD / "pool-duplicate-keys.json", "duplicate key 'kvm-01'"),
 }
 
 
@@ -280,7 +280,7 @@ def test_fact_path_with_nul_byte(tmp_path):
 
 CONTROL_CASES = {
     "newline-in-model": (hosts(a={"cpu": "Skylake\nServer"}), "unknown CPU model"),
-    "newline-in-host-name": (hosts(**{"a\nb": {"cpu": "Skylake-Server-v9"}}), "unknown CPU model"),
+    "newline-in-host-name": (hosts(**{"a\nb": {"cpu": "Skylake-Server-v9"}}), "control characters"),
     "forged-line-in-feature": (hosts(a={**SKX, "add": ["md-clear\r\ncpusolve: error: forged"]}),
                                "unknown CPU feature"),
     "newline-in-edge": (with_mig({"edges": [["a", "b\nc"]]}), "is not in 'hosts'"),
@@ -378,7 +378,8 @@ def test_pool_over_a_lowered_limit(tmp_path, monkeypatch):
     one_error_line(invoke("-", input=path.read_text()), "larger than")
 
 
-def test_pool_from_an_endless_stream_is_bounded(tmp_path, monkeypatch):
+def test_pool_from_an_endless_stream_is_refused(tmp_path, monkeypatch):
+    """A FIFO is refused before anything is read: it can neither block nor fill memory."""
     monkeypatch.setattr(pool_file, "MAX_POOL_BYTES", 4096)
     fifo = tmp_path / "pool.fifo"
     os.mkfifo(fifo)
@@ -398,7 +399,7 @@ def test_pool_from_an_endless_stream_is_bounded(tmp_path, monkeypatch):
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        with pytest.raises(InputError, match="larger than"):
+        with pytest.raises(InputError, match="is a FIFO"):
             load_pool(str(fifo))
     finally:
         if thread.is_alive():  # unblock a writer whose reader never came

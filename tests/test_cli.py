@@ -64,9 +64,9 @@ def test_qemu_and_libvirt_formats():
 
 @pytest.mark.parametrize("content,message", [
     ('{"hosts": {"a": {"cpu": "Skylake-Server-v9"}}}', "unknown CPU model 'Skylake-Server-v9'"),
-    ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"}}', "malformed JSON"),
+    ('{"hosts": {"a": {"cpu": "Skylake-Server-v4"}}', "truncated JSON"),
     ('{"hosts": {}}', "empty pool"),
-    ('\x00\x01binary', "malformed JSON"),
+    ('\x00\x01binary', "binary data"),
 ])
 def test_bad_input_exit_two_one_line(tmp_path, content, message):
     path = tmp_path / "pool.json"

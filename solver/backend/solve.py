@@ -49,6 +49,7 @@ def optimum(problem: Problem, timeout: float) -> Optimum:
     if answer == z3.unsat:
         return Optimum("unsat")
     if answer != z3.sat:
+        interrupted(opt)
         return Optimum("timeout")
     return Optimum("sat", decode(problem, terms, opt.model()))
 
@@ -81,6 +82,8 @@ def minimal_core(problem: Problem, timeout: float) -> Core:
             term = implies(lit, term)
         z3.Z3_solver_assert(ctx.ref(), solver.solver, term.as_ast())
     answer = solver.check(lits)
+    if answer == z3.unknown:
+        interrupted(solver)
     if answer != z3.unsat:
         return Core("timeout" if answer == z3.unknown else "sat")
     in_core = {x.get_id() for x in solver.unsat_core()}
@@ -93,9 +96,21 @@ def minimal_core(problem: Problem, timeout: float) -> Core:
             break
         solver.set("timeout", ms(remaining))
         trial = core[:i] + core[i + 1:]
-        if solver.check(trial) == z3.unsat:
+        verdict = solver.check(trial)
+        if verdict == z3.unknown:
+            interrupted(solver)
+        if verdict == z3.unsat:
             shrunk = {c.get_id() for c in solver.unsat_core()}
             core = [c for c in trial if c.get_id() in shrunk]
         else:
             i += 1
     return Core("unsat", tuple(keys[c.get_id()] for c in core))
+
+
+def interrupted(engine) -> None:
+    """Z3 answers "unknown" both when its time bound expires and when Ctrl-C cancels it
+    (it catches SIGINT during a check): an interrupt must stop the run, not pass for a
+    timeout of one domain."""
+    reason = engine.reason_unknown()
+    if "cancel" in reason or "interrupt" in reason:
+        raise KeyboardInterrupt

@@ -109,11 +109,25 @@ def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCach
             todo.setdefault(problem_key(vendor, dom.types, req, timeout), (vendor, dom.types, req, timeout))
     if len(todo) < 2:
         return
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    # no more workers than problems or cores: -j 256 for 3 problems forks 3 at most
+    workers_wanted = min(jobs, len(todo), os.cpu_count() or 1)
+    if workers_wanted < 2:
+        return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as workers:
-        for args, outcome in zip(todo.values(), workers.map(_optimize_task, todo.values(), chunksize=4),
-                                 strict=True):
-            cache.put_outcome(*args, outcome)
+    try:
+        with ProcessPoolExecutor(max_workers=workers_wanted, mp_context=context) as workers:
+            for args, outcome in zip(todo.values(), workers.map(_optimize_task, todo.values(), chunksize=4),
+                                     strict=True):
+                cache.put_outcome(*args, outcome)
+    except (OSError, BrokenProcessPool) as e:
+        # a failed fork (a pids limit): the domains are solved here instead, one by one
+        import sys
+
+        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
+              file=sys.stderr)
 
 
 @lru_cache(maxsize=1 << 16)

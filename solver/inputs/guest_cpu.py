@@ -8,13 +8,13 @@ feature_dependencies do when it expands the model.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.spelling import is_qemu_cpu_option
 from cpusolve.errors import InputError
+from cpusolve.inputs.untrusted import check_name, read_xml
 
 
 def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
@@ -75,16 +75,7 @@ def libvirt_cpu_string(path: Path) -> str:
     """The ``<cpu>`` of a libvirt domain XML as the ``-cpu`` string it stands for
     (libvirt's feature spellings kept)."""
     where = f"{path}: "
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{where}cannot read: {e.strerror}") from None
-    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-        raise InputError(f"{where}refusing XML with a DOCTYPE or entity declarations")
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as e:
-        raise InputError(f"{where}malformed XML: {e}") from None
+    root = read_xml(path, str(path), "a libvirt domain XML")
     cpu = root if root.tag == "cpu" else root.find("cpu")
     if cpu is None:
         raise InputError(f"{where}no <cpu> element")
@@ -94,16 +85,17 @@ def libvirt_cpu_string(path: Path) -> str:
     model = cpu.findtext("model")
     if not model:
         raise InputError(f"{where}<cpu> has no <model>")
+    model = check_name(model, str(path), "<model>")
     flags = []
     for feat in cpu.findall("feature"):
-        policy, name = feat.get("policy", "require"), feat.get("name", "")
+        policy, name = feat.get("policy", "require"), check_name(feat.get("name", ""), str(path), "<feature> name")
         if policy in ("require", "force"):
             flags.append(f"+{name}")
         elif policy in ("disable", "forbid"):
             flags.append(f"-{name}")
     # what libvirt hands QEMU besides: family/model/stepping set with -global on the CPU's
     # QOM type (cpusolve's own passthrough), in <qemu:commandline>
-    qom = f"{model.strip()}-x86_64-cpu."
+    qom = f"{model}-x86_64-cpu."
     args = [a.get("value", "") for a in root.iter("{http://libvirt.org/schemas/domain/qemu/1.0}arg")]
     props = []
     for flag, value in zip(args, args[1:], strict=False):
@@ -111,7 +103,7 @@ def libvirt_cpu_string(path: Path) -> str:
             prop, _, number = value[len(qom):].partition("=")
             if prop in ("family", "model", "stepping") and number.strip().isdigit():
                 props.append(f"{prop}={int(number)}")
-    return ",".join([model.strip(), *props, *flags])
+    return ",".join([model, *props, *flags])
 
 
 class HostCpuGuest(InputError):
@@ -125,8 +117,17 @@ class HostCpuGuest(InputError):
 def parse_cpu(spec: str) -> tuple[GuestCpu, str]:
     """A ``-cpu`` string, or a path to a libvirt XML file: the guest CPU and its ``-cpu``
     string."""
-    path = Path(spec)
-    if spec.endswith(".xml") or (path.exists() and path.is_file()):
+    if spec.endswith(".xml") or ("/" in spec and "," not in spec) or _is_file(spec):
+        path = Path(spec)
         text = libvirt_cpu_string(path)
         return parse_qemu_cpu(text, f"{path}: "), text
     return parse_qemu_cpu(spec), spec
+
+
+def _is_file(spec: str) -> bool:
+    """Whether a CPU argument names an existing file (a -cpu string longer than a file name
+    can be is not one)."""
+    try:
+        return len(spec) < 4096 and Path(spec).is_file()
+    except (OSError, ValueError):
+        return False

@@ -7,7 +7,6 @@ domain follows from the pool's graph) or may migrate (``domain``: a list of host
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from cpusolve.core.pool import Pool
 from cpusolve.encodings.catalog import suggest
 from cpusolve.errors import InputError
 from cpusolve.inputs.guest_cpu import HostCpuGuest, parse_libvirt_cpu, parse_qemu_cpu
+from cpusolve.inputs.untrusted import is_printable_name, parse_json, read_text
 
 GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description"}
 
@@ -40,15 +40,7 @@ class GuestSpec:
 
 def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
     label = str(path)
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{label}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        where = f":{e.lineno}:{e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise InputError(f"{label}{where}: malformed guests file: {getattr(e, 'msg', 'not UTF-8 text')}") from None
-    except OSError as e:
-        raise InputError(f"{label}: cannot read: {e.strerror}") from None
+    data = parse_json(read_text(path, label, what="a guests file"), label, "guests file")
     if isinstance(data, dict):
         data = data.get("guests")
     if not isinstance(data, list) or not data:
@@ -58,6 +50,8 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
         if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g["name"]:
             raise InputError(f"{label}: guest #{i + 1} needs a 'name'")
         name = g["name"]
+        if not is_printable_name(name):
+            raise InputError(f"{label}: guest #{i + 1}: name {name[:40]!r} has control characters")
         where = f"{label}: guest '{name}': "
         if name in seen:
             raise InputError(f"{label}: duplicate guest name '{name}'")

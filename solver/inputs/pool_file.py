@@ -20,7 +20,7 @@ from cpusolve.core.pool import POLICIES, Requirements
 from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import catalog, suggest
 from cpusolve.encodings.rules import KERNELS, load_rules
-from cpusolve.errors import InputError
+from cpusolve.errors import InputError, one_line
 
 MAX_POOL_BYTES = 64 * 1024 * 1024
 MAX_COUNT = 1_000_000
@@ -39,7 +39,7 @@ REQ_KEYS = {"require", "forbid", "min_model", "vendor", "policy", "waive", "kern
 
 
 def warn(message: str) -> None:
-    print(f"cpusolve: warning: {message}", file=sys.stderr)
+    print(f"cpusolve: warning: {one_line(message)}", file=sys.stderr)
 
 
 def known_bugs() -> list[str]:
@@ -127,45 +127,14 @@ def source_dir(label: str) -> Path:
 
 
 def _read_json(label: str) -> Any:
-    from cpusolve.inputs.facts.common import read_bytes
+    from cpusolve.inputs.untrusted import decode_text, parse_json, read_bytes, read_stream
 
-    try:
-        if label == "-":
-            text = sys.stdin.read(MAX_POOL_BYTES + 1)
-        else:
-            path = Path(label)
-            if path.is_dir():
-                raise InputError(f"{label}: is a directory, not a pool file")
-            raw = read_bytes(path, label, MAX_POOL_BYTES, "a pool file you can split")
-            text = raw.decode("utf-8-sig")  # a BOM, as some Windows editors write, is fine
-    except UnicodeDecodeError:
-        raise InputError(f"{label}: not a JSON pool file (not UTF-8 text)") from None
-    except ValueError:
-        raise InputError(f"{label}: not a usable file name") from None
-    if len(text) > MAX_POOL_BYTES:
-        raise InputError(f"{label}: pool larger than {MAX_POOL_BYTES >> 20} MiB; split the pool")
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as e:
-        raise InputError(f"{label}: duplicate key '{e.args[0]}' in one JSON object") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{label}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}") from None
-    except RecursionError:
-        raise InputError(f"{label}: JSON nested too deeply") from None
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _no_duplicates(pairs: list) -> dict:
-    """JSON objects with a key twice would silently keep the last host; refuse instead."""
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
+    if label == "-":
+        text = read_stream(sys.stdin, label, MAX_POOL_BYTES, "a pool file you can split")
+    else:
+        text = decode_text(read_bytes(label, label, MAX_POOL_BYTES, "a pool file you can split"), label,
+                           "a JSON pool file")
+    return parse_json(text, label)
 
 
 def _unknown_keys(data: dict, allowed: set[str], where: str) -> None:
@@ -298,13 +267,22 @@ def _host_list(items: list, label: str) -> dict:
     return out
 
 
+def _guest_features(cat, names: list[str], where: str, key: str) -> frozenset[str]:
+    """Features a requirement names: a Linux software flag (constant_tsc) or a bit only Linux
+    names is no CPU feature a guest can be given, and is refused rather than dropped."""
+    for name in names:
+        if cat.canonical(name) is None and (name in cat.linux_software or name in cat.linux_cpuid_only):
+            raise InputError(f"{where}{key}: '{name}' is a Linux flag, not a CPU feature a guest model carries")
+    return cat.canonical_set(names, where)
+
+
 def read_requirements(data: Any, label: str) -> Requirements:
     where = f"{label}: requirements: "
     _expect(data, dict, f"{label}: ", "'requirements'")
     _unknown_keys(data, REQ_KEYS, where)
     cat = catalog()
-    require = cat.canonical_set(_str_list(data.get("require", []), where, "'require'"), where)
-    forbid = cat.canonical_set(_str_list(data.get("forbid", []), where, "'forbid'"), where)
+    require = _guest_features(cat, _str_list(data.get("require", []), where, "'require'"), where, "require")
+    forbid = _guest_features(cat, _str_list(data.get("forbid", []), where, "'forbid'"), where, "forbid")
     both = require & forbid
     if both:
         raise InputError(f"{where}{', '.join(sorted(both))} is both required and forbidden")
@@ -367,6 +345,9 @@ def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = 
     where = f"{label}: host '{name}': "
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{label}: host names must be non-empty strings")
+    if not name.isprintable() or len(name) > 255:
+        raise InputError(f"{label}: host name {name[:40]!r}: " + ("longer than 255 characters" if len(name) > 255
+                         else "control characters (a newline, an escape) cannot be written into configs"))
     _expect(spec, dict, where[:-2] + " ", "its entry")
     _unknown_keys(spec, HOST_KEYS, where)
     count = spec.get("count", 1)
@@ -578,8 +559,13 @@ def _from_node_link(data: dict, label: str) -> PoolSpec:
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not all(isinstance(n, dict) and "id" in n for n in nodes):
         raise InputError(f"{label}: node-link 'nodes' must be a list of objects with an 'id'")
+    for key in ("directed", "multigraph"):
+        if key in data and not isinstance(data[key], bool):
+            raise InputError(f"{label}: node-link '{key}' must be true or false, not {data[key]!r}"[:160])
     ids = [str(n["id"]) for n in nodes]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    from collections import Counter
+
+    dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
     if dupes:
         raise InputError(f"{label}: duplicate host name '{dupes[0]}' in the node-link 'nodes'")
     links = data.get(edges_key, [])

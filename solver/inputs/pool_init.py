@@ -17,11 +17,12 @@ from typing import Any
 
 from cpusolve.errors import InputError
 from cpusolve.inputs.facts import FactFile, read_fact_file
+from cpusolve.inputs.untrusted import is_directory
 
 
 def host_names(paths: list[Path]) -> list[str]:
     """File stems; stems that collide get their directory's name in front."""
-    stems = [p.name if p.is_dir() else p.stem for p in paths]
+    stems = [p.name if is_directory(p, str(p)) else p.stem for p in paths]
     names = [s if stems.count(s) == 1 else f"{p.resolve().parent.name}-{s}"
              for p, s in zip(paths, stems, strict=True)]
     seen: dict[str, Path] = {}
@@ -46,7 +47,7 @@ _ROLE = re.compile(r"[._-](domcapabilities|domcaps|capabilities|caps)$", re.I)
 
 
 def host_of_file(path: Path) -> str:
-    stem = path.name if path.is_dir() else path.stem
+    stem = path.name if is_directory(path, str(path)) else path.stem
     return _ROLE.sub("", stem) or stem
 
 

@@ -69,6 +69,8 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
                     sub.graph.add_edges_from(zip(hosts[1:], hosts, strict=False))
                     answers[key] = solve(sub, timeout=timeout).domains[0]
                 d = answers[key]
+                if d.guest is None and d.status == "timeout":
+                    result.fix_kind = "timeout"  # not "no safe CPU": the search ran out of time
                 if d.guest is not None:
                     result.fix, result.fix_kind = qemu_cpu_arg(d.guest), "domain-answer"
                     result.fix_libvirt = _as_libvirt(d.guest, g, types)

@@ -34,6 +34,8 @@ class Planner:
     _result: Result | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.pool, Pool):
+            raise InputError(f"Planner takes a Pool (cpusolve.load_pool), not {type(self.pool).__name__}")
         self.pool = _copy(self.pool)
 
     def solve(self) -> Result:

@@ -27,6 +27,8 @@ def render_audit(results: list[GuestAudit], fmt: str) -> str:
             lines.append(f"  fix ({how}): -cpu {r.fix}")
             if r.fix_libvirt:
                 lines.append(f"  fix as libvirt XML: {r.fix_libvirt}")
+        elif r.fix_kind == "timeout":
+            lines.append("  no fix found within --timeout (raise it: the domain may still have an answer)")
         elif r.status == "unreadable":
             lines.append("  fix the guest's entry or its file, and audit again")
         elif r.mode:

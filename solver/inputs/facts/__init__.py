@@ -7,7 +7,6 @@ one only detects and dispatches, so a new format is one new module and one line 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from cpusolve.encodings.cpu import Cpu
 from cpusolve.errors import InputError
 from cpusolve.inputs.facts import capabilities, cpuid_dump, cpuinfo, domcapabilities, facts, qmp
 from cpusolve.inputs.facts.common import MAX_BYTES, decode_text, parse_xml, read_bytes
+from cpusolve.inputs.untrusted import is_directory, parse_json_prefix
 
 __all__ = ["FactFile", "read_fact_file", "FORMATS", "MAX_BYTES"]
 
@@ -57,7 +57,7 @@ def read_fact_file(path: str | Path) -> FactFile:
     """Read one host fact file (or a directory holding ``cpuinfo`` + ``vulnerabilities/``)."""
     label = str(path)
     p = Path(path)
-    if p.is_dir():
+    if is_directory(p, label):
         return _build(label, cpuinfo.FORMAT, cpuinfo.read_dir(p, label))
     text = decode_text(read_bytes(p, label), label)
     fmt, fields = _dispatch(text, label)
@@ -104,8 +104,8 @@ def _dispatch(text: str, label: str) -> tuple[str, dict]:
 
 
 def _json_documents(text: str, label: str) -> list[Any]:
-    """Every JSON value in the text: QMP sessions are one reply after another."""
-    decoder = json.JSONDecoder()
+    """Every JSON value in the text: QMP sessions are one reply after another (duplicate keys
+    and numbers too long to be one refused, as everywhere)."""
     docs = []
     pos = 0
     while True:
@@ -113,13 +113,7 @@ def _json_documents(text: str, label: str) -> list[Any]:
             pos += 1
         if pos >= len(text):
             return docs
-        try:
-            doc, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:
-            kind = "truncated" if e.pos >= len(text.rstrip()) else "malformed"
-            raise InputError(f"{label}:{e.lineno}:{e.colno}: {kind} JSON: {e.msg}") from None
-        except RecursionError:
-            raise InputError(f"{label}: JSON nested too deeply") from None
+        doc, pos = parse_json_prefix(text, label, pos)
         docs.append(doc)
 
 

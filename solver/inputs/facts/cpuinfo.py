@@ -110,9 +110,12 @@ def read_vulnerabilities(directory: Path, label: str) -> frozenset[str]:
     except OSError as e:
         raise InputError(f"{label}: cannot read {directory}: {e.strerror or e}") from None
     for entry in entries:
-        if entry.name.startswith(".") or not entry.is_file():
+        if entry.name.startswith("."):
             continue
-        verdict = decode_text(read_bytes(entry, f"{label}/{entry.name}"), f"{label}/{entry.name}").strip()
+        # a FIFO, a device or a dangling symlink here is refused, never skipped: a skipped
+        # file would be a bug the host silently does not have
+        where = f"{label}/{entry.name}"
+        verdict = decode_text(read_bytes(entry, where, what="a sysfs vulnerability file"), where).strip()
         if verdict.startswith("Unknown"):
             unknown.append(f"{entry.name} ({verdict.splitlines()[0][:80]!r})")
         elif verdict != "Not affected":
@@ -134,5 +137,5 @@ def read_dir(directory: Path, label: str) -> dict:
         raise InputError(f"{label}/cpuinfo: /proc/cpuinfo of an {arch} machine; "
                          f"cpusolve models x86_64 hosts only")
     vulns = directory / "vulnerabilities"
-    bugs = read_vulnerabilities(vulns, label) if vulns.is_dir() else None
+    bugs = read_vulnerabilities(vulns, f"{label}/vulnerabilities") if vulns.is_dir() else None
     return read_text(text, label, bugs)
