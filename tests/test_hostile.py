@@ -317,3 +317,11 @@ def test_an_audit_that_runs_out_of_time_says_so(tmp_path, monkeypatch):
     (tmp_path / "p.json").write_text(json.dumps(GOOD))
     run = CliRunner().invoke(main, ["audit", str(tmp_path / "p.json"), "--guests", str(guests)])
     assert "no fix found within --timeout" in run.stdout and "no safe CPU exists" not in run.stdout
+
+
+def test_a_directed_chain_too_big_to_list_is_refused_without_building_it(tmp_path):
+    n = 10_000
+    chain = {"hosts": {f"h{i}": {"cpu": "Skylake-Server-v4"} for i in range(n)},
+             "migration": {"directed": True, "edges": [[f"h{i}", f"h{i + 1}"] for i in range(n - 1)]}}
+    (tmp_path / "chain.json").write_text(json.dumps(chain))
+    one_line(cpusolve(tmp_path / "chain.json"), "may reach 50,005,000 hosts in all")

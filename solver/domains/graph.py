@@ -53,6 +53,33 @@ def migration_graph(pool: Pool) -> nx.DiGraph:
     return graph
 
 
+#: host memberships all domains of a directed pool may list together: every domain is a
+#: problem and a report section, so a chain of 10,000 hosts (50 million memberships) would
+#: be gigabytes of memory and of report; evacuation graphs that size are groups
+MAX_MEMBERSHIPS = 20_000_000
+
+
+def _check_size(cond, members, hosts_of, source: str) -> None:
+    """Count what the reachability sets would hold (bitsets over hosts, no sets built)."""
+    from cpusolve.errors import InputError
+
+    index = {h: i for i, h in enumerate(hosts_of)}
+    bits: dict[int, int] = {}
+    for scc in reversed(list(nx.topological_sort(cond))):
+        value = 0
+        for h in cond.nodes[scc]["members"]:
+            if h in index:
+                value |= 1 << index[h]
+        for succ in cond.successors(scc):
+            value |= bits[succ]
+        bits[scc] = value
+    total = sum(bits[members[h]].bit_count() for h in hosts_of)
+    if total > MAX_MEMBERSHIPS:
+        raise InputError(f"{source}: {len(hosts_of):,} hosts whose VMs may reach {total:,} hosts in all "
+                         f"(a domain per start host; more than {MAX_MEMBERSHIPS:,}): describe clusters as "
+                         f"migration groups, or split the pool")
+
+
 def domains(pool: Pool) -> list[Domain]:
     """Distinct migration domains of a pool, in a deterministic order."""
     graph = migration_graph(pool)
@@ -66,6 +93,7 @@ def domains(pool: Pool) -> list[Domain]:
     else:
         cond = nx.condensation(graph)
         members = cond.graph["mapping"]  # node -> scc id
+        _check_size(cond, members, hosts_of, pool.source)
         reach: dict[int, frozenset[str]] = {}
         for scc in reversed(list(nx.topological_sort(cond))):
             hosts = {h for h in cond.nodes[scc]["members"] if h in hosts_of}
