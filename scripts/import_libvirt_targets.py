@@ -18,6 +18,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from cpusolve.inputs.facts.libvirt_models import read_cpu_map
+
 REGS = ("eax", "ebx", "ecx", "edx")
 
 
@@ -43,22 +45,7 @@ def features(cpu_map: Path) -> dict[str, dict]:
 
 
 def models(cpu_map: Path) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for path in sorted(cpu_map.glob("x86_*.xml")):
-        if path.name in ("x86_features.xml", "x86_vendors.xml"):
-            continue
-        for m in ET.parse(path).getroot().findall("model"):
-            parent = m.find("model")
-            vendor = m.find("vendor")
-            out[m.get("name", "")] = {
-                "vendor": vendor.get("name", "") if vendor is not None else "",
-                "parent": parent.get("name", "") if parent is not None else "",
-                "features": sorted(f.get("name", "") for f in m.findall("feature")
-                                   if not f.get("name", "").startswith("vmx-")),
-                "removed": sorted(f.get("name", "") for f in m.findall("feature")
-                                  if f.get("policy") == "disable"),
-            }
-    return dict(sorted(out.items()))
+    return dict(sorted(read_cpu_map(cpu_map, removed=True).items()))
 
 
 def source(cpu_map: Path, version: str) -> str:

@@ -212,25 +212,24 @@ def _host_settings(spec: dict, where: str) -> dict:
     smt = spec.get("smt")
     if smt is not None:
         _expect(smt, bool, where, "'smt'")
-    qemu = spec.get("qemu")
-    if qemu is not None:
-        _expect(qemu, str, where, "'qemu'")
-        known = qemu_table(qemu)
-        if known is None:
-            raise InputError(f"{where}'qemu' {qemu!r} is older than every QEMU name table "
-                             f"({', '.join(targets.qemu_versions())})")
-        qemu = known
-    lv = spec.get("libvirt")
-    if lv is not None:
-        from cpusolve.encodings.libvirt import libvirt_versions
+    from cpusolve.encodings.libvirt import libvirt_versions
 
-        _expect(lv, str, where, "'libvirt'")
-        known = _table_for(lv, libvirt_versions())
-        if known is None:
-            raise InputError(f"{where}'libvirt' {lv!r} is older than every libvirt CPU map table "
-                             f"({', '.join(libvirt_versions())})")
-        lv = known
+    qemu = _table_key(spec, "qemu", qemu_table, targets.qemu_versions(), "QEMU name table", where)
+    lv = _table_key(spec, "libvirt", lambda v: _table_for(v, libvirt_versions()), libvirt_versions(),
+                    "libvirt CPU map table", where)
     return {"kernel": kernel, "tsx": tsx, "smt": smt, "qemu": qemu, "libvirt": lv}
+
+
+def _table_key(spec: dict, key: str, resolve, tables, what: str, where: str) -> str | None:
+    """A version key of a host entry, as the name table it selects (None where unstated)."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    _expect(value, str, where, f"'{key}'")
+    known = resolve(value)
+    if known is None:
+        raise InputError(f"{where}'{key}' {value[:40]!r} is older than every {what} ({', '.join(tables)})")
+    return known
 
 
 def _version(text: str) -> tuple[int, ...] | None:

@@ -57,9 +57,10 @@ def source() -> str:
 
 
 # -- regeneration -----------------------------------------------------------------------
-def read_cpu_map(cpu_map: Path, vmx: bool = False) -> dict[str, dict]:
+def read_cpu_map(cpu_map: Path, vmx: bool = False, removed: bool = False) -> dict[str, dict]:
     """libvirt's x86 model definitions in a ``cpu_map`` directory: name -> vendor, parent,
-    own features (libvirt spelling; vmx-* capability bits only with ``vmx``)."""
+    own features (libvirt spelling; vmx-* capability bits only with ``vmx``), and with
+    ``removed`` the parent's features the model disables."""
     models: dict[str, dict] = {}
     for path in sorted(cpu_map.glob("x86_*.xml")):
         if path.name in ("x86_features.xml", "x86_vendors.xml"):
@@ -72,4 +73,7 @@ def read_cpu_map(cpu_map: Path, vmx: bool = False) -> dict[str, dict]:
             models[m.get("name", "")] = {"vendor": vendor.get("name", "") if vendor is not None else "",
                                          "parent": parent.get("name", "") if parent is not None else "",
                                          "features": feats}
+            if removed:
+                models[m.get("name", "")]["removed"] = sorted(
+                    f.get("name", "") for f in m.findall("feature") if f.get("policy") == "disable")
     return models
