@@ -19,6 +19,15 @@ Shape (what a large private cloud looks like):
   solver must report).  Every chassis then has its own reachability set, so the pool
   has about ``--domains`` distinct migration domains.
 
+``--diverse`` builds the other shape (issue 17): fleets where almost no two migration
+domains are alike.  ``--domains`` clusters of ``--hosts / --domains`` hosts, each cluster a
+directed ring (one migration domain), one vendor per cluster, each host drawn on its own:
+a family of the 14 real server families (Haswell to Granite Rapids, Naples to Turin)
+within two generations of the cluster's newest, any QEMU version of it, the cluster's
+microcode level or one behind (a rolling update), random BIOS/kernel removals, a host kernel (6.1 or 6.12) and SMT on or
+off.  Most domains are distinct problems and a realistic share is infeasible (mixed Zen
+generations, TSX states, microcode levels).
+
 The same arguments and seed always give the byte-identical file.
 """
 
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -240,6 +250,80 @@ def generate(n_hosts: int = 10_000, n_types: int = 500, n_domains: int = 2_000, 
     }
 
 
+# The 14 real server families of the diverse mode, oldest first per vendor.
+DIVERSE_FAMILIES = {
+    "GenuineIntel": ["Haswell", "Broadwell", "Skylake-Server", "Cascadelake-Server", "Cooperlake",
+                     "Icelake-Server", "SapphireRapids", "SierraForest", "GraniteRapids"],
+    "AuthenticAMD": ["EPYC", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa", "EPYC-Turin"],
+}
+# Microcode levels of a cluster: a few years on, most clusters carry the SSBD microcode.
+DIVERSE_MC_WEIGHTS = {"GenuineIntel": [1, 1, 1, 8, 8], "AuthenticAMD": [1, 1, 2, 5, 4]}
+# Removals a real host shows (BIOS options, microcode withdrawing TSX, host kernel options).
+# (features, weight): BIOS and kernel options are common, withdrawn microcode bits rare.
+DIVERSE_REMOVALS = [(("hle", "rtm"), 6), (("avx512f",), 3), (("pdpe1gb",), 2), (("la57",), 2),
+                    (("xsaves",), 2), (("md-clear",), 1), (("ssbd",), 1), (("stibp",), 1),
+                    (("arch-capabilities",), 1), (("ibpb",), 1), (("amd-ssbd",), 1),
+                    (("virt-ssbd",), 1)]
+
+
+def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 1,
+                     policy: str = "compat") -> dict:
+    """Clusters of independently drawn hosts: most domains a distinct problem."""
+    from cpusolve.encodings.catalog import catalog
+
+    if n_domains > n_hosts:
+        raise SystemExit("genpool: --domains cannot exceed --hosts")
+    cat = catalog()
+    rng = random.Random(seed)
+    versions: dict[str, list[str]] = {}
+    for m in cat.models:
+        fam = re.fullmatch(r"(.+)-v\d+", m.name)
+        if fam and any(fam.group(1) in fs for fs in DIVERSE_FAMILIES.values()):
+            versions.setdefault(fam.group(1), []).append(m.name)
+    hosts: dict[str, dict] = {}
+    edges: list[list[str]] = []
+    base, extra = divmod(n_hosts, n_domains)
+    for d in range(n_domains):
+        vendor = "GenuineIntel" if rng.random() < INTEL_SHARE else "AuthenticAMD"
+        fams = DIVERSE_FAMILIES[vendor]
+        top = rng.randrange(len(fams))
+        window = fams[max(0, top - 2):top + 1]
+        prefix = "i" if vendor == "GenuineIntel" else "a"
+        levels = INTEL_MICROCODE if vendor == "GenuineIntel" else AMD_MICROCODE
+        cluster_level = rng.choices(range(len(levels)), weights=DIVERSE_MC_WEIGHTS[vendor])[0]
+        members = []
+        for h in range(base + (1 if d < extra else 0)):
+            name = f"{prefix}{d:05d}-h{h}"
+            model = cat.model(rng.choice(versions[rng.choice(window)]))
+            feats = model.features
+            # A rolling microcode update: a host is at the cluster's level or one behind.
+            level = levels[max(0, cluster_level - (rng.random() < 0.08))]
+            spec: dict = {"cpu": model.name}
+            add = [f for f in level if f not in feats]
+            if add:
+                spec["add"] = add
+            groups = [(g, w) for g, w in DIVERSE_REMOVALS if set(g) <= feats]
+            rem: set[str] = set()
+            for _ in range(rng.choices((0, 1, 2), weights=(10, 7, 3))[0] if groups else 0):
+                rem.update(rng.choices([g for g, _ in groups], weights=[w for _, w in groups])[0])
+            if rem:
+                spec["remove"] = sorted(rem)
+            spec["kernel"] = rng.choice(("6.1", "6.12"))
+            if rng.random() < 0.2:
+                spec["smt"] = False
+            hosts[name] = spec
+            members.append(name)
+        edges += [[a, b] for a, b in zip(members, members[1:] + members[:1], strict=True)
+                  if a != b]
+    return {
+        "description": f"genpool.py --diverse --hosts {n_hosts} --domains {n_domains} "
+                       f"--seed {seed} --policy {policy}",
+        "hosts": hosts,
+        "migration": {"directed": True, "edges": edges},
+        "requirements": {"policy": policy},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=10_000)
@@ -249,9 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chassis-per-rack", type=int, default=8)
     ap.add_argument("--cross-vendor", type=float, default=0.02)
     ap.add_argument("--policy", choices=["strict", "compat"], default="compat")
+    ap.add_argument("--diverse", action="store_true",
+                    help="clusters of independently drawn hosts (most domains distinct)")
     ap.add_argument("-o", "--output", default="-")
     a = ap.parse_args(argv)
-    pool = generate(a.hosts, a.types, a.domains, a.seed, a.chassis_per_rack, a.cross_vendor, a.policy)
+    if a.diverse:
+        pool = generate_diverse(a.hosts, a.domains, a.seed, a.policy)
+    else:
+        pool = generate(a.hosts, a.types, a.domains, a.seed, a.chassis_per_rack, a.cross_vendor,
+                        a.policy)
     text = json.dumps(pool, indent=None, separators=(",", ":"), sort_keys=False) + "\n"
     if a.output == "-":
         sys.stdout.write(text)

@@ -46,13 +46,18 @@ class HostFacts(Cpu):
     def host_view(self) -> HostView:
         """The host as the protection table reads it: its IA32_ARCH_CAPABILITIES bits count
         only where the host has the MSR (the arch-capabilities CPUID bit), as its kernel reads
-        them."""
+        them.  Remembered on the instance (equal facts give equal views; not a field)."""
+        view = self.__dict__.get("_host_view")
+        if view is not None:
+            return view
         bits = self.silicon
         if "arch-capabilities" not in bits:
             bits = frozenset(f for f in bits if not is_arch_cap(f))
-        return HostView(self.vendor, self.family, self.model, self.stepping, bits,
+        view = HostView(self.vendor, self.family, self.model, self.stepping, bits,
                         bugs=self.bugs | self.internal_bugs, kernel=self.kernel, tsx=self.tsx, smt=self.smt,
                         ucode=self.microcode_fixes)
+        self.__dict__["_host_view"] = view  # a frozen dataclass: bypass its __setattr__
+        return view
 
 
 @dataclass(frozen=True)

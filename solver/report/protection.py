@@ -78,13 +78,16 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
     host = t.host_view()
     view = dataclasses.replace(guest.view(), boot=boot_facts(t))
     out = []
+    # One memo per kernel: it holds the guest kernel's actions and bug bits on this view,
+    # which every bug's entries read.
+    memos: dict[str, dict] = {k: {} for k in req.kernels}
     for bug in sorted(table.bugs):
         bp = table.bugs[bug]
         if bp.scope != "guest" or not table.affects(host, bug):
             continue
         for kernel in req.kernels:
             rt = load_rules(kernel)
-            memo: dict = {}
+            memo = memos[kernel]
             entry = next((e for e in table.accepted(host, bug) if rt.holds(e.guest, view, memo)), None)
             if entry is None:  # policy compat: a residual strict does not accept
                 entry = next((e for e in table.entries_on(host, bug) if e.status == "partial" and not e.strict

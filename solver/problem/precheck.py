@@ -1,0 +1,319 @@
+"""Infeasible domains proven in Python, with their minimal conflict, before any solver runs.
+
+Most infeasible domains of a fleet fail the same simple way: a host bug needs a mechanism
+(SSBD, an IBPB flavour, VERW that clears buffers) that some host cannot expose, or two
+hosts need family/model/stepping identities no single guest can show (Zen 2's Retbleed
+next to Zen 3's TSA).  Both are visible without search: with the features the named facts
+turn off read as False, every identity's residual of the obligations involved folds to
+False.  That is a proof (folding is sound), so the domain is infeasible and those facts are
+a conflict of :func:`~cpusolve.problem.build.explain_problem`'s problem.
+
+The conflict is then made minimal as the solver path makes it (deletion, in the problem's
+constraint order), and minimality is *proven*, not assumed: for each fact left, the others
+without it are satisfied by an explicit assignment, evaluated on every hard constraint of
+the explanation problem.  Whatever this module cannot prove (a conflict only search finds,
+a witness it cannot build) it leaves to the solver: :func:`proven_conflict` returns None.
+The answer never depends on the order domains are solved in, so reports stay identical
+under any number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+from cpusolve.core.hosts import HostFacts
+from cpusolve.core.pool import Requirements
+from cpusolve.encodings import targets
+from cpusolve.encodings.catalog import Catalog
+from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Const, Expr, Feature, Not, features_of
+from cpusolve.encodings.rules import SMT, load_rules
+from cpusolve.encodings.safety import obligations
+from cpusolve.problem.build import allowed_features, candidate_models
+from cpusolve.problem.keys import FactKey, Lacks, MinModel, Must, QemuLacks, Require
+
+#: Witness search: at most this many free variables are enumerated (2**n assignments).
+MAX_WITNESS_VARS = 12
+
+
+#: feature name -> its bit in the masks below (one registry per process)
+_BIT: dict[str, int] = {}
+
+
+def mask_of(names) -> int:
+    m = 0
+    for n in names:
+        b = _BIT.get(n)
+        if b is None:
+            b = _BIT[n] = 1 << len(_BIT)
+        m |= b
+    return m
+
+
+#: id(node) -> (node, mask of the features it reads, {off: result}).  Keyed by identity,
+#: not equality: residuals are interned (rules.residuals), so equal inputs are the same
+#: object, and comparing nested nodes for equality on every lookup would cost more than
+#: the fold; the node is kept in the entry so that its id cannot be reused.
+_MEMO: dict[int, tuple[Expr, int, dict[int, Expr]]] = {}
+_SIZE = [0]
+#: Entries kept before the memo starts afresh (bounded memory in a long-lived process).
+MEMO_LIMIT = 1 << 18
+
+
+def _entry(e: Expr):
+    entry = _MEMO.get(id(e))
+    if entry is None:
+        entry = _MEMO[id(e)] = (e, mask_of(features_of(e)), {})
+    return entry
+
+
+def fold_off(e: Expr, off: int) -> Expr:
+    """``e`` with the features whose bits are in ``off`` False, simplified (constants
+    propagated); the result is TRUE, FALSE or an expression over the other features."""
+    entry = _entry(e)
+    key = off & entry[1]
+    hit = entry[2].get(key)
+    if hit is None:
+        if _SIZE[0] > MEMO_LIMIT:
+            _MEMO.clear()
+            _SIZE[0] = 0
+            entry = _entry(e)
+        hit = entry[2][key] = _fold_node(e, key)
+        _SIZE[0] += 1
+    return hit
+
+
+def _fold_node(e: Expr, off: int) -> Expr:
+    t = type(e)
+    if t is Feature:
+        return FALSE if off else e  # off is already narrowed to this feature's bit
+    if t is Const:
+        return TRUE if e.value else FALSE  # the singletons: callers compare with ``is``
+    if t is Not:
+        inner = fold_off(e.item, off)
+        if inner is TRUE or inner is FALSE:
+            return FALSE if inner is TRUE else TRUE
+        return e if inner is e.item else Not(inner)
+    if t is All or t is Any:
+        stop, skip = (FALSE, TRUE) if t is All else (TRUE, FALSE)
+        items = []
+        for i in e.items:
+            r = fold_off(i, off)
+            if r is stop:
+                return stop
+            if r is not skip:
+                items.append(r)
+        if not items:
+            return skip
+        return items[0] if len(items) == 1 else t(tuple(items))
+    raise TypeError(f"not a residual: {e!r}")
+
+
+def _holds(e: Expr, true: set[str]) -> bool:
+    t = type(e)
+    if t is Feature:
+        return e.name in true
+    if t is Const:
+        return e.value
+    if t is Not:
+        return not _holds(e.item, true)
+    if t is All:
+        return all(_holds(i, true) for i in e.items)
+    if t is Any:
+        return any(_holds(i, true) for i in e.items)
+    raise TypeError(f"not a residual: {e!r}")
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """A keyed fact of the explanation problem: what it asserts, as features off or a formula."""
+
+    key: FactKey
+    off: str | None = None  # a Lacks / QemuLacks fact: this feature is False
+    formula: Expr | None = None  # a requirement: this holds
+    #: a Must fact: the obligation's residual for each identity
+    residuals: tuple[Expr, ...] | None = None
+    order: int = 0
+
+
+class _Domain:
+    """The explanation problem's parts this module reads, for one domain."""
+
+    def __init__(self, cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements) -> None:
+        self.cat = cat
+        allowed = allowed_features(cat, req)
+        obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
+        extra = set(req.require)
+        if req.min_model:
+            extra |= cat.model(req.min_model).features
+        for ob in obs:
+            extra |= features_of(ob.expr)
+        pool = frozenset.union(*(t.features for t in types)) | extra
+        models = candidate_models(cat, vendor, req)
+        self.identities = sorted({m.fms for m in models} | {t.fms for t in types})
+        self.residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, self.identities, ob.boot)
+                          for ob in obs]
+        # What the residuals read (an obligation's expression names actions, whose
+        # features only its residuals show); each distinct residual once.
+        distinct = {id(r): r for rs in self.residuals for r in rs}
+        read = frozenset().union(*(features_of(r) for r in distinct.values()))
+        universe = set(pool & cat.guest_features)
+        if SMT in read:
+            universe.add(SMT)
+        self.universe = universe
+        # Features outside the universe are the constant False of the problem (no fact).
+        self.absent = read - universe
+        self.absent_mask = mask_of(self.absent)
+        # The keyed facts in the problem's constraint order (problem.build._problem).
+        facts: list[_Fact] = []
+        target = targets.target(req.qemu, req.libvirt).label
+        for f in sorted(universe):
+            if f == SMT:
+                continue
+            lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
+            if lacking:
+                facts.append(_Fact(Lacks(f, lacking), off=f))
+            if f not in allowed:
+                facts.append(_Fact(QemuLacks(f, target), off=f))
+        for f in sorted(req.require):
+            facts.append(_Fact(Require(f), formula=Feature(f)))
+        if req.min_model:
+            need = sorted(cat.model(req.min_model).features & cat.guest_features)
+            facts.append(_Fact(MinModel(req.min_model), formula=All(tuple(Feature(f) for f in need))))
+        for ob, rs in zip(obs, self.residuals, strict=True):
+            facts.append(_Fact(Must(ob), residuals=tuple(rs)))
+        self.facts = [_Fact(x.key, x.off, x.formula, x.residuals, n) for n, x in enumerate(facts)]
+
+    # -- the proof of a conflict ----------------------------------------------------------
+    def dead(self, fact: _Fact, off: frozenset[str]) -> frozenset[int]:
+        """The identities under which ``fact`` cannot hold with ``off`` False."""
+        m = mask_of(off) | self.absent_mask
+        return frozenset(i for i in range(len(self.identities)) if self._dead_at(fact, i, m))
+
+    def _dead_at(self, fact: _Fact, i: int, off: int) -> bool:
+        e = fact.residuals[i] if fact.residuals is not None else fact.formula
+        return fold_off(e, off) is FALSE
+
+    def refuted(self, facts: list[_Fact]) -> bool:
+        """Whether ``facts`` fold to False under every identity (a sound proof of unsat)."""
+        off = mask_of(f.off for f in facts if f.off is not None) | self.absent_mask
+        claims = [f for f in facts if f.off is None]
+        return all(any(self._dead_at(f, i, off) for f in claims) for i in range(len(self.identities)))
+
+    # -- the proof that no fact can go --------------------------------------------------
+    def satisfiable(self, facts: list[_Fact]) -> bool:
+        """Whether an explicit assignment meets ``facts`` and every hard constraint."""
+        off = frozenset(f.off for f in facts if f.off is not None) | self.absent
+        m = mask_of(off)
+        for i in range(len(self.identities)):
+            terms = []
+            for f in facts:
+                if f.residuals is not None:
+                    terms.append(fold_off(f.residuals[i], m))
+                elif f.formula is not None:
+                    terms.append(fold_off(f.formula, m))
+            if any(t is FALSE for t in terms):
+                continue
+            if self._witness(terms, off):
+                return True
+        return False
+
+    def _witness(self, terms: list[Expr], off: frozenset[str]) -> bool:
+        free = sorted(set().union(*(features_of(t) for t in terms)) - off) if terms else []
+        if len(free) > MAX_WITNESS_VARS:
+            return False
+        for bits in product((True, False), repeat=len(free)):
+            true = {f for f, b in zip(free, bits, strict=True) if b}
+            if not all(_holds(t, true) for t in terms):
+                continue
+            fixed = set(free)
+            full = self._close(true, fixed, off)
+            if full is not None and all(_holds(t, full) for t in terms) and self._hard(full, off):
+                return True
+        return False
+
+    def _close(self, true: set[str], fixed: set[str], off: frozenset[str]) -> set[str] | None:
+        """``true`` plus what dependencies need (alternatives not decided False), or None."""
+        out = set(true)
+        if "hypervisor" in self.universe:
+            out.add("hypervisor")
+        todo = sorted(out)
+        while todo:
+            f = todo.pop()
+            if f == SMT:
+                continue
+            for group in self.cat.features[f].requires:
+                if any(a in out for a in group):
+                    continue
+                alt = next((a for a in group if a in self.universe and a not in off
+                            and a not in fixed), None)
+                if alt is None:
+                    return None
+                out.add(alt)
+                todo.append(alt)
+        return out
+
+    def _hard(self, true: set[str], off: frozenset[str]) -> bool:
+        """Every unnamed constraint of the explanation problem holds on ``true``."""
+        if true & off or not true <= self.universe:
+            return False
+        if "hypervisor" in self.universe and "hypervisor" not in true:
+            return False
+        for f in true:
+            if f == SMT:
+                continue
+            for group in self.cat.features[f].requires:
+                if not any(a in true for a in group if a in self.universe):
+                    return False
+        return True
+
+
+def proven_conflict(cat: Catalog, vendor: str, types: tuple[HostFacts, ...],
+                    req: Requirements) -> tuple[FactKey, ...] | None:
+    """A minimal conflict of the domain's explanation problem, proven without a solver, or
+    None when this module cannot prove one (the domain may still be infeasible)."""
+    d = _Domain(cat, vendor, types, req)
+    if not candidate_models(cat, vendor, req):
+        return None  # the problem is False outright; the solver path says so
+    offs = [f for f in d.facts if f.off is not None]
+    claims = [f for f in d.facts if f.off is None]
+    if not d.refuted(offs + claims):
+        return None
+    # With every named feature off, which identities each claim refutes; deletion from
+    # the last claim keeps a claim only if the others leave an identity unrefuted.
+    every_off = frozenset(f.off for f in offs)
+    dead = {f.order: d.dead(f, every_off) for f in claims}
+    kept = [f for f in claims if dead[f.order]]
+    everyone = frozenset(range(len(d.identities)))
+    for i in reversed(range(len(kept))):  # from the last: the first kernel's claims stay
+        rest = kept[:i] + kept[i + 1:]
+        if frozenset().union(*(dead[f.order] for f in rest)) == everyone:
+            kept = rest
+    # The features those claims read: one fact each (a Lacks and a QemuLacks of the same
+    # feature say the same), then deletion in constraint order.
+    read: set[str] = set()
+    for f in kept:
+        for e in f.residuals if f.residuals is not None else (f.formula,):
+            read |= features_of(e)
+    seen: set[str] = set()
+    core = list(kept)
+    for f in offs:
+        if f.off in read and f.off not in seen:
+            seen.add(f.off)
+            core.append(f)
+    core.sort(key=lambda f: f.order)
+    i = 0
+    while i < len(core):
+        if core[i].off is None:
+            i += 1
+            continue
+        trial = core[:i] + core[i + 1:]
+        if d.refuted(trial):
+            core = trial
+        else:
+            i += 1
+    # Minimal: every fact is needed, shown by an assignment that meets all the others.
+    for i in range(len(core)):
+        if not d.satisfiable(core[:i] + core[i + 1:]):
+            return None
+    return tuple(f.key for f in core)
