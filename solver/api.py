@@ -127,14 +127,17 @@ def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
 
 def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
           policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-          cache: SolveCache | None = None, jobs: int = 1) -> Result:
+          cache: SolveCache | None = None, jobs: int = 1, executor=None) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a :class:`~cpusolve.engine.cache.SolveCache` the caller keeps) carries
     outcomes and domain reports to the next solve, so repeated solves of a changing pool
     redo only the changed domains.
-    ``jobs`` > 1 solves distinct problems in that many worker processes first; the answers,
-    their checks and the report are then made here, in domain order, exactly as with one.
+    ``jobs`` > 1 solves the domains in that many worker processes (with a kept ``cache``:
+    the distinct problems, then the reports here); the report is byte-identical to one
+    process's.  ``executor`` (a ``concurrent.futures.Executor``, or a ``distributed.Client``
+    for a dask cluster) solves the domains there instead, in ``jobs`` x 8 chunks; every
+    answer is checked where it is made, and the report is again the same.
     """
     check_timeout(timeout)
     if not isinstance(pool, Pool):
@@ -144,7 +147,10 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     _check_type(cache, (SolveCache, type(None)), "cache", "a SolveCache")
     if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
         raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
-    return _engine_solve(pool, requirements, policy, timeout, cache, jobs)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InputError(f"executor must be a concurrent.futures.Executor or a distributed.Client, "
+                         f"not {type(executor).__name__}")
+    return _engine_solve(pool, requirements, policy, timeout, cache, jobs, executor)
 
 
 #: worker processes a solve may ask for (more than the cores is never used; see engine.solve)

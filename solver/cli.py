@@ -154,10 +154,16 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
 @click.option("--suggest", "suggest_k", type=click.IntRange(0), default=0, metavar="K",
               help="Name the K host kinds whose retirement or upgrade gains the most.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Worker processes for distinct domain problems.")
+              help="Worker processes (or, with --executor, chunks per worker) for the domains.")
+@click.option("--executor", default=None, metavar="dask:ADDRESS|dask:local",
+              help="Solve the domains on a dask.distributed cluster (the scheduler's address, or "
+                   "'local' for a LocalCluster of -j workers); needs the 'dask' extra.")
+@click.option("--json-schema", "json_schema", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="--format json: schema 2 names each host list once; 1 is the old schema (one more release).")
+@click.option("--summary", is_flag=True, help="Text: one block per kind of domain instead of every domain.")
 @output_option
 def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without, add, suggest_k, jobs,
-              output) -> None:
+              executor, json_schema, summary, output) -> None:
     """Solve POOL (a pool.json, a node-link graph JSON, or - for stdin)."""
     def go() -> int:
         import dataclasses
@@ -172,6 +178,11 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
             from cpusolve.planning.whatif import what_if
 
             result = what_if(p, without, add, timeout=timeout, jobs=jobs)
+        elif executor:
+            from cpusolve.engine.executors import open_executor
+
+            with open_executor(executor, jobs) as (ex, chunks):
+                result = solve(p, timeout=timeout, jobs=chunks, executor=ex)
         else:
             result = solve(p, timeout=timeout, jobs=jobs)
         if suggest_k:
@@ -180,7 +191,16 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
             result = dataclasses.replace(result, suggestions=tuple(suggest(p, result, suggest_k, timeout)))
         if fmt == "nova" and output not in (None, "-"):
             return _write_nova(result, Path(output))
-        write_atomic(render(result, fmt), output)
+        if summary:
+            from cpusolve.errors import InputError
+
+            if fmt != "text":
+                raise InputError("--summary is a text report: drop --format or use --format text")
+            from cpusolve.writers.summary import render_summary
+
+            write_atomic(render_summary(result), output)
+            return result.exit_code
+        write_atomic(render(result, fmt, int(json_schema)), output)
         if fmt == "nova":
             from cpusolve.writers.nova import nova_files
 

@@ -38,13 +38,17 @@ def test_json_schema_and_determinism():
     code, out, _ = run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json")
     assert code == 1
     data = json.loads(out)
-    assert data["schema"] == "cpusolve-result/1"
+    assert data["schema"] == "cpusolve-result/2"
     doms = data["domains"]
     assert [d["status"] for d in doms] == ["ok", "infeasible"]
     assert doms[0]["guest"]["model"].startswith("EPYC-Milan-v")
     assert doms[1]["starts"] == ["rome-01", "rome-02"]
     assert doms[0]["qemu"].endswith(",enforce")
+    assert set(data["host_sets"][doms[1]["hosts"]]) == set(data["hosts"])  # Rome drains into all
     assert run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json")[1] == out
+    code, old, _ = run(str(EXAMPLES / "epyc-evacuation.json"), "--format", "json", "--json-schema", "1")
+    assert json.loads(old)["schema"] == "cpusolve-result/1"
+    assert [h["name"] for h in json.loads(old)["domains"][1]["hosts"]] == data["host_sets"][doms[1]["hosts"]]
 
 
 def test_qemu_and_libvirt_formats():
@@ -142,10 +146,11 @@ def test_pool_init_from_real_cpuid_dumps_then_solve(tmp_path):
     code, out, _ = run(str(pool_path), "--policy", "compat", "--waive", "spec_store_bypass", "--waive", "retbleed",
                        "--format", "json")
     assert code == 0
-    guest = json.loads(out)["domains"][0]
+    doc = json.loads(out)
+    guest = doc["domains"][0]
     assert guest["guest"]["model"].startswith("Skylake-Server")
     assert "invtsc" not in guest["features"]  # unmigratable: never in a migration domain's guest
-    ineffective = {p["bug"]: [h["name"] for h in p["hosts"]] for p in guest["protection"]
+    ineffective = {p["bug"]: doc["host_sets"][p["hosts"]] for p in guest["protection"]
                    if p["status"] == "ineffective"}
     assert ineffective["mds"] == ["x86_64-cpuid-Xeon-Gold-6148"]  # VERW without MD_CLEAR microcode
     # and retpolines on Cooper Lake's eIBRS silicon (no spec-ctrl on the other host: no IBRS)

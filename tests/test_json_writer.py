@@ -38,4 +38,48 @@ def test_every_example_report_matches_json_dumps():
         result = solve(str(ex))
         with shared_lists():
             expected = json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n"
-        assert render(result, "json") == expected, ex.name
+        assert render(result, "json", 1) == expected, ex.name
+        v2 = json.loads(render(result, "json"))
+        assert v2["schema"] == "cpusolve-result/2"
+        assert expand(v2) == json.loads(expected), ex.name
+
+
+def expand(doc: dict) -> dict:
+    """Schema 2 back to schema 1: every host-set index where version 1 has host objects."""
+    sets, counts = doc["host_sets"], doc["hosts"]
+
+    def refs(n: int) -> list[dict]:
+        return [{"name": h, "count": counts[h]} for h in sets[n]]
+
+    def walk(obj, key=None):
+        if isinstance(obj, dict):
+            return {k: walk(v, k) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        if key in HOST_KEYS and isinstance(obj, int) and not isinstance(obj, bool):
+            return refs(obj)
+        return obj
+
+    out = walk({k: v for k, v in doc.items() if k not in ("hosts", "host_sets")})
+    out["schema"] = "cpusolve-result/1"
+    return out
+
+
+#: where schema 2 puts a host-set index (README "Outputs")
+HOST_KEYS = {"hosts", "lacking"}
+
+
+def test_schema_2_names_each_host_list_once_and_is_a_tenth_on_a_fleet():
+    """A generated 1,000-host pool: version 2 expands back to version 1 exactly, no host
+    list appears twice in ``host_sets``, and the text is far smaller."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("genpool", ROOT / "benchmarks" / "genpool.py")
+    genpool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(genpool)
+    result = solve(genpool.generate(1000, 60, 100, seed=2))
+    v1, v2 = render(result, "json", 1), render(result, "json")
+    doc = json.loads(v2)
+    assert expand(doc) == json.loads(v1)
+    assert len({tuple(s) for s in doc["host_sets"]}) == len(doc["host_sets"])
+    assert len(v2) * 4 < len(v1), (len(v2), len(v1))

@@ -162,7 +162,7 @@ def test_public_api_names_and_to_dict_matches_json():
     result = solve(str(EXAMPLES / "intel-rack.json"))
     from cpusolve.writers import render
 
-    assert json.loads(render(result, "json")) == json.loads(json.dumps(result.to_dict()))
+    assert json.loads(render(result, "json", 1)) == json.loads(json.dumps(result.to_dict()))
 
 
 def test_nova_and_dot_outputs():

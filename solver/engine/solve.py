@@ -17,6 +17,7 @@ from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.libvirt import libvirt_versions
 from cpusolve.encodings.rules import CpuView, load_rules
+from cpusolve.engine import parallel
 from cpusolve.engine.cache import SolveCache, problem_key
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.errors import InputError, InternalError, check_timeout
@@ -34,14 +35,17 @@ from cpusolve.verify.checker import check_answer
 
 
 def solve(pool: Pool, requirements: Requirements | None = None, policy: str | None = None,
-          timeout: float = DEFAULT_TIMEOUT_S, cache: SolveCache | None = None, jobs: int = 1) -> Result:
+          timeout: float = DEFAULT_TIMEOUT_S, cache: SolveCache | None = None, jobs: int = 1,
+          executor=None) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a :class:`SolveCache` the caller keeps) carries outcomes, checks and whole
     domain reports from one solve to the next, so repeated solves of a changing pool redo
     only the changed domains.  ``jobs`` > 1 solves distinct problems in that many worker
     processes first; the answers, their checks and the report are then made here, in
-    domain order, exactly as with one.
+    domain order, exactly as with one.  Without a kept ``cache``, workers build whole
+    domain reports (engine.parallel); ``executor`` (a ``concurrent.futures.Executor`` or a
+    ``distributed.Client``) solves them elsewhere, in ``jobs`` chunks or more.
     """
     check_timeout(timeout)
     req = requirements or pool.requirements
@@ -53,9 +57,19 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
     reuse = cache is not None
     cache = SolveCache() if cache is None else cache
     doms = domains(pool)
-    if jobs > 1:
-        _solve_in_parallel(doms, req, timeout, cache, jobs)
     results = []
+    if not reuse and (executor is not None or jobs > 1):
+        # whole reports elsewhere: a report is a function of its domain alone
+        if executor is not None:
+            done = parallel.solve_on_executor(pool, doms, req, timeout, executor,
+                                              max(jobs, 1) * parallel.CHUNKS_PER_WORKER)
+        else:
+            done = parallel.solve_in_workers(pool, doms, req, timeout, jobs)
+        if done is not None:
+            return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(done),
+                          directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
+    if jobs > 1 and reuse:
+        _solve_in_parallel(doms, req, timeout, cache, jobs)
     for index, dom in enumerate(doms, start=1):
         if not reuse:
             results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))

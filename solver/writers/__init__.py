@@ -8,11 +8,13 @@ from cpusolve.report.records import Result
 FORMATS = ("text", "json", "qemu", "libvirt", "nova", "dot")
 
 
-def render(result: Result, fmt: str) -> str:
+def render(result: Result, fmt: str, json_schema: int = 2) -> str:
     if fmt == "text":
         from cpusolve.writers.text import render_text as fn
     elif fmt == "json":
-        from cpusolve.writers.json_out import render_json as fn
+        from cpusolve.writers.json_out import render_json
+
+        return render_json(result, json_schema)
     elif fmt == "qemu":
         from cpusolve.writers.qemu import render_qemu as fn
     elif fmt == "libvirt":

@@ -1,0 +1,100 @@
+"""Domains solved elsewhere: worker processes on this machine, or any executor (dask).
+
+A domain's report is a function of the pool, the domain, its requirements and the time
+bound alone (a shared problem's optimum is unique, an infeasible domain's conflict is found
+from its own hosts), so domains may be solved anywhere, in any grouping, and the reports
+put back in domain order are byte-identical to one process solving them in turn.  Each
+worker builds whole reports (optimum, independent check, protection, explanations): the
+check runs where the answer is made, before anything is printed.
+
+Work is handed out in contiguous chunks of domains, a few per worker, so that a worker's
+caches (residuals, obligations, Z3 terms) serve neighbouring domains, which in a real
+fleet are often alike, and the slowest chunk does not hold up the run.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import os
+import sys
+from types import MappingProxyType
+
+from cpusolve.core.pool import Pool, Requirements
+from cpusolve.domains.graph import Domain
+
+
+def read_only(items: dict) -> MappingProxyType:
+    return MappingProxyType(items)
+
+
+#: DomainResult holds read-only mappings (guest_bugs); pickle them as what they wrap.
+copyreg.pickle(MappingProxyType, lambda m: (read_only, (dict(m),)))
+
+#: chunks per worker: enough to even out slow chunks, few enough to keep caches warm
+CHUNKS_PER_WORKER = 8
+
+# Set in the parent just before it forks its workers, read by them (never pickled).
+_FORKED: tuple | None = None
+
+
+def _chunks(n: int, parts: int) -> list[range]:
+    size = max(1, -(-n // parts))
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, timeout: float) -> list:
+    """Reports of ``doms`` (numbered from ``first``), each with its own checked answer."""
+    from cpusolve.encodings.catalog import catalog
+    from cpusolve.engine.cache import SolveCache
+    from cpusolve.engine.solve import _solve_domain
+
+    cache, cat = SolveCache(), catalog()
+    return [_solve_domain(pool, dom, first + k, req, timeout, cache, cat) for k, dom in enumerate(doms)]
+
+
+def _forked_chunk(span: tuple[int, int]) -> list:
+    pool, doms, req, timeout = _FORKED
+    lo, hi = span
+    return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout)
+
+
+def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
+                     jobs: int) -> list | None:
+    """Every domain's report, from ``jobs`` forked worker processes; None when forking is
+    not possible here (the caller solves in this process)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    global _FORKED
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    # no more workers than domains or cores: -j 256 for 3 domains forks 3 at most
+    workers = min(jobs, len(doms), os.cpu_count() or 1)
+    if workers < 2:
+        return None
+    spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * CHUNKS_PER_WORKER)]
+    _FORKED = (pool, doms, req, timeout)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            return [r for chunk in ex.map(_forked_chunk, spans) for r in chunk]
+    except (OSError, BrokenProcessPool) as e:
+        # a failed fork (a pids limit): the domains are solved here instead, one by one
+        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
+              file=sys.stderr)
+        return None
+    finally:
+        _FORKED = None
+
+
+def solve_on_executor(pool: Pool, doms: list[Domain], req: Requirements, timeout: float, executor,
+                      parts: int) -> list:
+    """Every domain's report, computed by ``executor`` (a ``concurrent.futures.Executor``:
+    for dask, ``distributed.Client(...).get_executor()``) in ``parts`` chunks.  The pool
+    travels to the workers with each chunk (pickled); reports come back in domain order."""
+    shared = pool
+    if hasattr(executor, "scatter"):  # a distributed.Client: send the pool once to every worker
+        shared = executor.scatter(pool, broadcast=True)
+    futures = [executor.submit(solve_chunk, shared, doms[r.start:r.stop], r.start + 1, req, timeout)
+               for r in _chunks(len(doms), parts)]
+    return [r for f in futures for r in f.result()]

@@ -1,0 +1,87 @@
+"""Domains solved elsewhere give the report one process gives, byte for byte: forked
+workers (-j), any concurrent.futures executor, and a dask.distributed LocalCluster; and the
+fleet summary groups domains by what they share."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from cpusolve.api import load_pool, solve
+from cpusolve.writers import render
+from cpusolve.writers.summary import render_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _genpool():
+    spec = importlib.util.spec_from_file_location("genpool", ROOT / "benchmarks" / "genpool.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def diverse():
+    return _genpool().generate_diverse(n_hosts=300, n_domains=60, seed=5)
+
+
+@pytest.fixture(scope="module")
+def one_process(diverse):
+    return render(solve(load_pool(diverse)), "json")
+
+
+def test_forked_workers_give_the_same_report(diverse, one_process):
+    result = solve(load_pool(diverse), jobs=2)
+    assert render(result, "json") == one_process
+    statuses = {d.status for d in result.domains}
+    assert {"ok", "infeasible"} <= statuses  # both paths ran in the workers
+
+
+def test_any_executor_gives_the_same_report(diverse, one_process):
+    with ThreadPoolExecutor(max_workers=1) as ex:  # a stand-in: chunks solved out of order
+        result = solve(load_pool(diverse), executor=ex, jobs=3)
+    assert render(result, "json") == one_process
+
+
+def test_dask_local_cluster_gives_the_same_report(diverse, tmp_path):
+    pytest.importorskip("distributed", reason="the 'dask' extra is not installed")
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(diverse))
+    cmd = [sys.executable, "-m", "cpusolve.cli", str(path), "--format", "json"]
+    here = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd + ["--executor", "dask:local", "-j", "2"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == here.returncode == 1, out.stderr  # some domains are infeasible
+    assert out.stdout == here.stdout
+
+
+def test_bad_executor_is_one_line(tmp_path):
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps({"hosts": {"a": {"cpu": "Skylake-Server-v4"}}}))
+    out = subprocess.run([sys.executable, "-m", "cpusolve.cli", str(path), "--executor", "spark:x"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "dask:ADDRESS" in out.stderr, out.stderr
+    with pytest.raises(Exception, match="executor must be"):
+        solve(load_pool(json.loads(path.read_text())), executor=object())
+
+
+def test_summary_groups_domains_by_outcome(diverse):
+    result = solve(load_pool(diverse))
+    text = render_summary(result)
+    kinds = [ln for ln in text.splitlines() if ln.startswith("Kind ")]
+    # every domain is in exactly one kind, and kinds with the same answer are one
+    counted = sum(int(ln.split(": ", 1)[1].split(" domain")[0]) for ln in kinds)
+    assert counted == len(result.domains)
+    answers = [ln.split("-cpu ", 1)[1] for ln in kinds if "-cpu " in ln]
+    assert len(answers) == len(set(answers))
+    assert len(kinds) < len(result.domains)
+    assert any("INFEASIBLE" in ln for ln in kinds) and any(ln.count("OK (") for ln in kinds)
+    first = text.splitlines()[0]
+    assert first.startswith(f"{len(result.domains)} domains, ")
