@@ -123,7 +123,8 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     p.identities = sorted({m.fms for m in p.models} | host_fms)
     p.obligations = obs
     residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities, ob.boot) for ob in obs]
-    if any(SMT in features_of(r) for rs in residuals for r in rs):
+    distinct = {id(r): r for rs in residuals for r in rs}  # residuals are interned: few distinct
+    if any(SMT in features_of(r) for r in distinct.values()):
         # The guest's topology is a choice where protection reads it (settings objective).
         p.universe = universe = sorted({*universe, SMT})
     if reduce and not wide:

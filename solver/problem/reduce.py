@@ -47,10 +47,14 @@ def useful_models(enc: Problem, residuals: list[list], alive: list[int],
         const = len(m.features - universe) + len(enc.fixed - m.features)
         return const, sum(bit[f] for f in m.features if f in bit)
 
-    kinds = {}  # identity -> how every obligation reads it; None when one refuses it
+    # identity -> how every obligation reads it, as a small number (equal readings, equal
+    # numbers: tuples of residuals are hashed once here, not at every comparison below);
+    # None when an obligation refuses it
+    kinds: dict = {}
     alive_set = set(alive)
+    numbers: dict[tuple, int] = {}
     for i, k in enumerate(enc.identities):
-        kinds[k] = tuple(r[i] for r in residuals) if i in alive_set else None
+        kinds[k] = numbers.setdefault(tuple(r[i] for r in residuals), len(numbers)) if i in alive_set else None
     host_kinds = {kinds[k] for k in host_fms}
     costs = {m.name: cost(m) for m in enc.models}
     by_cost = sorted(enc.models, key=lambda m: costs[m.name][0])
@@ -82,8 +86,7 @@ def free_features(cat: Catalog, universe: list[str], residuals: list[list], req:
     them, and their dependencies are met among themselves.  Showing all of them keeps every
     constraint (dependencies are monotone) and strictly raises the first objective."""
     named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
-    for terms in residuals:
-        for term in terms:
-            named |= features_of(term)
+    for term in {id(t): t for terms in residuals for t in terms}.values():  # interned: few distinct
+        named |= features_of(term)
     # The greatest subset whose dependencies are met among themselves (any order reaches it).
     return frozenset(cat.without_unmet(f for f in universe if f not in named))

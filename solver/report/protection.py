@@ -70,6 +70,23 @@ def protection_report(kinds: HostKinds, req: Requirements, guest: GuestCpu) -> t
     return tuple(out)
 
 
+@lru_cache(maxsize=1 << 12)
+def _reader(kernel: str, view):
+    """Whether a guest-side condition holds for a Linux ``kernel`` guest on ``view``: one
+    memo per (kernel, view), so the guest kernel's actions and bug bits are worked out once
+    for every bug, every host kind and every domain that shows this guest."""
+    rt = load_rules(kernel)
+    memo: dict = {}
+    results: dict = {}
+
+    def holds(expr) -> bool:
+        hit = results.get(expr)
+        if hit is None:
+            hit = results[expr] = rt.holds(expr, view, memo)
+        return hit
+    return holds
+
+
 @lru_cache(maxsize=1 << 14)
 def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
     """(bug, kernel, (status, does, why, residual)) on one host kind: a function of the
@@ -78,20 +95,17 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
     host = t.host_view()
     view = dataclasses.replace(guest.view(), boot=boot_facts(t))
     out = []
-    # One memo per kernel: it holds the guest kernel's actions and bug bits on this view,
-    # which every bug's entries read.
-    memos: dict[str, dict] = {k: {} for k in req.kernels}
     for bug in sorted(table.bugs):
         bp = table.bugs[bug]
         if bp.scope != "guest" or not table.affects(host, bug):
             continue
         for kernel in req.kernels:
             rt = load_rules(kernel)
-            memo = memos[kernel]
-            entry = next((e for e in table.accepted(host, bug) if rt.holds(e.guest, view, memo)), None)
+            holds = _reader(kernel, view)
+            entry = next((e for e in table.accepted(host, bug) if holds(e.guest)), None)
             if entry is None:  # policy compat: a residual strict does not accept
                 entry = next((e for e in table.entries_on(host, bug) if e.status == "partial" and not e.strict
-                              and rt.holds(e.guest, view, memo)), None)
+                              and holds(e.guest)), None)
             if entry is not None:
                 does = ", ".join(sorted(rt.does(view) & actions_named(entry.guest)))
                 out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual,
