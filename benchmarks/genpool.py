@@ -263,13 +263,18 @@ DIVERSE_MC_WEIGHTS = {"GenuineIntel": [1, 1, 1, 8, 8], "AuthenticAMD": [1, 1, 2,
 DIVERSE_REMOVALS = [(("hle", "rtm"), 6), (("avx512f",), 3), (("pdpe1gb",), 2), (("la57",), 2),
                     (("xsaves",), 2), (("md-clear",), 1), (("ssbd",), 1), (("stibp",), 1),
                     (("arch-capabilities",), 1), (("ibpb",), 1), (("amd-ssbd",), 1),
-                    (("virt-ssbd",), 1)]
+                    (("virt-ssbd",), 1), (("avx512-vnni",), 1), (("vaes", "vpclmulqdq"), 1),
+                    (("gfni",), 1), (("sha-ni",), 1), (("rdpid",), 1), (("umip",), 1), (("pku",), 1),
+                    (("amx-tile", "amx-int8", "amx-bf16"), 1), (("fsrm",), 1), (("erms",), 1)]
 
 
 def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 1,
-                     policy: str = "compat") -> dict:
-    """Clusters of independently drawn hosts: most domains a distinct problem."""
+                     policy: str = "compat", max_kinds: int | None = None) -> dict:
+    """Clusters of independently drawn hosts: most domains a distinct problem.  With
+    ``max_kinds``, once that many host kinds exist (distinct facts, by cpusolve's own host
+    reader) a new one is replaced by an existing kind of the same family."""
     from cpusolve.encodings.catalog import catalog
+    from cpusolve.hostfacts.derive import host_from_entry
 
     if n_domains > n_hosts:
         raise SystemExit("genpool: --domains cannot exceed --hosts")
@@ -282,6 +287,10 @@ def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 
             versions.setdefault(fam.group(1), []).append(m.name)
     hosts: dict[str, dict] = {}
     edges: list[list[str]] = []
+    kinds: dict[str, dict] = {}  # spec text -> spec
+    by_facts: dict = {}  # host facts (cpusolve's own reader) -> spec text
+    memo: dict = {}
+    palette: dict[str, list[str]] = {}  # family -> spec texts
     base, extra = divmod(n_hosts, n_domains)
     for d in range(n_domains):
         vendor = "GenuineIntel" if rng.random() < INTEL_SHARE else "AuthenticAMD"
@@ -294,7 +303,8 @@ def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 
         members = []
         for h in range(base + (1 if d < extra else 0)):
             name = f"{prefix}{d:05d}-h{h}"
-            model = cat.model(rng.choice(versions[rng.choice(window)]))
+            family = rng.choice(window)
+            model = cat.model(rng.choice(versions[family]))
             feats = model.features
             # A rolling microcode update: a host is at the cluster's level or one behind.
             level = levels[max(0, cluster_level - (rng.random() < 0.08))]
@@ -311,13 +321,25 @@ def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 
             spec["kernel"] = rng.choice(("6.1", "6.12"))
             if rng.random() < 0.2:
                 spec["smt"] = False
-            hosts[name] = spec
+            text = json.dumps(spec, sort_keys=True)
+            if text not in kinds:
+                facts = host_from_entry("x", spec, "<gen>", Path("."), memo).facts
+                if facts in by_facts:  # the same host kind, written another way
+                    text = by_facts[facts]
+                elif max_kinds is not None and len(by_facts) >= max_kinds and palette.get(family):
+                    text = rng.choice(palette[family])
+                else:
+                    kinds[text] = spec
+                    by_facts[facts] = text
+                    palette.setdefault(family, []).append(text)
+            hosts[name] = dict(kinds[text])
             members.append(name)
         edges += [[a, b] for a, b in zip(members, members[1:] + members[:1], strict=True)
                   if a != b]
     return {
         "description": f"genpool.py --diverse --hosts {n_hosts} --domains {n_domains} "
-                       f"--seed {seed} --policy {policy}",
+                       f"--seed {seed} --policy {policy}"
+                       + (f" --types {max_kinds}" if max_kinds is not None else ""),
         "hosts": hosts,
         "migration": {"directed": True, "edges": edges},
         "requirements": {"policy": policy},
@@ -327,7 +349,8 @@ def generate_diverse(n_hosts: int = 10_000, n_domains: int = 2_000, seed: int = 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=10_000)
-    ap.add_argument("--types", type=int, default=500, help="distinct host fact sets")
+    ap.add_argument("--types", type=int, default=None,
+                    help="distinct host fact sets (default 500; --diverse: no limit)")
     ap.add_argument("--domains", type=int, default=2_000, help="chassis = distinct reachability sets")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--chassis-per-rack", type=int, default=8)
@@ -338,10 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", default="-")
     a = ap.parse_args(argv)
     if a.diverse:
-        pool = generate_diverse(a.hosts, a.domains, a.seed, a.policy)
+        pool = generate_diverse(a.hosts, a.domains, a.seed, a.policy, a.types)
     else:
-        pool = generate(a.hosts, a.types, a.domains, a.seed, a.chassis_per_rack, a.cross_vendor,
-                        a.policy)
+        pool = generate(a.hosts, 500 if a.types is None else a.types, a.domains, a.seed,
+                        a.chassis_per_rack, a.cross_vendor, a.policy)
     text = json.dumps(pool, indent=None, separators=(",", ":"), sort_keys=False) + "\n"
     if a.output == "-":
         sys.stdout.write(text)

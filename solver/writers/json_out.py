@@ -43,9 +43,9 @@ def _is_refs(obj) -> bool:
 
 
 def by_reference(doc: dict) -> dict:
-    """A version 1 document as version 2: host lists replaced by their index in
-    ``host_sets``, numbered in order of first appearance (so the same report always
-    numbers them alike)."""
+    """A version 1 document (fresh from ``to_dict()``) as version 2, changed in place: host
+    lists replaced by their index in ``host_sets``, numbered in order of first appearance
+    (so the same report always numbers them alike)."""
     counts: dict[str, int] = {}
     sets: list[list[str]] = []
     index: dict[tuple[str, ...], int] = {}
@@ -65,14 +65,22 @@ def by_reference(doc: dict) -> dict:
         by_id[id(refs)] = (refs, n)
         return n
 
-    def walk(obj):
+    def walk(obj) -> None:  # in place: ``doc`` is a fresh tree (only host lists are shared)
         if isinstance(obj, dict):
-            return {k: (ref(v) if _is_refs(v) else walk(v)) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [ref(v) if _is_refs(v) else walk(v) for v in obj]
-        return obj
+            for k, v in obj.items():
+                if _is_refs(v):
+                    obj[k] = ref(v)
+                elif isinstance(v, (dict, list)):
+                    walk(v)
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                if _is_refs(v):
+                    obj[i] = ref(v)
+                elif isinstance(v, (dict, list)):
+                    walk(v)
 
-    out = walk({k: v for k, v in doc.items() if k != "schema"})
+    out = {k: v for k, v in doc.items() if k != "schema"}
+    walk(out)
     out["schema"] = SCHEMA_2
     out["hosts"] = counts
     out["host_sets"] = sets
