@@ -84,6 +84,7 @@ def env_info() -> dict:
 
 
 _QEMU_ARG = re.compile(r"^\s+qemu:\s+-cpu (\S+)")
+_TOPOLOGY = re.compile(r"^\s+topology:\s+threads=(\d+)")
 _HEAD = re.compile(r"^Domain (\d+): (\d+) hosts?,.*: ([A-Z-]+)$")
 
 
@@ -119,9 +120,17 @@ def parse_text(text: str) -> dict[int, dict]:
             cur = out[int(m.group(1))] = {"hosts": int(m.group(2)), "status": m.group(3).lower(),
                                           "guest": None}
             continue
+        m = _TOPOLOGY.match(line)
+        if m and cur is not None:
+            cur["threads"] = int(m.group(1))
         m = _QEMU_ARG.match(line)
         if m and cur is not None:
             cur["guest"] = parse_qemu_arg(m.group(1))
+    import dataclasses
+
+    for a in out.values():  # the topology line comes before the -cpu line
+        if a["guest"] is not None and "threads" in a:
+            a["guest"] = dataclasses.replace(a["guest"], threads=a.pop("threads"))
     return out
 
 
@@ -245,9 +254,16 @@ def parse_json(text: str) -> dict[int, dict]:
     doc = json.loads(text)
     if doc.get("schema") != "cpusolve-result/2":
         raise SystemExit(f"benchmark: JSON report schema {doc.get('schema')!r}, expected cpusolve-result/2")
+    import dataclasses
+
+    def guest(d):
+        if not d["qemu"]:
+            return None
+        # the topology is not part of -cpu: the report's guest says it (the qemu format's
+        # REQUIRED -smp line)
+        return dataclasses.replace(parse_qemu_arg(d["qemu"]), threads=d["guest"]["threads"])
     return {d["index"]: {"hosts": len(doc["host_sets"][d["hosts"]]), "status": d["status"],
-                         "guest": parse_qemu_arg(d["qemu"]) if d["qemu"] else None}
-            for d in doc["domains"]}
+                         "guest": guest(d)} for d in doc["domains"]}
 
 
 def run_cli_on(path: Path, work: Path, recheck_answers: bool = True, jobs: int = 1, fmt: str = "text",

@@ -47,8 +47,51 @@ def shared_lists():
         _SHARED.reset(token)
 
 
-def ref_list(refs) -> list[dict]:
-    """Host references as JSON objects."""
+class HostSets:
+    """Schema 2's host lists: each distinct list of host references gets a number, in the
+    order they are first written; every host's machine count is kept once."""
+
+    def __init__(self) -> None:
+        self.sets: list[list[str]] = []
+        self.counts: dict[str, int] = {}
+        self._index: dict[tuple[str, ...], int] = {}
+        self._by_id: dict[int, tuple[object, int]] = {}
+
+    def number(self, refs) -> int:
+        hit = self._by_id.get(id(refs))
+        if hit is not None and hit[0] is refs:
+            return hit[1]
+        names = tuple(h.name for h in refs)
+        n = self._index.get(names)
+        if n is None:
+            n = self._index[names] = len(self.sets)
+            self.sets.append(list(names))
+            for h in refs:
+                self.counts[h.name] = h.count
+        self._by_id[id(refs)] = (refs, n)  # holding refs keeps its id unique
+        return n
+
+
+_SETS: ContextVar[HostSets | None] = ContextVar("cpusolve_host_sets", default=None)
+
+
+@contextmanager
+def numbered_host_sets():
+    """Within this block ``to_dict()`` writes schema 2: a host list is its number in the
+    yielded :class:`HostSets`."""
+    sets = HostSets()
+    token = _SETS.set(sets)
+    try:
+        yield sets
+    finally:
+        _SETS.reset(token)
+
+
+def ref_list(refs) -> list[dict] | int:
+    """Host references as JSON objects (schema 1), or their host-set number (schema 2)."""
+    sets = _SETS.get()
+    if sets is not None:
+        return sets.number(refs)
     memo = _SHARED.get()
     if memo is None:
         return [h.to_dict() for h in refs]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring_ascii
 
-from cpusolve.report.records import Result, shared_lists
+from cpusolve.report.records import Result, numbered_host_sets, shared_lists
 
 INDENT = "  "
 
@@ -30,61 +30,13 @@ SCHEMA_2 = "cpusolve-result/2"
 
 
 def render_json(result: Result, schema: int = 2) -> str:
+    if schema == 2:
+        with numbered_host_sets() as sets:
+            doc = result.to_dict()
+        doc.update(schema=SCHEMA_2, hosts=sets.counts, host_sets=sets.sets)
+        return dumps(doc, flat_scalars=True) + "\n"
     with shared_lists():
-        doc = result.to_dict()
-        if schema == 2:
-            return dumps(by_reference(doc), flat_scalars=True) + "\n"
-        return dumps(doc) + "\n"
-
-
-def _is_refs(obj) -> bool:
-    return (isinstance(obj, list) and bool(obj)
-            and all(type(h) is dict and h.keys() == {"name", "count"} for h in obj))
-
-
-def by_reference(doc: dict) -> dict:
-    """A version 1 document (fresh from ``to_dict()``) as version 2, changed in place: host
-    lists replaced by their index in ``host_sets``, numbered in order of first appearance
-    (so the same report always numbers them alike)."""
-    counts: dict[str, int] = {}
-    sets: list[list[str]] = []
-    index: dict[tuple[str, ...], int] = {}
-    by_id: dict[int, tuple[list, int]] = {}  # the shared list objects of shared_lists()
-
-    def ref(refs: list) -> int:
-        hit = by_id.get(id(refs))
-        if hit is not None and hit[0] is refs:
-            return hit[1]
-        names = tuple(h["name"] for h in refs)
-        n = index.get(names)
-        if n is None:
-            n = index[names] = len(sets)
-            sets.append(list(names))
-            for h in refs:
-                counts[h["name"]] = h["count"]
-        by_id[id(refs)] = (refs, n)
-        return n
-
-    def walk(obj) -> None:  # in place: ``doc`` is a fresh tree (only host lists are shared)
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                if _is_refs(v):
-                    obj[k] = ref(v)
-                elif isinstance(v, (dict, list)):
-                    walk(v)
-        elif isinstance(obj, list):
-            for i, v in enumerate(obj):
-                if _is_refs(v):
-                    obj[i] = ref(v)
-                elif isinstance(v, (dict, list)):
-                    walk(v)
-
-    out = {k: v for k, v in doc.items() if k != "schema"}
-    walk(out)
-    out["schema"] = SCHEMA_2
-    out["hosts"] = counts
-    out["host_sets"] = sets
-    return out
+        return dumps(result.to_dict()) + "\n"
 
 
 def dumps(obj, flat_scalars: bool = False) -> str:
