@@ -50,16 +50,19 @@ _WORKER = threading.local()
 WORKER_CACHE_LIMIT = 100_000
 
 
-def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, timeout: float) -> list:
-    """Reports of ``doms`` (numbered from ``first``), each with its own checked answer."""
+def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, timeout: float,
+                cache=None) -> list:
+    """Reports of ``doms`` (numbered from ``first``), each with its own checked answer;
+    ``cache`` holds outcomes solved before (a forked worker inherits its parent's)."""
     from cpusolve.encodings.catalog import catalog
     from cpusolve.engine.cache import SolveCache
     from cpusolve.engine.solve import _solve_domain
 
-    cache = getattr(_WORKER, "cache", None)
-    if cache is None or _WORKER.pid != os.getpid():
-        cache = _WORKER.cache = SolveCache()
-        _WORKER.pid = os.getpid()
+    if cache is None:
+        cache = getattr(_WORKER, "cache", None)
+        if cache is None or getattr(_WORKER, "pid", None) != os.getpid():
+            cache = _WORKER.cache = SolveCache()
+            _WORKER.pid = os.getpid()
     cat = catalog()
     out = [_solve_domain(pool, dom, first + k, req, timeout, cache, cat) for k, dom in enumerate(doms)]
     if cache.size() > WORKER_CACHE_LIMIT:
@@ -68,15 +71,16 @@ def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, t
 
 
 def _forked_chunk(span: tuple[int, int]) -> list:
-    pool, doms, req, timeout = _FORKED
+    pool, doms, req, timeout, cache = _FORKED
     lo, hi = span
-    return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout)
+    return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
 
 
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
-                     jobs: int) -> list | None:
+                     jobs: int, cache=None) -> list | None:
     """Every domain's report, from ``jobs`` forked worker processes; None when forking is
-    not possible here (the caller solves in this process)."""
+    not possible here (the caller solves in this process).  ``cache`` (outcomes the
+    parent already has) is inherited by the workers through the fork, not sent."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -89,7 +93,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     if workers < 2:
         return None
     spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * CHUNKS_PER_WORKER)]
-    _FORKED = (pool, doms, req, timeout)
+    _FORKED = (pool, doms, req, timeout, cache)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as ex:
             return [r for chunk in ex.map(_forked_chunk, spans) for r in chunk]

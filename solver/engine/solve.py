@@ -64,7 +64,13 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
             done = parallel.solve_on_executor(pool, doms, req, timeout, executor,
                                               max(jobs, 1) * parallel.CHUNKS_PER_WORKER)
         else:
-            done = parallel.solve_in_workers(pool, doms, req, timeout, jobs)
+            # Where domains share host-kind sets (the benchmark pool's 2,000 domains have
+            # 466, posing 131 problems), first the distinct problems, then the reports, by
+            # workers that inherit the outcomes; where nearly every domain is its own,
+            # whole reports at once (a first pass would only add the parent's keying).
+            if 2 * len({d.types for d in doms}) <= len(doms):
+                _solve_in_parallel(doms, req, timeout, cache, jobs)
+            done = parallel.solve_in_workers(pool, doms, req, timeout, jobs, cache)
         if done is not None:
             return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(done),
                           directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
