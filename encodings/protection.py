@@ -141,19 +141,27 @@ class ProtectionTable:
         self._memo: dict = {}
 
     def affects(self, host: HostView, bug: str) -> bool:
+        """Remembered per host view (every domain and report asks again)."""
         b = self.bugs.get(bug)
-        return b is not None and self.host_holds(host, b.affected)
+        return b is not None and self._remember(("affects", host, bug), lambda: self.host_holds(host, b.affected))
+
+    def _remember(self, key: tuple, compute):
+        """Answers about a host view, kept for the table's life (bounded: a long-lived
+        planner sees hosts come and go)."""
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) > MEMO_LIMIT:
+                self._memo.clear()
+            hit = self._memo[key] = compute()
+        return hit
 
     def host_holds(self, host: HostView, cond: Expr) -> bool:
         return fold(cond, HostConcrete(self, host))
 
     def entries_on(self, host: HostView, bug: str) -> tuple[Entry, ...]:
         """The entries whose host condition holds on ``host``, in table order."""
-        key = (host, bug)
-        hit = self._memo.get(key)
-        if hit is None:
-            hit = self._memo[key] = tuple(e for e in self.bugs[bug].entries if self.host_holds(host, e.host))
-        return hit
+        return self._remember(("entries", host, bug), lambda: tuple(
+            e for e in self.bugs[bug].entries if self.host_holds(host, e.host)))
 
     def protection(self, host: HostView, bug: str) -> Expr:
         """What the guest must do (or be shown) to be protected against ``bug`` on ``host``:
@@ -167,10 +175,12 @@ class ProtectionTable:
 
     def attempt(self, host: HostView, bug: str) -> Expr:
         """The mitigation the guest must at least attempt on ``host`` (first match)."""
-        for cond, guest in self.bugs[bug].attempt:
-            if self.host_holds(host, cond):
-                return guest
-        return ex.TRUE
+        return self._remember(("attempt", host, bug), lambda: next(
+            (guest for cond, guest in self.bugs[bug].attempt if self.host_holds(host, cond)), ex.TRUE))
+
+
+#: host-view answers a table keeps before it starts afresh
+MEMO_LIMIT = 1 << 18
 
 
 @cache

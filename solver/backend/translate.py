@@ -10,6 +10,16 @@ from cpusolve.problem.build import Problem
 from cpusolve.problem.formula import ExactlyOne, Iff, Implies, Sel
 
 
+def sel_name(s: Sel) -> str:
+    """The Z3 constant of a selector (feature variables are named by their feature)."""
+    if s.kind == "model":
+        return f"model:{s.key}"
+    if s.kind == "fms":
+        f, m, st = s.key
+        return f"fms:{f}/{m}/{st}"
+    return s.kind
+
+
 class Terms(ToZ3):
     """One problem's variables and terms in one context: feature variables (the fixed ones
     are True, features outside the universe False) and selectors, made on first use."""
@@ -24,14 +34,7 @@ class Terms(ToZ3):
     def sel(self, s: Sel) -> z3.BoolRef:
         v = self.sels.get(s)
         if v is None:
-            if s.kind == "model":
-                name = f"model:{s.key}"
-            elif s.kind == "fms":
-                f, m, st = s.key
-                name = f"fms:{f}/{m}/{st}"
-            else:
-                name = s.kind
-            v = self.sels[s] = boolean(name, self.ctx)
+            v = self.sels[s] = boolean(sel_name(s), self.ctx)
         return v
 
     def term(self, e) -> z3.BoolRef:
