@@ -4,7 +4,6 @@ fleet summary groups domains by what they share."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,19 +16,14 @@ from cpusolve.api import load_pool, solve
 from cpusolve.writers import render
 from cpusolve.writers.summary import render_summary
 
+from .benchdata import genpool
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _genpool():
-    spec = importlib.util.spec_from_file_location("genpool", ROOT / "benchmarks" / "genpool.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def diverse():
-    return _genpool().generate_diverse(n_hosts=300, n_domains=60, seed=5)
+    return genpool().generate_diverse(n_hosts=300, n_domains=60, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ on a diverse fleet it must actually prove most of them (else it only costs time)
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -27,17 +26,11 @@ from cpusolve.problem.build import explain_problem
 from cpusolve.problem.keys import Lacks, Must
 from cpusolve.problem.precheck import proven_conflict
 
+from .benchdata import genpool
 from .test_properties import pools
 
 CAT = catalog()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def genpool():
-    spec = importlib.util.spec_from_file_location("genpool", ROOT / "benchmarks" / "genpool.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def z3_verdicts(vendor, types, req, core) -> tuple[z3.CheckSatResult, list[z3.CheckSatResult]]:

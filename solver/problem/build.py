@@ -98,19 +98,25 @@ def nearest_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req
     return p
 
 
+def explanation_features(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements,
+                         obs: list[Obligation]) -> frozenset[str]:
+    """What the explanation problem has variables for (before the guest-feature filter):
+    every feature some host has, a requirement names or an obligation reads."""
+    extra = set(req.require)
+    if req.min_model:
+        extra |= cat.model(req.min_model).features
+    for ob in obs:
+        extra |= features_of(ob.expr)
+    return frozenset.union(*(t.features for t in types)) | extra
+
+
 def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
              wide: bool, reduce: bool, model: CpuModel | None) -> Problem:
     common = frozenset.intersection(*(t.features for t in types))
     allowed = allowed_features(cat, req)
     obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
     if wide:
-        extra = set(req.require)
-        if req.min_model:
-            extra |= cat.model(req.min_model).features
-        for ob in obs:
-            extra |= features_of(ob.expr)
-        pool = frozenset.union(*(t.features for t in types)) | extra
-        universe = sorted(pool & cat.guest_features)
+        universe = sorted(explanation_features(cat, types, req, obs) & cat.guest_features)
     else:
         universe = sorted(common & allowed)
     p = Problem(cat=cat, vendor=vendor, types=types, req=req, universe=universe, chooses_model=not wide,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
+from cpusolve.core.bits import BitNames
 from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings import targets
@@ -29,7 +30,7 @@ from cpusolve.encodings.catalog import Catalog
 from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Const, Expr, Feature, Not, features_of
 from cpusolve.encodings.rules import SMT, load_rules
 from cpusolve.encodings.safety import obligations
-from cpusolve.problem.build import allowed_features, candidate_models
+from cpusolve.problem.build import allowed_features, candidate_models, explanation_features
 from cpusolve.problem.keys import FactKey, Lacks, MinModel, Must, QemuLacks, Require
 
 #: Witness search: at most this many free variables are enumerated (2**n assignments).
@@ -37,17 +38,8 @@ MAX_WITNESS_VARS = 12
 
 
 #: feature name -> its bit in the masks below (one registry per process)
-_BIT: dict[str, int] = {}
-
-
-def mask_of(names) -> int:
-    m = 0
-    for n in names:
-        b = _BIT.get(n)
-        if b is None:
-            b = _BIT[n] = 1 << len(_BIT)
-        m |= b
-    return m
+_NAMES = BitNames()
+mask_of = _NAMES.mask
 
 
 #: id(node) -> (node, mask of the features it reads, {off: result}).  Keyed by identity,
@@ -143,12 +135,7 @@ class _Domain:
         self.cat = cat
         allowed = allowed_features(cat, req)
         obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
-        extra = set(req.require)
-        if req.min_model:
-            extra |= cat.model(req.min_model).features
-        for ob in obs:
-            extra |= features_of(ob.expr)
-        pool = frozenset.union(*(t.features for t in types)) | extra
+        pool = explanation_features(cat, types, req, obs)
         models = candidate_models(cat, vendor, req)
         self.identities = sorted({m.fms for m in models} | {t.fms for t in types})
         self.residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, self.identities, ob.boot)

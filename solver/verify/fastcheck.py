@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cpusolve.core.bits import BitNames
 from cpusolve.core.hosts import HostFacts
 from cpusolve.encodings.safety import obligations
 from cpusolve.verify.checker import check_answer
@@ -49,20 +50,13 @@ class FastChecker:
         self.host_fms_rule = host_fms_rule
         self.cat = cat
         self.req = req
-        self._fbit: dict[str, int] = {}
+        self._names = BitNames()
         self._guests: dict = {}
         self._hosts: dict = {}
         self._protected: dict = {}
 
     def _mask(self, names) -> int:
-        m = 0
-        fb = self._fbit
-        for n in names:
-            b = fb.get(n)
-            if b is None:
-                b = fb[n] = 1 << len(fb)
-            m |= b
-        return m
+        return self._names.mask(names)
 
     def guest(self, g) -> GuestBits:
         hit = self._guests.get(g)
