@@ -26,7 +26,21 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        """A usage error is one line with the same prefix as every other error (exit 2)."""
+        """A usage error is one line with the same prefix as every other error (exit 2).
+
+        From a real command line (``args`` None) the process leaves without tearing down
+        its heap: freeing a 10,000-host solve's objects one by one took most of a second,
+        and every output is written (atomically, fsynced) and flushed by then."""
+        if args is not None:  # a caller in Python (tests' CliRunner): a normal SystemExit
+            return self._main(args, prog_name, complete_var, **extra)
+        try:
+            self._main(args, prog_name, complete_var, **extra)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        _leave(code)
+
+    def _main(self, args, prog_name, complete_var, **extra):
         try:
             code = super().main(args, prog_name or "cpusolve", complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
@@ -40,6 +54,24 @@ class DefaultGroup(click.Group):
             click.echo(f"cpusolve: error: {one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _leave(code) -> None:
+    """Exit now with ``code`` (a SystemExit code), after flushing what was printed."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left: nothing more to say
+        code = code or 141
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
 
 
 INTERRUPTED = b"cpusolve: interrupted; nothing written\n"
