@@ -151,7 +151,26 @@ class _Domain:
         # Features outside the universe are the constant False of the problem (no fact).
         self.absent = read - universe
         self.absent_mask = mask_of(self.absent)
-        # The keyed facts in the problem's constraint order (problem.build._problem).
+        self._parts = (cat, types, req, allowed, obs)
+        self.common = frozenset.intersection(*(t.features for t in types)) & allowed
+
+    def plausible(self) -> bool:
+        """Whether every identity is refuted with every named feature off: the cheap test
+        a feasible domain fails (before the facts are listed one by one)."""
+        off = mask_of(f for f in self.universe if f != SMT and f not in self.common) | self.absent_mask
+        cat, types, req, allowed, obs = self._parts
+        formulas = [Feature(f) for f in req.require]
+        if req.min_model:
+            formulas.append(All(tuple(Feature(f) for f in sorted(cat.model(req.min_model).features
+                                                                   & cat.guest_features))))
+        return all(any(fold_off(rs[i], off) is FALSE for rs in self.residuals)
+                   or any(fold_off(e, off) is FALSE for e in formulas)
+                   for i in range(len(self.identities)))
+
+    def list_facts(self) -> None:
+        """The keyed facts in the problem's constraint order (problem.build._problem)."""
+        cat, types, req, allowed, obs = self._parts
+        universe = self.universe
         facts: list[_Fact] = []
         target = targets.target(req.qemu, req.libvirt).label
         for f in sorted(universe):
@@ -262,6 +281,9 @@ def proven_conflict(cat: Catalog, vendor: str, types: tuple[HostFacts, ...],
     d = _Domain(cat, vendor, types, req)
     if not candidate_models(cat, vendor, req):
         return None  # the problem is False outright; the solver path says so
+    if not d.plausible():
+        return None
+    d.list_facts()
     offs = [f for f in d.facts if f.off is not None]
     claims = [f for f in d.facts if f.off is None]
     if not d.refuted(offs + claims):
