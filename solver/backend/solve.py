@@ -13,7 +13,7 @@ import time
 import z3
 
 from cpusolve.backend.terms import boolean, implies, shared_context
-from cpusolve.backend.translate import Terms, sel_name
+from cpusolve.backend.translate import Terms
 from cpusolve.problem.build import Problem
 from cpusolve.problem.formula import fms_sel, model_sel
 from cpusolve.problem.keys import FactKey
@@ -55,16 +55,12 @@ def optimum(problem: Problem, timeout: float) -> Optimum:
 
 
 def decode(problem: Problem, terms: Terms, model: z3.ModelRef) -> Choice:
-    # The model's true constants, read once (evaluating each variable through the Python
-    # API cost more than the solve on small domains); a constant the model leaves out is
-    # False, as model completion would make it.
-    true = set()
-    for d in model.decls():
-        if d.arity() == 0 and z3.is_true(model.get_interp(d)):
-            true.add(d.name())
-    features = problem.fixed | frozenset(f for f in problem.variables if f in true)
-    chosen = next((m.name for m in problem.models if sel_name(model_sel(m.name)) in true), None)
-    shown = next(k for k in problem.identities if sel_name(fms_sel(k)) in true)
+    def true(v) -> bool:
+        return z3.is_true(model.eval(v, model_completion=True))
+
+    features = problem.fixed | frozenset(f for f in problem.variables if true(terms.g[f]))
+    chosen = next((m.name for m in problem.models if true(terms.sel(model_sel(m.name)))), None)
+    shown = next(k for k in problem.identities if true(terms.sel(fms_sel(k))))
     return Choice(chosen, features, shown)
 
 
