@@ -195,6 +195,7 @@ from cpusolve.writers.atomic import write_atomic
 from cpusolve.cli import run
 text = sys.argv[2] * (8 << 20)
 def go():
+    print("ready", flush=True)  # the handlers are in place: the test may signal from now on
     write_atomic(text, sys.argv[1])
     return 0
 run(go)
@@ -225,8 +226,12 @@ def test_a_reader_never_sees_a_half_written_file(tmp_path):
         for round_ in range(9):
             sig = (signal.SIGKILL, signal.SIGINT, signal.SIGTERM)[round_ % 3]
             proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target), "abc"[round_ % 3]],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(rng.uniform(0.05, 0.6))
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # A signal before the program runs (Python still starting) is the interpreter's
+            # to report, not cpusolve's: wait until its handlers are in place, then strike at
+            # a random moment before, during or after the write.
+            assert proc.stdout.readline() == "ready\n"
+            time.sleep(rng.uniform(0.0, 0.04))  # writing 8 MiB and fsyncing takes about this long
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=TIME_LIMIT)
             assert "Traceback" not in err, err
