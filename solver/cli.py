@@ -201,8 +201,14 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         import dataclasses
 
         from cpusolve.api import load_pool, solve, with_requirements
+        from cpusolve.errors import InputError
         from cpusolve.writers import render
 
+        if executor and (without or add):
+            raise InputError("--executor solves a pool as it is: drop --without/--add, or --executor")
+        if summary and (without or add or suggest_k):
+            raise InputError("--summary shows domains, not what-if changes or suggestions: "
+                             "drop --summary, or --without/--add/--suggest")
         p = load_pool(pool)
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
                                            libvirt=libvirt or _libvirt_default(p.requirements, fmt))
@@ -224,8 +230,6 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         if fmt == "nova" and output not in (None, "-"):
             return _write_nova(result, Path(output))
         if summary:
-            from cpusolve.errors import InputError
-
             if fmt != "text":
                 raise InputError("--summary is a text report: drop --format or use --format text")
             from cpusolve.writers.summary import render_summary

@@ -79,3 +79,15 @@ def test_summary_groups_domains_by_outcome(diverse):
     assert any("INFEASIBLE" in ln for ln in kinds) and any(ln.count("OK (") for ln in kinds)
     first = text.splitlines()[0]
     assert first.startswith(f"{len(result.domains)} domains, ")
+
+
+def test_summary_and_executor_refuse_what_they_cannot_show(tmp_path):
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps({"hosts": {"a": {"cpu": "Skylake-Server-v4"}, "b": {"cpu": "Cascadelake-Server-v5"}},
+                                "migration": {"groups": [["a", "b"]]}}))
+    for extra, word in ((["--summary", "--without", "a"], "--summary"), (["--summary", "--format", "json"], "text"),
+                        (["--executor", "dask:local", "--without", "a"], "--executor")):
+        out = subprocess.run([sys.executable, "-m", "cpusolve.cli", str(path), *extra],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and out.stdout == "" and word in out.stderr, (extra, out.stderr)
+        assert out.stderr.count("\n") == 1
