@@ -42,6 +42,15 @@ def _conflict_fact(c) -> str:
     return f"{c.kind}{': ' + c.feature if c.feature else ''}"
 
 
+def _fix(c) -> str:
+    """A conflict's fix without the host names (they differ between domains of a kind)."""
+    if c.kind == "lacks" and c.feature:
+        return f"give every host {c.feature} (microcode/BIOS/kernel update), or split the domain"
+    if c.bug:
+        return f"split the domain, or waive {c.bug} (requirements.waive) if you accept guests unprotected"
+    return c.fix
+
+
 def _key(d: DomainResult) -> tuple:
     if d.guest is not None:
         return ("answer", d.status, d.vendor, qemu_cpu_arg(d.guest))
@@ -58,6 +67,10 @@ def _title(key: tuple) -> str:
     return f"{key[0].upper()} ({key[1]})"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def render_summary(result: Result) -> str:
     kinds: dict[tuple, _Kind] = {}
     for d in result.domains:
@@ -65,20 +78,18 @@ def render_summary(result: Result) -> str:
         kinds.setdefault(key, _Kind(_title(key))).domains.append(d)
     status = Counter(d.status for d in result.domains)
     machines = sum(k.machines for k in kinds.values())
-    lines = [f"{len(result.domains)} domains, {machines} machines (counted once per domain), "
-             f"{len(kinds)} kinds: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items())), ""]
+    lines = [f"{_n(len(result.domains), 'domain')}, {_n(machines, 'machine')} (counted once per domain), "
+             f"{_n(len(kinds), 'kind')}: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items())), ""]
     order = sorted(kinds.items(), key=lambda kv: (-kv[1].machines, -len(kv[1].domains), kv[0]))
     for n, (key, kind) in enumerate(order, start=1):
         doms = kind.domains
-        lines.append(f"Kind {n}: {len(doms)} domain{'s' if len(doms) != 1 else ''}, "
-                     f"{kind.machines} machines: {kind.title}")
+        lines.append(f"Kind {n}: {_n(len(doms), 'domain')}, {_n(kind.machines, 'machine')}: {kind.title}")
         biggest = sorted(doms, key=lambda d: (-sum(h.count for h in d.hosts), d.index))[:EXAMPLES]
-        lines.append("  domains:   " + ", ".join(
-            f"{d.index} ({d.hosts[0].name}{' +' + str(len(d.hosts) - 1) if len(d.hosts) > 1 else ''})"
+        lines.append("  domains:   " + ", ".join(  # by the hosts whose VMs get this outcome
+            f"{d.index} ({d.starts[0]}{' +' + str(len(d.starts) - 1) if len(d.starts) > 1 else ''})"
             for d in biggest) + (f", and {len(doms) - EXAMPLES} more" if len(doms) > EXAMPLES else ""))
         if key[0] == "infeasible":
-            fixes = Counter(c.fix.split(" or ", 1)[-1] if c.kind != "lacks" else
-                            f"give every host {c.feature} or split the domain" for d in doms for c in d.conflicts)
+            fixes = Counter(_fix(c) for d in doms for c in d.conflicts)
             for fix, count in sorted(fixes.items(), key=lambda fc: (-fc[1], fc[0]))[:TOP]:
                 lines.append(f"  fix:       {fix} ({count} domain{'s' if count != 1 else ''})")
         short = Counter(s.feature for d in doms for s in d.shortfalls)
@@ -87,9 +98,10 @@ def render_summary(result: Result) -> str:
             lines.append("  held back: " + ", ".join(f"{f} ({c})" for f, c in top)
                          + (" ..." if len(short) > TOP else "")
                          + "  (feature: domains where some hosts lack it)")
-        unprotected = Counter(p.bug for d in doms for p in d.protection if p.status != "protected")
+        unprotected = Counter(b for d in doms for b in {p.bug for p in d.protection if p.status != "protected"})
         if unprotected:
             lines.append("  not fully protected: " + ", ".join(
-                f"{b} ({c})" for b, c in sorted(unprotected.items(), key=lambda bc: (-bc[1], bc[0]))))
+                f"{b} ({c})" for b, c in sorted(unprotected.items(), key=lambda bc: (-bc[1], bc[0])))
+                + "  (bug: domains where some host kind is not fully protected)")
         lines.append("")
     return "\n".join(lines)
