@@ -76,34 +76,46 @@ def _forked_chunk(span: tuple[int, int]) -> list:
     return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
 
 
+def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
+    """``fn`` over ``items`` in order, in worker processes (forked where the platform can):
+    no more workers than items or cores (-j 256 for 3 items forks 3 at most).  None when
+    fewer than two workers would run, or when the workers failed to start (a pids limit;
+    warned): the caller then does the work in this process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = min(jobs, len(items), os.cpu_count() or 1)
+    if workers < 2:
+        return None
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as ex:
+            return list(ex.map(fn, items, chunksize=chunksize))
+    except (OSError, BrokenProcessPool) as e:
+        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
+              file=sys.stderr)
+        return None
+
+
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
                      jobs: int, cache=None) -> list | None:
     """Every domain's report, from ``jobs`` forked worker processes; None when forking is
     not possible here (the caller solves in this process).  ``cache`` (outcomes the
     parent already has) is inherited by the workers through the fork, not sent."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED
     if "fork" not in multiprocessing.get_all_start_methods():
-        return None
-    # no more workers than domains or cores: -j 256 for 3 domains forks 3 at most
+        return None  # the workers read the pool from the parent's memory
     workers = min(jobs, len(doms), os.cpu_count() or 1)
-    if workers < 2:
-        return None
     spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * CHUNKS_PER_WORKER)]
     _FORKED = (pool, doms, req, timeout, cache)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as ex:
-            return [r for chunk in ex.map(_forked_chunk, spans) for r in chunk]
-    except (OSError, BrokenProcessPool) as e:
-        # a failed fork (a pids limit): the domains are solved here instead, one by one
-        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
-              file=sys.stderr)
-        return None
+        chunks = forked_map(_forked_chunk, spans, workers)
     finally:
         _FORKED = None
+    return None if chunks is None else [r for chunk in chunks for r in chunk]
 
 
 def solve_on_executor(pool: Pool, doms: list[Domain], req: Requirements, timeout: float, executor,

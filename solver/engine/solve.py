@@ -113,10 +113,8 @@ def _optimize_task(args) -> Outcome:
 
 
 def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCache, jobs: int) -> None:
-    """Fill ``cache`` with one outcome per distinct problem, solved by worker processes."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+    """Fill ``cache`` with one outcome per distinct problem, solved by worker processes
+    (those left unsolved, when no workers run, are solved later in this process)."""
     todo: dict[tuple, tuple] = {}
     top = req
     for dom in doms:
@@ -127,27 +125,12 @@ def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCach
         vendor = next(iter(vendors))
         if not cache.has_outcome(vendor, dom.types, req, timeout):
             todo.setdefault(problem_key(vendor, dom.types, req, timeout), (vendor, dom.types, req, timeout))
-    if len(todo) < 2:
+    tasks = list(todo.values())
+    outcomes = parallel.forked_map(_optimize_task, tasks, jobs, chunksize=4)
+    if outcomes is None:
         return
-    import os
-    from concurrent.futures.process import BrokenProcessPool
-
-    # no more workers than problems or cores: -j 256 for 3 problems forks 3 at most
-    workers_wanted = min(jobs, len(todo), os.cpu_count() or 1)
-    if workers_wanted < 2:
-        return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    try:
-        with ProcessPoolExecutor(max_workers=workers_wanted, mp_context=context) as workers:
-            for args, outcome in zip(todo.values(), workers.map(_optimize_task, todo.values(), chunksize=4),
-                                     strict=True):
-                cache.put_outcome(*args, outcome)
-    except (OSError, BrokenProcessPool) as e:
-        # a failed fork (a pids limit): the domains are solved here instead, one by one
-        import sys
-
-        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
-              file=sys.stderr)
+    for args, outcome in zip(tasks, outcomes, strict=True):
+        cache.put_outcome(*args, outcome)
 
 
 @lru_cache(maxsize=1 << 16)
