@@ -164,6 +164,8 @@ policy_option = click.option(
          "compat: only truthful bug verdicts.")
 timeout_option = click.option("--timeout", type=float, default=30.0, show_default=True, callback=_timeout,
                               help="Seconds Z3 may spend on one domain.")
+qemu_option = click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
+                           help="Only use models and feature names this QEMU knows.")
 output_option = click.option("-o", "--output", default=None, help="Write here atomically instead of stdout.")
 
 
@@ -173,8 +175,7 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
 @policy_option
 @click.option("--kernel", "kernels", multiple=True, metavar="VERSION",
               help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
-@click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
-              help="Only use models and feature names this QEMU knows.")
+@qemu_option
 @click.option("--libvirt", "libvirt", type=click.Choice(["9.0", "11.3"]), default=None,
               help="Guests are started through this libvirt: only its model and feature names.")
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
@@ -209,6 +210,8 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         if summary and (without or add or suggest_k):
             raise InputError("--summary shows domains, not what-if changes or suggestions: "
                              "drop --summary, or --without/--add/--suggest")
+        if summary and fmt != "text":
+            raise InputError("--summary is a text report: drop --format or use --format text")
         p = load_pool(pool)
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
                                            libvirt=libvirt or _libvirt_default(p.requirements, fmt))
@@ -230,8 +233,6 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         if fmt == "nova" and output not in (None, "-"):
             return _write_nova(result, Path(output))
         if summary:
-            if fmt != "text":
-                raise InputError("--summary is a text report: drop --format or use --format text")
             from cpusolve.writers.summary import render_summary
 
             write_atomic(render_summary(result), output)
@@ -281,8 +282,7 @@ def _write_nova(result, directory: Path) -> int:
               help="The host the VM starts on: its migration domain's answer is applied.")
 @policy_option
 @click.option("--kernel", "kernels", multiple=True, metavar="VERSION", help="Guest Linux rule table(s).")
-@click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
-              help="Only use models and feature names this QEMU knows.")
+@qemu_option
 @click.option("--libvirt", "libvirt", type=click.Choice(["9.0", "11.3"]), default=None,
               help="The libvirt that defines the domain (default: the hosts' own, else the newest known).")
 @click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
