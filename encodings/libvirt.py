@@ -19,6 +19,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.targets import version_key
 from cpusolve.errors import InputError
 
 #: libvirt vendor names -> CPUID vendor strings
@@ -32,7 +33,7 @@ def _data() -> dict:
 
 def libvirt_versions() -> tuple[str, ...]:
     """The libvirt versions with a CPU map table, oldest first."""
-    return tuple(sorted(_data()["versions"], key=lambda v: tuple(int(x) for x in v.split("."))))
+    return tuple(sorted(_data()["versions"], key=version_key))
 
 
 def newest() -> str:

@@ -35,9 +35,14 @@ def _data() -> dict:
     return json.loads((resources.files("cpusolve.encodings") / "data" / "targets.json").read_text())
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """"7.2" < "10.2": dotted versions compared as numbers."""
+    return tuple(int(x) for x in version.split("."))
+
+
 def qemu_versions() -> tuple[str, ...]:
     """The QEMU versions with a name table, oldest first."""
-    return tuple(sorted(_data()["qemu"], key=lambda v: tuple(int(x) for x in v.split("."))))
+    return tuple(sorted(_data()["qemu"], key=version_key))
 
 
 def default_qemu() -> str:
