@@ -19,6 +19,7 @@ under any number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import product
 
@@ -151,25 +152,26 @@ class _Domain:
         # Features outside the universe are the constant False of the problem (no fact).
         self.absent = read - universe
         self.absent_mask = mask_of(self.absent)
-        self._parts = (cat, types, req, allowed, obs)
+        self._parts = (types, req, allowed, obs)
         self.common = frozenset.intersection(*(t.features for t in types)) & allowed
+        # the requirements that are claims, as formulas (Forbid never enters a conflict here)
+        self.required: list[tuple[FactKey, Expr]] = [(Require(f), Feature(f)) for f in sorted(req.require)]
+        if req.min_model:
+            need = sorted(cat.model(req.min_model).features & cat.guest_features)
+            self.required.append((MinModel(req.min_model), All(tuple(Feature(f) for f in need))))
 
     def plausible(self) -> bool:
         """Whether every identity is refuted with every named feature off: the cheap test
         a feasible domain fails (before the facts are listed one by one)."""
         off = mask_of(f for f in self.universe if f != SMT and f not in self.common) | self.absent_mask
-        cat, types, req, allowed, obs = self._parts
-        formulas = [Feature(f) for f in req.require]
-        if req.min_model:
-            formulas.append(All(tuple(Feature(f) for f in sorted(cat.model(req.min_model).features
-                                                                   & cat.guest_features))))
+        formulas = [e for _, e in self.required]
         return all(any(fold_off(rs[i], off) is FALSE for rs in self.residuals)
                    or any(fold_off(e, off) is FALSE for e in formulas)
                    for i in range(len(self.identities)))
 
     def list_facts(self) -> None:
         """The keyed facts in the problem's constraint order (problem.build._problem)."""
-        cat, types, req, allowed, obs = self._parts
+        types, req, allowed, obs = self._parts
         universe = self.universe
         facts: list[_Fact] = []
         target = targets.target(req.qemu, req.libvirt).label
@@ -181,14 +183,9 @@ class _Domain:
                 facts.append(_Fact(Lacks(f, lacking), off=f))
             if f not in allowed:
                 facts.append(_Fact(QemuLacks(f, target), off=f))
-        for f in sorted(req.require):
-            facts.append(_Fact(Require(f), formula=Feature(f)))
-        if req.min_model:
-            need = sorted(cat.model(req.min_model).features & cat.guest_features)
-            facts.append(_Fact(MinModel(req.min_model), formula=All(tuple(Feature(f) for f in need))))
-        for ob, rs in zip(obs, self.residuals, strict=True):
-            facts.append(_Fact(Must(ob), residuals=tuple(rs)))
-        self.facts = [_Fact(x.key, x.off, x.formula, x.residuals, n) for n, x in enumerate(facts)]
+        facts += [_Fact(key, formula=e) for key, e in self.required]
+        facts += [_Fact(Must(ob), residuals=tuple(rs)) for ob, rs in zip(obs, self.residuals, strict=True)]
+        self.facts = [dataclasses.replace(x, order=n) for n, x in enumerate(facts)]
 
     # -- the proof of a conflict ----------------------------------------------------------
     def dead(self, fact: _Fact, off: frozenset[str]) -> frozenset[int]:

@@ -15,6 +15,8 @@ from cpusolve.encodings.spelling import mechanism_features
 
 #: The JSON schema version of ``Result.to_dict()``; bump on incompatible change.
 SCHEMA = "cpusolve-result/1"
+#: The same with host lists named once (``numbered_host_sets``; writers.json_out).
+SCHEMA_2 = "cpusolve-result/2"
 
 
 

@@ -10,9 +10,10 @@ features, so this is what keeps a 10,000-host report readable by a program.
 Lists of strings and numbers are written on one line.  ``cpusolve-result/1``
 (``result.to_dict()``, ``--json-schema 1``) is kept for one release.
 
-The text is exactly ``json.dumps(doc, indent=2, sort_keys=True)``, written by :func:`dumps`:
-the standard library's indenting encoder is pure Python (its C encoder does not indent) and
-a report repeats the same lists, so each shared list object is formatted once per depth.
+Schema 1's text is exactly ``json.dumps(doc, indent=2, sort_keys=True)``, written by
+:func:`dumps` (schema 2's the same but for the one-line scalar lists): the standard
+library's indenting encoder is pure Python (its C encoder does not indent) and a report
+repeats the same lists, so each shared list object is formatted once per depth.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring_ascii
 
-from cpusolve.report.records import Result, numbered_host_sets, shared_lists
+from cpusolve.report.records import SCHEMA_2, Result, numbered_host_sets, shared_lists
 
 INDENT = "  "
 
-
-SCHEMAS = (1, 2)
-SCHEMA_2 = "cpusolve-result/2"
 
 
 def render_json(result: Result, schema: int = 2) -> str:
