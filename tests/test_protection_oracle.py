@@ -81,7 +81,8 @@ KNOWN = {
                    and not c.host.smt)),
     "tsa-idle-hlt-exits": Known(
         "TSA-SQ crosses SMT threads only at idle; a halting vCPU exits to the host (KVM intercepts HLT by "
-        "default), whose idle path clears, so the product does not ask a guest without an SMT topology for "
+        "default: 6.12 arch/x86/kvm/svm/svm.c init_vmcb() sets INTERCEPT_HLT unless kvm_hlt_in_guest()), "
+        "whose idle path clears, so the product does not ask a guest without an SMT topology for "
         "idle clearing; the oracle does (its A7)",
         lambda c: c.bug == "tsa" and c.product and not c.oracle and c.host.smt),
     "tsa-zen5-unknown": Known(
