@@ -6,11 +6,12 @@ The public API is re-exported lazily so that ``cpusolve --help`` does not import
 from __future__ import annotations
 
 __all__ = ["load_pool", "solve", "check", "targets", "Verdict", "Planner", "Result", "DomainResult",
-           "GuestCpu", "Requirements", "CpusolveError", "InputError", "qemu_cpu_arg"]
+           "GuestCpu", "Requirements", "CpusolveError", "InputError", "qemu_cpu_arg", "split", "rollout"]
 
 _WHERE = {
     "load_pool": "cpusolve.api", "solve": "cpusolve.api", "check": "cpusolve.api",
-    "targets": "cpusolve.api", "Verdict": "cpusolve.api", "Planner": "cpusolve.planning.planner",
+    "targets": "cpusolve.api", "split": "cpusolve.api", "rollout": "cpusolve.api", "Verdict": "cpusolve.api",
+    "Planner": "cpusolve.planning.planner",
     "Result": "cpusolve.report.records", "DomainResult": "cpusolve.report.records",
     "GuestCpu": "cpusolve.core.guest", "qemu_cpu_arg": "cpusolve.core.guest",
     "Requirements": "cpusolve.core.pool",

@@ -153,6 +153,50 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     return _engine_solve(pool, requirements, policy, timeout, cache, jobs, executor)
 
 
+def split(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
+          policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, held_back: float | None = None,
+          jobs: int = 1):
+    """Which migration edges to cut so that every domain has a protected answer (what
+    ``cpusolve split`` prints): a :class:`~cpusolve.report.split.SplitResult` with the parts,
+    the cut edges and the split pool solved (``.after``, every answer checked)."""
+    from cpusolve.planning.split import split as _split
+
+    check_timeout(timeout)
+    pool = _with(pool, requirements, policy)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
+    _check_type(held_back, (int, float, type(None)), "held_back", "a percentage")
+    return _split(pool, timeout=timeout, held_back=held_back, jobs=jobs)
+
+
+def rollout(pool: Pool | str | Path | dict | nx.Graph, guests, changes, requirements: Requirements | None = None,
+            policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S):
+    """The order of host changes and guest CPU changes that keeps every running guest
+    runnable and protected (what ``cpusolve rollout`` prints): ``guests`` is a guests file
+    path (the audit's format) and ``changes`` a list of ``--change`` strings."""
+    from cpusolve.inputs.guests_file import read_guests
+    from cpusolve.planning.rollout import rollout as _rollout
+
+    check_timeout(timeout)
+    pool = _with(pool, requirements, policy)
+    if isinstance(changes, str) or not isinstance(changes, (list, tuple)):
+        raise InputError("changes must be a list of change strings (HOST:+bit,-bit, +NAME=MODEL, -HOST)")
+    specs = read_guests(str(guests), pool) if isinstance(guests, (str, Path)) else guests
+    return _rollout(pool, specs, list(changes), timeout)
+
+
+def _with(pool, requirements: Requirements | None, policy: str | None) -> Pool:
+    """``pool`` loaded, with these requirements and policy in place (a copy, not the caller's)."""
+    if not isinstance(pool, Pool):
+        pool = load_pool(pool)
+    _check_type(requirements, (Requirements, type(None)), "requirements", "a Requirements")
+    _check_type(policy, (str, type(None)), "policy", "'strict' or 'compat'")
+    req = requirements or pool.requirements
+    if policy is not None:
+        req = with_requirements(req, policy=policy)
+    return dataclasses.replace(pool, requirements=req) if req is not pool.requirements else pool
+
+
 #: worker processes a solve may ask for (more than the cores is never used; see engine.solve)
 MAX_JOBS = 256
 

@@ -143,6 +143,8 @@ def main() -> None:
     cpusolve verdict CPU [--kernel 6.1|6.12]                what a Linux guest concludes on CPU
     cpusolve audit POOL --guests FILE                       which running guests are unsafe
     cpusolve apply POOL DOMAIN_XML [--host HOST]            put the answer into a libvirt domain
+    cpusolve split POOL [--format text|json|dot]            which migration edges to cut
+    cpusolve rollout POOL --guests FILE --change CHANGE...  roll out host changes safely
     """
 
 
@@ -374,6 +376,63 @@ def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
         results = audit(p, read_guests(guests, p), timeout)
         write_atomic(render_audit(results, fmt), output)
         return 0 if all(r.status == "safe" for r in results) else 1
+
+    run(go)
+
+
+@main.command("split")
+@click.argument("pool", metavar="POOL")
+@format_option("text", "json", "dot")
+@policy_option
+@click.option("--kernel", "kernels", multiple=True, metavar="VERSION", help="Guest Linux rule table(s).")
+@qemu_option
+@click.option("--waive", multiple=True, metavar="BUG", help="Accept a bug guests will not mitigate.")
+@click.option("--held-back", "held_back", type=float, default=None, metavar="PCT",
+              help="Also split a component in two where that raises its guest features x machines by PCT %.")
+@timeout_option
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes for the domains.")
+@output_option
+def split_cmd(pool, fmt, policy, kernels, qemu, waive, held_back, timeout, jobs, output) -> None:
+    """Which migration edges to cut so that every domain of POOL has a protected answer."""
+    def go() -> int:
+        from cpusolve.api import load_pool, with_requirements
+        from cpusolve.planning.split import split
+        from cpusolve.writers.split import render_split
+
+        p = load_pool(pool)
+        p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive)
+        result = split(p, timeout=timeout, held_back=held_back, jobs=jobs)
+        write_atomic(render_split(result, fmt), output)
+        return result.exit_code
+
+    run(go)
+
+
+@main.command("rollout")
+@click.argument("pool", metavar="POOL")
+@click.option("--guests", "guests", required=True, metavar="FILE", help="The running guests (JSON, as for audit).")
+@click.option("--change", "changes", multiple=True, required=True, metavar="CHANGE",
+              help="HOSTS:+bit,-bit (or kernel=, qemu=, libvirt=; HOSTS may be a glob), +NAME=MODEL[@PEER], "
+                   "or -HOST; repeatable.")
+@format_option("text", "json")
+@policy_option
+@timeout_option
+@output_option
+def rollout_cmd(pool, guests, changes, fmt, policy, timeout, output) -> None:
+    """In which order to change hosts and guest CPUs so that no running guest is stranded
+    or left unprotected on a host it may reach."""
+    def go() -> int:
+        from cpusolve.api import load_pool, with_requirements
+        from cpusolve.inputs.guests_file import read_guests
+        from cpusolve.planning.rollout import rollout
+        from cpusolve.writers.rollout import render_rollout
+
+        p = load_pool(pool)
+        p.requirements = with_requirements(p.requirements, policy=policy)
+        result = rollout(p, read_guests(guests, p), list(changes), timeout)
+        write_atomic(render_rollout(result, fmt), output)
+        return result.exit_code
 
     run(go)
 

@@ -68,6 +68,10 @@ class Host:
     facts: HostFacts
     count: int = 1
     labels: tuple[tuple[str, str], ...] = ()
+    #: the entry as read (inputs.pool_file.HostKindSpec), so that a planned change to the
+    #: host (a microcode or kernel update) is derived again as the entry would be; not
+    #: part of equality
+    kind: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

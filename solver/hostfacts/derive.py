@@ -118,7 +118,7 @@ def host_of(spec: HostSpec, memo: dict | None = None, defaults: dict | None = No
         facts = memo.get(spec.kind)
         if facts is None:
             facts = memo[spec.kind] = facts_of(spec.kind, defaults)
-    return Host(name=spec.name, facts=facts, count=spec.count, labels=spec.labels)
+    return Host(name=spec.name, facts=facts, count=spec.count, labels=spec.labels, kind=spec.kind)
 
 
 def build_pool(spec: PoolSpec) -> Pool:

@@ -1,12 +1,14 @@
 """The guests file of ``cpusolve audit``: running guests, their CPUs and where they may go.
 
 The guests file (JSON) lists each guest's name, its CPU (a QEMU ``-cpu`` string, or a
-libvirt domain XML file under ``libvirt``), and where it runs (``host``: its migration
+libvirt domain XML file under ``libvirt``; ``threads``: the SMT threads per core of a
+``-cpu`` guest's vCPU topology, 1 unless stated), and where it runs (``host``: its migration
 domain follows from the pool's graph) or may migrate (``domain``: a list of hosts).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from cpusolve.errors import InputError
 from cpusolve.inputs.guest_cpu import HostCpuGuest, parse_libvirt_cpu, parse_qemu_cpu
 from cpusolve.inputs.untrusted import is_printable_name, parse_json, read_text
 
-GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description"}
+GUEST_KEYS = {"name", "cpu", "libvirt", "host", "domain", "description", "threads"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ def read_guests(path: str, pool: Pool) -> list[GuestSpec]:
                 mode = e.mode
             except InputError as e:
                 error = str(e)
+        if "threads" in g:
+            threads = g["threads"]
+            if not isinstance(threads, int) or isinstance(threads, bool) or threads not in (1, 2):
+                raise InputError(f"{where}'threads' (SMT threads per core of its vCPU topology) must be 1 or 2")
+            if cpu is not None:
+                cpu = dataclasses.replace(cpu, threads=threads)
         if ("host" in g) == ("domain" in g):
             raise InputError(f"{where}give exactly one of 'host' (where it runs) or 'domain' (hosts it may reach)")
         if "host" in g:
