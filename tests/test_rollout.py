@@ -329,3 +329,10 @@ def test_a_guests_file_states_the_vcpu_topology(tmp_path):
     f.write_text(json.dumps([{"name": "a", "cpu": "Skylake-Server-v4", "host": "skx-01", "threads": 4}]))
     with pytest.raises(InputError, match="'threads'"):
         read_guests(str(f), pool)
+
+
+def test_a_search_that_runs_out_says_not_found_not_impossible(monkeypatch):
+    monkeypatch.setattr(rollout_mod, "SEARCH_BUDGET", 1)
+    pool, specs, result = run_example()
+    assert result.status == "not-found" and result.exit_code == 1 and not result.steps
+    assert all("not a proof" in b for b in result.blockers)

@@ -36,7 +36,7 @@ from cpusolve.verify.checker import check_answer
 
 def solve(pool: Pool, requirements: Requirements | None = None, policy: str | None = None,
           timeout: float = DEFAULT_TIMEOUT_S, cache: SolveCache | None = None, jobs: int = 1,
-          executor=None) -> Result:
+          executor=None, detail: bool = True) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a :class:`SolveCache` the caller keeps) carries outcomes, checks and whole
@@ -46,6 +46,9 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
     domain order, exactly as with one.  Without a kept ``cache``, workers build whole
     domain reports (engine.parallel); ``executor`` (a ``concurrent.futures.Executor`` or a
     ``distributed.Client``) solves them elsewhere, in ``jobs`` chunks or more.
+    ``detail=False`` gives each domain its checked answer (or conflict) without the report
+    around it (protection lines, shortfalls, better models): what a planner that only
+    needs the answers of many new domains asks (``split``), in the serial path.
     """
     check_timeout(timeout)
     req = requirements or pool.requirements
@@ -58,7 +61,7 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
     cache = SolveCache() if cache is None else cache
     doms = domains(pool)
     results = []
-    if not reuse and (executor is not None or jobs > 1):
+    if not reuse and detail and (executor is not None or jobs > 1):
         # whole reports elsewhere: a report is a function of its domain alone
         if executor is not None:
             done = parallel.solve_on_executor(pool, doms, req, timeout, executor,
@@ -78,13 +81,13 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
         _solve_in_parallel(doms, req, timeout, cache, jobs)
     for index, dom in enumerate(doms, start=1):
         if not reuse:
-            results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat))
+            results.append(_solve_domain(pool, dom, index, req, timeout, cache, cat, detail))
             continue
         # A kept cache also keeps whole domain reports: after a change to a big pool only
         # the domains whose hosts changed are rebuilt (a report is a function of these).
-        key = (dom.starts, tuple(pool.hosts[h] for h in dom.hosts), req, timeout)
+        key = (dom.starts, tuple(pool.hosts[h] for h in dom.hosts), req, timeout, detail)
         hit = cache.report(key, lambda dom=dom, index=index: _solve_domain(pool, dom, index, req, timeout,
-                                                                           cache, cat))
+                                                                           cache, cat, detail))
         results.append(hit if hit.index == index else dataclasses.replace(hit, index=index))
     cache.end()
     return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(results),
@@ -140,7 +143,7 @@ def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
 
 
 def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,
-                  cache: SolveCache, cat) -> DomainResult:
+                  cache: SolveCache, cat, detail: bool = True) -> DomainResult:
     req = domain_requirements(req, dom.types)
     kinds = dom.kinds(pool)
     hosts = kinds.of(tuple(range(len(dom.types))))  # every host, by name
@@ -156,7 +159,8 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
     vendor = vendors[0]
     host_bugs = tuple(sorted(set().union(*(t.bugs for t in dom.types))))
     waived = tuple(sorted(req.waive & set(host_bugs)))
-    head.update(vendor=vendor, host_bugs=host_bugs, waived=waived, shortfalls=shortfalls(kinds, cat))
+    head.update(vendor=vendor, host_bugs=host_bugs, waived=waived,
+                shortfalls=shortfalls(kinds, cat) if detail else ())
     if req.vendor and req.vendor != vendor:
         return DomainResult(**head, status="infeasible", conflicts=(
             Conflict("vendor", f"requirement vendor {req.vendor}, but the hosts are {vendor}",
@@ -197,5 +201,7 @@ def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeou
         mitigations=tuple(f"+{f}" for f in guest.plus if is_mitigation_flag(f)),
         claims=tuple(sorted(f for f in features if is_immunity_claim(f))),
         guest_bugs=MappingProxyType({k: guest_sees(view, k) for k in req.kernels}), notes=tuple(notes))
+    if not detail:
+        return result
     result = dataclasses.replace(result, protection=protection_report(kinds, req, guest))
     return with_blockers(result, cat, kinds, req)

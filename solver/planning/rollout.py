@@ -9,9 +9,9 @@ facts before and after, reached by the same guests.  Updating one wave at a time
 nothing: given any order of single hosts that works, the order of waves by when each wave
 starts works too (each of its states holds a subset of the kinds of the corresponding state
 of the given order, and "some CPU is safe on these kinds" only gets easier on subsets).
-Waves that no guest links are independent; within a linked set of up to
-:data:`EXACT_WAVES` waves every order is searched (so "impossible" is a proof), beyond it
-the first wave that can go next goes (so "not found" is not one).
+Waves that no guest links are independent; within a linked set every order is searched
+(depth first, dead sets of done waves remembered), so "impossible" is a proof; a search
+that runs out of :data:`SEARCH_BUDGET` steps says "not found", which is not one.
 
 Every plan is replayed host by host by the independent checker (verify.fastcheck) before
 it is printed: every guest, every host it may reach, at every step.
@@ -39,8 +39,10 @@ from cpusolve.report.rollout import GuestImpact, RolloutResult, Step
 from cpusolve.verify.checker import problems
 from cpusolve.verify.fastcheck import FastChecker
 
-#: linked waves searched exhaustively (2^12 sets of waves done at most)
-EXACT_WAVES = 12
+#: steps (a wave tried next) the order search of one set of linked waves may take: it
+#: remembers dead sets of done waves, so a search that ends has tried every order, and
+#: "impossible" is then a proof; one that runs out says "not found"
+SEARCH_BUDGET = 200_000
 
 
 @dataclass(frozen=True)
@@ -258,21 +260,20 @@ def _order(waves: list[Wave], running: list[Running], answers: KindAnswers, plan
                     return False
             return True
 
-        if len(group) <= EXACT_WAVES:
-            found = _search(group, allowed)
-            if found is None:
-                status = "impossible"
-                blockers.update(_why(group, profiles, by_id, answers, allowed, plan))
-                continue
-        else:
-            method = "greedy (more linked waves than the exact search takes)"
-            found = _greedy(group, allowed)
-            if found is None:
-                status = "not-found" if status == "ok" else status
-                for p in {p for k in group for p in touching[k]}:
-                    for name in profiles[p]:
-                        blockers[name] = "the greedy search found no order of its hosts' updates (not a proof)"
-                continue
+        try:
+            found = _search(group, allowed, SEARCH_BUDGET)
+        except OutOfBudget:
+            method = f"search stopped after {SEARCH_BUDGET:,} steps"
+            status = "not-found" if status == "ok" else status
+            for p in {p for k in group for p in touching[k]}:
+                for name in profiles[p]:
+                    blockers[name] = (f"no order of its hosts' {len(group)} updates found within "
+                                      f"{SEARCH_BUDGET:,} search steps (not a proof)")
+            continue
+        if found is None:
+            status = "impossible"
+            blockers.update(_why(group, profiles, by_id, answers, allowed, plan))
+            continue
         order.extend(found)
     return order, status, blockers, method
 
@@ -296,11 +297,13 @@ def _linked(waves: list[Wave], profiles) -> list[list[int]]:
     return sorted(groups.values())
 
 
-def _search(group: list[int], allowed) -> list[int] | None:
+def _search(group: list[int], allowed, budget: int | None = None) -> list[int] | None:
     """The first order (waves tried in order) in which every step is allowed; None after
-    every order was tried (dead sets of done waves remembered)."""
+    every order was tried (dead sets of done waves remembered).  With ``budget`` (steps
+    tried), :class:`OutOfBudget` when it runs out first."""
     dead: set[frozenset[int]] = set()
     full = len(group)
+    left = [budget]
 
     def go(done: frozenset[int], order: list[int]) -> list[int] | None:
         if len(done) == full:
@@ -308,7 +311,13 @@ def _search(group: list[int], allowed) -> list[int] | None:
         if done in dead:
             return None
         for k in group:
-            if k not in done and allowed(done, k):
+            if k in done:
+                continue
+            if left[0] is not None:
+                left[0] -= 1
+                if left[0] < 0:
+                    raise OutOfBudget
+            if allowed(done, k):
                 found = go(done | {k}, [*order, k])
                 if found is not None:
                     return found
@@ -318,16 +327,8 @@ def _search(group: list[int], allowed) -> list[int] | None:
     return go(frozenset(), [])
 
 
-def _greedy(group: list[int], allowed) -> list[int] | None:
-    done: frozenset[int] = frozenset()
-    order = []
-    while len(order) < len(group):
-        nxt = next((k for k in group if k not in done and allowed(done, k)), None)
-        if nxt is None:
-            return None
-        order.append(nxt)
-        done |= {nxt}
-    return order
+class OutOfBudget(Exception):
+    """The order search tried :data:`SEARCH_BUDGET` steps without an answer either way."""
 
 
 def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -> dict[str, str]:

@@ -94,9 +94,9 @@ def split(pool: Pool, timeout: float = DEFAULT_TIMEOUT_S, held_back: float | Non
     if held_back is not None and not 0 < held_back <= 10_000:
         raise InputError(f"--held-back must be a percentage above 0, not {held_back:g}")
     cache = SolveCache()
-    before = solve(pool, timeout=timeout, cache=cache, jobs=jobs)
+    before = solve(pool, timeout=timeout, cache=cache, jobs=jobs, detail=False)
     answers = KindAnswers(pool, cache, timeout)
-    answers.known(dom.types for dom, d in zip(domains(pool), before.domains, strict=True) if d.solved)
+    answers.known((dom.types, d.guest) for dom, d in zip(domains(pool), before.domains, strict=True) if d.solved)
     links = Links(pool)
     start_domain = {s: d for d in before.domains for s in d.starts}
     graph = migration_graph(pool)
@@ -117,7 +117,7 @@ def split(pool: Pool, timeout: float = DEFAULT_TIMEOUT_S, held_back: float | Non
             for h in members:
                 labels_of[h] = (number, p)
     new = _cut(pool, labels_of)
-    after = solve(new, timeout=timeout, cache=cache, jobs=jobs) if plans else before
+    after = solve(new, timeout=timeout, cache=cache, jobs=jobs, detail=False) if plans else before
     after_domain = {s: d for d in after.domains for s in d.starts}
     out = [_component(pool, links, comp, parts, method, alone, reason, start_domain, after_domain, labels_of)
            for comp, parts, method, alone, reason in plans]
@@ -129,7 +129,7 @@ def _plan(pool: Pool, links: Links, comp: list[str], answers: KindAnswers, timeo
     """The parts of one component (lists of host names), how they were found, and the hosts
     cut off alone; None when a held-back component gains too little."""
     kinds = sorted({pool.hosts[h].facts for h in comp}, key=type_order)
-    alone = [h for h in comp if answers.features(frozenset({pool.hosts[h].facts})) is None]
+    alone = [h for h in comp if not answers.feasible(frozenset({pool.hosts[h].facts}))]
     rest = [h for h in comp if h not in set(alone)]
     parts: list[list[str]] = []
     method = "exact: Z3"

@@ -62,7 +62,7 @@ class RolloutResult:
     source: str
     changes: tuple[str, ...]
     #: "ok": the steps keep every checked guest safe; "impossible": no order does (exact
-    #: search); "not-found": the greedy search found none (beyond the exact size)
+    #: search); "not-found": the search ran out of steps first
     status: str
     guests: tuple[GuestImpact, ...]
     steps: tuple[Step, ...]

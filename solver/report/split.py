@@ -66,7 +66,9 @@ class ComponentSplit:
 class SplitResult:
     source: str
     components: tuple[ComponentSplit, ...]
-    #: the pool as it was, solved, and as split, solved (every answer checked)
+    #: the pool as it was, solved, and as split, solved (every answer checked; answers and
+    #: conflicts only, without protection lines or shortfalls: ``cpusolve`` on the split
+    #: pool prints the full report)
     before: Result
     after: Result
     #: components with a domain that timed out, left as they are

@@ -38,7 +38,7 @@ def _text(result: RolloutResult) -> str:
     elif result.status == "impossible":
         lines.append("  no order of these changes keeps every guest runnable and protected (every order tried):")
     else:
-        lines.append("  no order found (greedy search; not a proof that none exists):")
+        lines.append("  no order found within the search budget (not a proof that none exists):")
     for b in result.blockers:
         lines.append(f"    {b}")
     if result.steps:
