@@ -112,6 +112,9 @@ def test_a_guest_of_a_retired_host_with_nowhere_to_go_is_blocked():
     ("+skx-01=Skylake-Server-v4", "already in the pool"),
     ("-skx-9", "no host 'skx-9'"),
     ("garbage", r"expected HOSTS:\+bit"),
+    ("skx-01:+hle" + ",+hle" * 2000, "longer than 4,096 characters"),
+    ("skx-01:\x1b[31m+hle", r"\\x1b\[31m\+hle' is not"),
+    ("skx-01:-linux:lahf_lm", "no host"),
 ])
 def test_bad_changes_are_one_line_errors(change, message):
     with pytest.raises(InputError, match=message):

@@ -29,6 +29,8 @@ from cpusolve.planning.whatif import ADD_SPEC, _copy, add, without
 
 EDIT = re.compile(r"^(?P<hosts>.+):(?P<edits>[^:]*)$")
 SETTINGS = {"kernel": ("6.1", "6.12"), "qemu": None, "libvirt": None}
+#: a change string longer than this is not a change (and would make a huge error line)
+MAX_CHANGE = 4096
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def plan_changes(pool: Pool, changes) -> Rollout:
         if not isinstance(spec, str) or not spec.strip():
             raise InputError(f"--change {spec!r}: empty")
         spec = spec.strip()
+        if len(spec) > MAX_CHANGE:
+            raise InputError(f"--change '{spec[:60]}...': longer than {MAX_CHANGE:,} characters")
         if spec.startswith("+"):
             name = _add_name(spec)
             if name in after.hosts:
