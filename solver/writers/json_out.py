@@ -47,6 +47,9 @@ def dumps(obj, flat_scalars: bool = False) -> str:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+#: the standard library's C encoder, as json.dumps(obj) without indent uses it: a list of
+#: scalars on one line, ", " between items
+_flat = json.JSONEncoder().encode
 
 
 def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> None:
@@ -58,6 +61,8 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         out.append("true")
     elif obj is False:
         out.append("false")
+    elif type(obj) is int:
+        out.append(int.__repr__(obj))  # what json writes for an int, without a dumps() call
     elif isinstance(obj, (int, float)):
         out.append(json.dumps(obj))
     elif isinstance(obj, dict):
@@ -83,9 +88,7 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
             return
         part: list[str] = []
         if flat and all(isinstance(item, _SCALARS) for item in obj):
-            for item in obj:
-                _encode(item, depth + 1, part, memo)
-            text = "[" + ", ".join(part) + "]"
+            text = _flat(obj)
         else:
             inner = "\n" + INDENT * (depth + 1)
             part.append("[")
