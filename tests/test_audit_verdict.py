@@ -179,3 +179,37 @@ def test_audit_reads_what_libvirt_runs(tmp_path):
     assert got["pt"]["status"] == "unrunnable" and got["pt"]["mode"] == "host-passthrough"
     assert got["old"]["status"] == "unsafe" and got["old"]["fix_libvirt"].startswith("<cpu mode=\"custom\"")
 
+
+
+#: an EPYC (Zen 1) host without SMT whose protected answer needs a guest that knows its
+#: vCPUs are SMT siblings (from the diverse benchmark pool)
+ZEN1_NO_SMT = {"cpu": "EPYC-v2", "add": ["amd-ssbd", "ibpb-brtype", "verw-clear", "virt-ssbd"],
+               "remove": ["sha-ni"], "kernel": "6.12", "smt": False}
+
+
+def test_a_libvirt_guest_keeps_the_smt_topology_of_its_xml(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cpusolve.cli import main
+    from cpusolve.inputs.guest_cpu import parse_libvirt_cpu
+
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps({"hosts": {"h": ZEN1_NO_SMT}, "requirements": {"policy": "compat"}}))
+    xml = CliRunner().invoke(main, [str(pool), "--format", "libvirt"]).output
+    assert "threads=\"2\"" in xml or "threads='2'" in xml
+    cpu_xml = xml[xml.index("<cpu "):xml.index("</cpu>") + len("</cpu>")]
+    (tmp_path / "g.xml").write_text(cpu_xml)
+    assert parse_libvirt_cpu(tmp_path / "g.xml").threads == 2
+    (tmp_path / "guests.json").write_text(json.dumps([{"name": "g", "libvirt": "g.xml", "host": "h"}]))
+    out = CliRunner().invoke(main, ["audit", str(pool), "--guests", str(tmp_path / "guests.json")])
+    assert out.exit_code == 0 and "g: SAFE" in out.output, out.output
+    # without the topology the same CPU leaves the guest unprotected, and the fix says so
+    (tmp_path / "g.xml").write_text("\n".join(x for x in cpu_xml.splitlines() if "topology" not in x))
+    out = CliRunner().invoke(main, ["audit", str(pool), "--guests", str(tmp_path / "guests.json")])
+    assert out.exit_code == 1 and "g: UNSAFE" in out.output and "threads=2 per core" in out.output, out.output
+    (tmp_path / "g.xml").write_text(cpu_xml)
+    (tmp_path / "g.xml").write_text(cpu_xml.replace('threads="2"', 'threads="x"').replace("threads='2'", "threads='x'"))
+    out = CliRunner().invoke(main, ["verdict", str(tmp_path / "g.xml")])
+    assert out.exit_code == 2 and "<topology threads=...>" in out.output and out.output.count("\n") == 1

@@ -8,6 +8,7 @@ feature_dependencies do when it expands the model.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from cpusolve.core.guest import GuestCpu
@@ -67,13 +68,19 @@ def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
 
 
 def parse_libvirt_cpu(path: Path) -> GuestCpu:
-    """A libvirt domain XML (or a bare ``<cpu>``) in custom mode."""
-    return parse_qemu_cpu(libvirt_cpu_string(path), f"{path}: ")
+    """A libvirt domain XML (or a bare ``<cpu>``) in custom mode, with the SMT threads of
+    its ``<topology>`` (a guest kernel that sees sibling threads mitigates differently)."""
+    text, threads = _libvirt_cpu(path)
+    return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads)
 
 
 def libvirt_cpu_string(path: Path) -> str:
     """The ``<cpu>`` of a libvirt domain XML as the ``-cpu`` string it stands for
     (libvirt's feature spellings kept)."""
+    return _libvirt_cpu(path)[0]
+
+
+def _libvirt_cpu(path: Path) -> tuple[str, int]:
     where = f"{path}: "
     root = read_xml(path, str(path), "a libvirt domain XML")
     cpu = root if root.tag == "cpu" else root.find("cpu")
@@ -103,7 +110,15 @@ def libvirt_cpu_string(path: Path) -> str:
             prop, _, number = value[len(qom):].partition("=")
             if prop in ("family", "model", "stepping") and number.strip().isdigit():
                 props.append(f"{prop}={int(number)}")
-    return ",".join([model, *props, *flags])
+    threads = 1
+    topology = cpu.find("topology")
+    if topology is not None and topology.get("threads") is not None:
+        value = topology.get("threads", "").strip()
+        if not value.isdigit() or len(value) > 4 or int(value) < 1:
+            raise InputError(f"{where}<topology threads=...> must be a whole number of threads per core, "
+                             f"not {value[:20]!r}")
+        threads = 2 if int(value) > 1 else 1  # what a guest kernel reads: siblings or none
+    return ",".join([model, *props, *flags]), threads
 
 
 class HostCpuGuest(InputError):
@@ -119,8 +134,8 @@ def parse_cpu(spec: str) -> tuple[GuestCpu, str]:
     string."""
     if spec.endswith(".xml") or ("/" in spec and "," not in spec) or _is_file(spec):
         path = Path(spec)
-        text = libvirt_cpu_string(path)
-        return parse_qemu_cpu(text, f"{path}: "), text
+        text, threads = _libvirt_cpu(path)
+        return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads), text
     return parse_qemu_cpu(spec), spec
 
 

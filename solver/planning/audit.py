@@ -58,7 +58,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
                                    if len(vendors) == 1 else None)
             fixed = answers[repair]
             if fixed is not None:
-                result.fix, result.fix_kind = qemu_cpu_arg(fixed), "flags"
+                result.fix, result.fix_kind, result.fix_threads = qemu_cpu_arg(fixed), "flags", fixed.threads
                 result.fix_libvirt = _as_libvirt(fixed, g, types)
             else:
                 key = hosts
@@ -73,6 +73,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
                     result.fix_kind = "timeout"  # not "no safe CPU": the search ran out of time
                 if d.guest is not None:
                     result.fix, result.fix_kind = qemu_cpu_arg(d.guest), "domain-answer"
+                    result.fix_threads = d.guest.threads
                     result.fix_libvirt = _as_libvirt(d.guest, g, types)
         out.append(result)
     return out

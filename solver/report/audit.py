@@ -21,9 +21,11 @@ class GuestAudit:
     error: str | None = None  # why the guest's CPU could not be read
     kind: str = "qemu"  # "libvirt": the guest came as a domain XML
     mode: str | None = None  # "host-passthrough" / "host-model"
+    #: SMT threads per core the fix's vCPU topology needs (not part of -cpu)
+    fix_threads: int = 1
 
     def to_dict(self) -> dict:
         return {"name": self.name, "cpu": self.cpu, "status": self.status, "hosts": list(self.hosts),
                 "unrunnable": self.unrunnable, "unprotected": self.unprotected,
                 "fix": self.fix, "fix_kind": self.fix_kind, "fix_libvirt": self.fix_libvirt,
-                "error": self.error, "mode": self.mode}
+                "error": self.error, "mode": self.mode, "fix_threads": self.fix_threads}

@@ -24,7 +24,9 @@ def render_audit(results: list[GuestAudit], fmt: str) -> str:
                          f"{u['why']}")
         if r.fix:
             how = "smallest change" if r.fix_kind == "flags" else "its domain's answer"
-            lines.append(f"  fix ({how}): -cpu {r.fix}")
+            lines.append(f"  fix ({how}): -cpu {r.fix}" + (
+                f" with a vCPU topology of threads={r.fix_threads} per core (-smp ...,threads={r.fix_threads})"
+                if r.fix_threads > 1 else ""))
             if r.fix_libvirt:
                 lines.append(f"  fix as libvirt XML: {r.fix_libvirt}")
         elif r.fix_kind == "timeout":
