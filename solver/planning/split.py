@@ -3,9 +3,11 @@ domain has a protected answer, losing as little as possible.
 
 Per weakly connected migration component that holds a domain with no answer: hosts whose
 kind has no answer even alone are cut off; the rest are partitioned into connected parts
-whose kinds have a common answer (problem.partition), exactly by Z3 for components of up
-to :data:`EXACT_HOSTS` hosts and :data:`EXACT_KINDS` kinds, else by first fit (README
-"Split").  The split pool is solved again; every answer printed passes the checker there.
+whose kinds have a common answer (problem.partition): by the kinds' classes where they
+decide it alone (:func:`_classes`, any size), else exactly by Z3 for components of up to
+:data:`EXACT_HOSTS` hosts and :data:`EXACT_KINDS` kinds, else by first fit (README "Split
+what cannot share a CPU").  The split pool is solved again; every answer printed passes
+the checker there.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class Links:
 
     def pairs_cut(self, hosts, label: dict[str, int]) -> int:
         """How many of ``pairs(hosts)`` join hosts of different parts (groups counted by
-        their part sizes, not pair by pair: a group of 1,000 hosts is 499,500 pairs)."""
+        their part sizes, not pair by pair: a group of 1,000 hosts is 499,500 pairs; a pair
+        two groups share counts in each)."""
         cut = 0
         for g in self.groups(hosts):
             sizes: dict[int, int] = {}
@@ -130,7 +133,8 @@ def _plan(pool: Pool, links: Links, comp: list[str], answers: KindAnswers, timeo
     cut off alone; None when a held-back component gains too little."""
     kinds = sorted({pool.hosts[h].facts for h in comp}, key=type_order)
     alone = [h for h in comp if not answers.feasible(frozenset({pool.hosts[h].facts}))]
-    rest = [h for h in comp if h not in set(alone)]
+    cut_off = set(alone)
+    rest = [h for h in comp if h not in cut_off]
     parts: list[list[str]] = []
     method = "exact: Z3"
     if rest:
