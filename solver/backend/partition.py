@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import z3
 
-from cpusolve.backend.solve import interrupted, ms
+from cpusolve.backend.solve import ms, run
 from cpusolve.problem.partition import PartitionProblem, canonical
 
 
@@ -68,11 +68,8 @@ def best_partition(problem: PartitionProblem, timeout: float, max_parts: int | N
     opt.maximize(z3.Sum([problem.weight[i] * z3.Sum([z3.If(lab[i] == c, value[c], zero) for c in range(i + 1)])
                          for i in range(n)]))
     opt.minimize(z3.Sum([z3.If(lab[a] != lab[b], 1, 0) for a, b in problem.pairs] or [zero]))
-    answer = opt.check()
-    if answer == z3.unsat:
-        return PartitionAnswer("unsat")
-    if answer != z3.sat:
-        interrupted(opt)
-        return PartitionAnswer("timeout")
+    status = run(opt)
+    if status != "sat":
+        return PartitionAnswer(status)
     model = opt.model()
     return PartitionAnswer("sat", canonical(model.eval(x, model_completion=True).as_long() for x in lab))

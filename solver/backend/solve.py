@@ -45,13 +45,22 @@ def optimum(problem: Problem, timeout: float) -> Optimum:
         group = z3.to_symbol(name, ctx)
         for formula, weight in soft:  # Optimize.add_soft re-coerces each literal and weight
             z3.Z3_optimize_assert_soft(ctx.ref(), opt.optimize, terms.term(formula).as_ast(), str(weight), group)
-    answer = opt.check()
-    if answer == z3.unsat:
-        return Optimum("unsat")
-    if answer != z3.sat:
-        interrupted(opt)
-        return Optimum("timeout")
+    status = run(opt)
+    if status != "sat":
+        return Optimum(status)
     return Optimum("sat", decode(problem, terms, opt.model()))
+
+
+def run(engine) -> str:
+    """A Z3 check as "sat", "unsat" or "timeout" (its time bound spent); Ctrl-C during it
+    raises KeyboardInterrupt (see :func:`interrupted`)."""
+    answer = engine.check()
+    if answer == z3.unsat:
+        return "unsat"
+    if answer != z3.sat:
+        interrupted(engine)
+        return "timeout"
+    return "sat"
 
 
 def decode(problem: Problem, terms: Terms, model: z3.ModelRef) -> Choice:
