@@ -339,3 +339,19 @@ def test_a_search_that_runs_out_says_not_found_not_impossible(monkeypatch):
     pool, specs, result = run_example()
     assert result.status == "not-found" and result.exit_code == 1 and not result.steps
     assert all("not a proof" in b for b in result.blockers)
+
+
+def test_a_libvirt_guest_gets_its_new_cpu_as_libvirt_xml(tmp_path):
+    (tmp_path / "db.xml").write_text(
+        "<domain type='kvm'><name>db</name><cpu mode='custom' match='exact' check='full'>"
+        "<model fallback='forbid'>Skylake-Server-v2</model><feature policy='require' name='md-clear'/>"
+        "<feature policy='require' name='ssbd'/><feature policy='require' name='stibp'/>"
+        "<feature policy='require' name='arch-capabilities'/></cpu></domain>")
+    (tmp_path / "guests.json").write_text(json.dumps([{"name": "db", "libvirt": "db.xml", "host": "skx-01"}]))
+    pool, specs, result = run_example(guests=tmp_path / "guests.json")
+    (db,) = result.guests
+    assert db.status == "cpu-change" and len(db.new_libvirt) == 1
+    xml = db.new_libvirt[0]
+    assert xml.startswith("<cpu ") and "Skylake-Server-v2" in xml
+    assert 'policy="disable" name="hle"' in xml and 'policy="disable" name="rtm"' in xml
+    replay_with_public_check(pool, specs, result, TSX_CHANGES)

@@ -59,7 +59,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
             fixed = answers[repair]
             if fixed is not None:
                 result.fix, result.fix_kind, result.fix_threads = qemu_cpu_arg(fixed), "flags", fixed.threads
-                result.fix_libvirt = _as_libvirt(fixed, g, types)
+                result.fix_libvirt = as_libvirt(fixed, g, types)
             else:
                 key = hosts
                 if key not in answers:
@@ -74,7 +74,7 @@ def audit(pool: Pool, guests: list[GuestSpec], timeout: float = DEFAULT_TIMEOUT_
                 if d.guest is not None:
                     result.fix, result.fix_kind = qemu_cpu_arg(d.guest), "domain-answer"
                     result.fix_threads = d.guest.threads
-                    result.fix_libvirt = _as_libvirt(d.guest, g, types)
+                    result.fix_libvirt = as_libvirt(d.guest, g, types)
         out.append(result)
     return out
 
@@ -93,7 +93,7 @@ def _host_cpu_guest(g, hosts, types, names) -> GuestAudit:
     return result
 
 
-def _as_libvirt(fix, g, types) -> str | None:
+def as_libvirt(fix, g, types) -> str | None:
     """A libvirt guest's fix as the <cpu> its domain XML needs (and the passthrough, where
     it needs one), for the oldest libvirt its hosts run (else the newest known)."""
     if g.kind != "libvirt":

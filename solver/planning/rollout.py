@@ -32,6 +32,7 @@ from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, nearest
 from cpusolve.engine.solve import domain_requirements
 from cpusolve.errors import InternalError
 from cpusolve.inputs.guests_file import GuestSpec
+from cpusolve.planning.audit import as_libvirt
 from cpusolve.planning.changes import Rollout, plan_changes
 from cpusolve.planning.kindsets import KindAnswers
 from cpusolve.report.explain import conflicts_text
@@ -165,7 +166,9 @@ def rollout(pool: Pool, guests: list[GuestSpec], changes, timeout: float = DEFAU
         impacts[name] = GuestImpact(name, qemu_cpu_arg(run.cpu), status_g, run.spec.host,
                                     breaks=_breaks(run, plan, checks, req),
                                     new_cpus=tuple(qemu_cpu_arg(c) for c in cpus),
-                                    new_threads=tuple(c.threads for c in cpus), moved_to=run.moved_to,
+                                    new_threads=tuple(c.threads for c in cpus),
+                                    new_libvirt=tuple(_libvirt(c, run, plan) for c in cpus)
+                                    if run.spec.kind == "libvirt" else (), moved_to=run.moved_to,
                                     unsafe_today=name in today_unsafe,
                                     why="already not runnable or not protected somewhere it may reach (cpusolve "
                                     "audit): safe from its first CPU change on" if name in today_unsafe else "")
@@ -419,6 +422,13 @@ def _chooser(answers: KindAnswers, req, timeout: float):
         return memo[key]
 
     return choose
+
+
+def _libvirt(cpu: GuestCpu, run: Running, plan: Rollout) -> str:
+    """The <cpu> a libvirt guest's domain XML needs for ``cpu``, for the oldest libvirt of
+    the hosts it may reach (as cpusolve audit gives its fixes)."""
+    types = {h.facts for p in (plan.before, plan.after) for name, h in p.hosts.items() if name in run.reach}
+    return as_libvirt(cpu, run.spec, tuple(types)) or ""
 
 
 def _breaks(run: Running, plan: Rollout, checks: Checks, req) -> tuple[str, ...]:

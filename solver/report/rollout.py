@@ -24,6 +24,8 @@ class GuestImpact:
     new_cpus: tuple[str, ...] = ()
     #: SMT threads per core each new CPU's vCPU topology needs (not part of -cpu)
     new_threads: tuple[int, ...] = ()
+    #: a libvirt guest's new CPUs as the <cpu> element its domain XML needs
+    new_libvirt: tuple[str, ...] = ()
     moved_to: str | None = None
     #: its CPU is already not runnable or not protected somewhere it may reach today
     unsafe_today: bool = False
@@ -32,7 +34,8 @@ class GuestImpact:
     def to_dict(self) -> dict:
         return {"name": self.name, "cpu": self.cpu, "status": self.status, "host": self.host,
                 "breaks": list(self.breaks), "new_cpus": list(self.new_cpus),
-                "new_threads": list(self.new_threads), "moved_to": self.moved_to,
+                "new_threads": list(self.new_threads), "new_libvirt": list(self.new_libvirt),
+                "moved_to": self.moved_to,
                 "unsafe_today": self.unsafe_today, "why": self.why}
 
 

@@ -65,8 +65,10 @@ def _text(result: RolloutResult) -> str:
                      else f"  {g.name} (not checked): {g.cpu}")
         for b in g.breaks:
             lines.append(f"      as it is: {b}")
-        for cpu, n in zip(g.new_cpus, g.new_threads or (1,) * len(g.new_cpus), strict=True):
+        for i, (cpu, n) in enumerate(zip(g.new_cpus, g.new_threads or (1,) * len(g.new_cpus), strict=True)):
             lines.append(f"      becomes: -cpu {cpu}" + (f" with threads={n} per core" if n > 1 else ""))
+            if i < len(g.new_libvirt) and g.new_libvirt[i]:
+                lines.append(f"      as libvirt XML: {g.new_libvirt[i]}")
         if g.moved_to:
             lines.append(f"      moves to: {g.moved_to}")
         if g.why:
