@@ -94,6 +94,14 @@ def kvm_cpuid_filter(own: frozenset[str], bugs: frozenset[str], vendor: str, fam
     return frozenset(out)
 
 
+@cache
+def _arch_caps() -> frozenset[str]:
+    """The catalog's IA32_ARCH_CAPABILITIES bits (read once: every host kind asks)."""
+    from cpusolve.encodings.catalog import catalog
+
+    return frozenset(n for n, f in catalog().features.items() if f.is_arch_cap)
+
+
 def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "GenuineIntel",
                   kernel: str = KVM_KERNEL) -> frozenset[str]:
     """Features a KVM host exposes, given its silicon's own features and bugs.
@@ -104,8 +112,7 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "Genu
     from cpusolve.encodings.catalog import ALWAYS_GUEST, catalog
 
     rules = kvm_rules(kernel)
-    cat = catalog()
-    arch_caps = {n for n, f in cat.features.items() if f.is_arch_cap}
+    arch_caps = _arch_caps()
     out = {f for f in own if f not in arch_caps}
     out |= set(ALWAYS_GUEST)
     out |= set(rules.get("cpuid_emulated", ["arch-capabilities"]))
@@ -126,5 +133,5 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "Genu
     for bit, feature in rules.get("only_with_host_feature", {}).items():
         if feature not in own:
             caps.discard(bit)
-    out |= {c for c in caps if c in cat.features}
+    out |= {c for c in caps if c in catalog().features}
     return frozenset(out)

@@ -27,15 +27,24 @@ DEFAULTS = {"kernel": "6.1", "smt": True}
 
 def host_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> frozenset[str]:
     """The bugs Linux finds on bare metal with this identity and these bits (newest table)."""
-    view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2], features=own, hypervisor=False)
-    return frozenset(b for b, hit in load_rules().affected(view).items() if hit)
+    return silicon_bugs(vendor, fms, own)[0]
 
 
 def internal_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> frozenset[str]:
     """Linux's internal bug bits on bare metal (the protection table reads MSBDS_ONLY, BHI...)."""
+    return silicon_bugs(vendor, fms, own)[1]
+
+
+def silicon_bugs(vendor: str, fms: tuple[int, int, int],
+                 own: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """Both at once, from one evaluation of the newest table: the sysfs bugs and the
+    internal bug bits share their sub-rules (one memo for the host's view)."""
     table = load_rules()
     view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2], features=own, hypervisor=False)
-    return frozenset(name for name in table.internal if table.holds(Ref("bug", name), view))
+    memo: dict = {}
+    bugs = frozenset(b for b in table.bugs if table.holds(Ref("bug", b), view, memo))
+    internal = frozenset(name for name in table.internal if table.holds(Ref("bug", name), view, memo))
+    return bugs, internal
 
 
 def tsx_state(silicon: frozenset[str]) -> str:
@@ -63,7 +72,7 @@ def facts_of(kind: HostKindSpec, defaults: dict | None = None) -> HostFacts:
         own_silicon = own
     synthesised = synthesised_bits(HostView(vendor, fms[0], fms[1], fms[2], own_silicon, kernel=kernel)) - own_silicon
     silicon = own_silicon | synthesised
-    derived = host_bugs(vendor, fms, silicon)
+    derived, internal = silicon_bugs(vendor, fms, silicon)
     if kind.bugs is not None and kind.bugs != derived:
         _disagree(kind, derived)
     bugs = derived | (kind.bugs or frozenset())
@@ -83,7 +92,7 @@ def facts_of(kind: HostKindSpec, defaults: dict | None = None) -> HostFacts:
         origin += "".join(f" +{f}" for f in sorted(add)) + "".join(f" -{f}" for f in sorted(remove))
     return HostFacts(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2],
                      features=exposable, bugs=bugs, origin=origin, silicon=silicon,
-                     internal_bugs=internal_bugs(vendor, fms, silicon), kernel=kernel, tsx=tsx, smt=smt,
+                     internal_bugs=internal, kernel=kernel, tsx=tsx, smt=smt,
                      microcode_fixes=kind.microcode_fixes, qemu=kind.qemu or settings.get("qemu"),
                      libvirt=kind.libvirt or settings.get("libvirt"))
 
