@@ -471,3 +471,13 @@ def test_kinds_pairwise_sharing_but_not_all_three_are_no_classes():
     assert split_mod._classes([0, 1, 2], Feasible(problem)) is None
     answer = best_partition(problem, timeout=30)
     assert partition_score(problem, answer.labels).parts == 2
+
+
+def test_a_pool_without_migration_is_one_group_not_a_path():
+    """No 'migration' key: every host migrates with every other, so the two Rome hosts stay
+    one part even though a Milan host comes between them in the file."""
+    result = run_split(pool_dict({"rome-a": ENTRIES["rome"], "milan": ENTRIES["milan"], "rome-b": ENTRIES["rome"]}))
+    (c,) = result.components
+    assert sorted(p.hosts for p in c.parts) == [("milan",), ("rome-a", "rome-b")]
+    assert c.pairs_cut == 2 and c.cut_edges == ()
+    assert all(d.solved for d in result.after.domains)

@@ -517,11 +517,9 @@ def _graph(migration: Any, hosts: dict[str, HostSpec], label: str) -> tuple[nx.D
     graph = nx.DiGraph()
     graph.add_nodes_from(hosts)
     if migration is None:
-        names = list(hosts)
-        # One domain of every host: a path is enough for components.
-        graph.add_edges_from(zip(names, names[1:], strict=False))
-        graph.add_edges_from(zip(names[1:], names, strict=False))
-        return graph, False, []
+        # Every host migrates with every other: one group (not a path that happens to
+        # connect them, which a split would read as the only migration pairs).
+        return graph, False, [tuple(hosts)] if len(hosts) > 1 else []
     where = f"{label}: migration: "
     _expect(migration, dict, f"{label}: ", "'migration'")
     _unknown_keys(migration, MIGRATION_KEYS, where)
