@@ -80,7 +80,7 @@ def test_adding_a_host_no_guest_cpu_can_share_is_impossible_and_explained():
     pool, specs, result = run_example(changes=["+epyc-01=EPYC-Milan-v2@skx-01"])
     assert result.status == "impossible" and result.exit_code == 1 and not result.steps
     assert {g.name for g in result.guests if g.status == "blocked"} == {"inmem-db", "web-01", "ci-04"}
-    assert all("adding epyc-01: it could reach hosts of AuthenticAMD and GenuineIntel" in b for b in result.blockers)
+    assert all("after the change, it could reach hosts of AuthenticAMD and GenuineIntel" in b for b in result.blockers)
 
 
 def test_retiring_a_host_moves_its_guests_first():
@@ -355,3 +355,14 @@ def test_a_libvirt_guest_gets_its_new_cpu_as_libvirt_xml(tmp_path):
     assert xml.startswith("<cpu ") and "Skylake-Server-v2" in xml
     assert 'policy="disable" name="hle"' in xml and 'policy="disable" name="rtm"' in xml
     replay_with_public_check(pool, specs, result, TSX_CHANGES)
+
+
+def test_a_change_no_order_survives_names_the_state_after_it():
+    data = pool_dict({"skx-old": {"cpu": "Skylake-Server-v4", "add": MC},
+                      "bdw-01": {"cpu": "Broadwell-v4", "add": MC}}, {"groups": [["skx-old", "bdw-01"]]})
+    pool = load_pool(data)
+    specs = [GuestSpec("app", solve(pool).domains[0].guest, "x", "bdw-01", None)]
+    result = rollout_mod.rollout(pool, specs, ["bdw-01:-spec-ctrl"], timeout=30)
+    assert result.status == "impossible" and not brute_force_order_exists(pool, specs, ["bdw-01:-spec-ctrl"])
+    (why,) = result.blockers
+    assert why.startswith("app: after the change, ") and "skx-old" in why

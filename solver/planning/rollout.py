@@ -347,15 +347,23 @@ def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -
 
         if _search(waves, alone) is not None:
             continue
-        reasons = []
-        for k in waves:
-            kinds = _kinds(p, by_id, set(), k)
-            verb = {"add": "adding", "remove": "retiring"}.get(by_id[k].action, "updating")
-            reasons.append(f"{verb} {_hosts(by_id[k].hosts)}{' first' if len(waves) > 1 else ''}: "
-                           f"{_conflict(kinds, answers, plan)}")
-        text = "; ".join(reasons) if all(not alone(frozenset(), k) for k in waves) else (
-            f"every order of the {len(waves)} updates it may meet fails (exhaustive search); first steps: "
-            + "; ".join(reasons))
+        fixed, touched = p
+        final = frozenset(set(fixed) | {by_id[j].new for j in touched} - {None})
+        if not final or not answers.feasible(final):
+            # whatever the order: once every change is made its hosts share no answer
+            text = f"after the change, {_conflict(final, answers, plan)}"
+        else:
+            reasons = []
+            for k in waves:
+                kinds = _kinds(p, by_id, set(), k)
+                if alone(frozenset(), k):
+                    continue
+                verb = {"add": "adding", "remove": "retiring"}.get(by_id[k].action, "updating")
+                reasons.append(f"{verb} {_hosts(by_id[k].hosts)}{' first' if len(waves) > 1 else ''}: "
+                               f"{_conflict(kinds, answers, plan)}")
+            text = "; ".join(reasons) if len(reasons) == len(waves) else (
+                f"every order of the {len(waves)} updates it may meet fails (exhaustive search)"
+                + (": " + "; ".join(reasons) if reasons else ""))
         for name in profiles[p]:
             out[name] = text
     if out:
