@@ -392,17 +392,23 @@ def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
 @timeout_option
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes for the domains.")
+@click.option("--write-pool", "write_pool", default=None, metavar="FILE",
+              help="Also write the split pool as a pool.json (atomically), ready to solve.")
 @output_option
-def split_cmd(pool, fmt, policy, kernels, qemu, waive, held_back, timeout, jobs, output) -> None:
+def split_cmd(pool, fmt, policy, kernels, qemu, waive, held_back, timeout, jobs, write_pool, output) -> None:
     """Which migration edges to cut so that every domain of POOL has a protected answer."""
     def go() -> int:
+        import json
+
         from cpusolve.api import load_pool, with_requirements
-        from cpusolve.planning.split import split
+        from cpusolve.planning.split import split, split_pool_file
         from cpusolve.writers.split import render_split
 
         p = load_pool(pool)
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive)
         result = split(p, timeout=timeout, held_back=held_back, jobs=jobs)
+        if write_pool:
+            write_atomic(json.dumps(split_pool_file(result, pool, write_pool), indent=2) + "\n", write_pool)
         write_atomic(render_split(result, fmt), output)
         return result.exit_code
 

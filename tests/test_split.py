@@ -481,3 +481,44 @@ def test_a_pool_without_migration_is_one_group_not_a_path():
     assert sorted(p.hosts for p in c.parts) == [("milan",), ("rome-a", "rome-b")]
     assert c.pairs_cut == 2 and c.cut_edges == ()
     assert all(d.solved for d in result.after.domains)
+
+
+@pytest.mark.parametrize("example, extra", [("amd-split.json", []), ("epyc-evacuation.json", []),
+                                            ("mixed-inline.json", []), ("one-old-host.json", ["--held-back", "10"])])
+def test_write_pool_gives_a_pool_whose_answers_are_the_split_s(tmp_path, example, extra):
+    out = tmp_path / "elsewhere" / "split.json"
+    out.parent.mkdir()
+    run = CliRunner().invoke(main, ["split", str(EXAMPLES / example), "--write-pool", str(out), "--format", "json",
+                                    *extra])
+    assert run.exit_code in (0, 1), run.output
+    written = load_pool(str(out))  # fact-file paths still resolve from the new folder
+    result = run_split(json.loads((EXAMPLES / example).read_text()), **(
+        {"held_back": 10} if extra else {}))
+    again = solve(written)
+    assert [(d.starts, d.guest) for d in again.domains] == [(d.starts, d.guest) for d in result.after.domains]
+    assert "split by cpusolve split" in json.loads(out.read_text())["description"]
+
+
+def test_write_pool_refuses_stdin():
+    run = CliRunner().invoke(main, ["split", "-", "--write-pool", "/tmp/x.json"],
+                             input=(EXAMPLES / "amd-split.json").read_text())
+    assert run.exit_code == 2 and "--write-pool needs the pool as a file" in run.output
+
+
+def test_write_pool_rewrites_relative_fact_files_for_its_own_folder(tmp_path):
+    import shutil
+
+    src = tmp_path / "site" / "pool.json"
+    (src.parent / "hosts").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "data" / "facts" / "x86_64-cpuid-EPYC-7502-32-Core.xml",
+                src.parent / "hosts" / "rome.xml")
+    src.write_text(json.dumps({"hosts": {"rome-real": {"facts": "hosts/rome.xml", "count": 4},
+                                         "milan": ENTRIES["milan"]}}))
+    out = tmp_path / "plans" / "split.json"
+    out.parent.mkdir()
+    run = CliRunner().invoke(main, ["split", str(src), "--write-pool", str(out)])
+    assert run.exit_code in (0, 1), run.output
+    data = json.loads(out.read_text())
+    assert data["hosts"]["rome-real"]["facts"] == "../site/hosts/rome.xml"
+    assert data["migration"]["groups"] == [] or all(len(g) > 1 for g in data["migration"]["groups"])
+    assert len(solve(load_pool(str(out))).domains) == 2

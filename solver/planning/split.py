@@ -13,6 +13,7 @@ the checker there.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import networkx as nx
 
@@ -319,3 +320,56 @@ def labels_for(parts: list[list[str]], hosts: list[str]) -> tuple[int, ...]:
     where = {h: i for i, members in enumerate(parts) for h in members}
     return canonical(where[h] for h in hosts)
 
+
+
+def split_pool_file(result: SplitResult, pool_path: str, out_path: str) -> dict:
+    """The pool file of ``pool_path`` with the split applied, for ``out_path``: the cut edges
+    gone, every group split by part (a file without a migration section becomes its parts
+    as groups), hosts with no answer alone in no group; relative fact-file paths rewritten
+    for where the new file goes.  Everything else is kept as the file states it."""
+    import os
+
+    from cpusolve.inputs.pool_file import source_dir
+    from cpusolve.inputs.untrusted import parse_json, read_text
+
+    if pool_path in ("-", "<pool>", "<graph>"):
+        raise InputError("--write-pool needs the pool as a file (not stdin or a dict)")
+    data = parse_json(read_text(pool_path, pool_path, what="a pool file"), pool_path, "pool file")
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
+        raise InputError(f"--write-pool: {pool_path} is not a pool.json (a node-link graph cannot be rewritten)")
+    part_of = {h: (i, j) for i, c in enumerate(result.components) for j, p in enumerate(c.parts) for h in p.hosts}
+    migration = dict(data.get("migration") or {})
+    if "migration" not in data:
+        migration["groups"] = [list(data["hosts"])]
+    directed = migration.get("directed", False)
+
+    def kept(a: str, b: str) -> bool:
+        return a not in part_of or part_of[a] == part_of.get(b, part_of[a])
+
+    if "edges" in migration:
+        migration["edges"] = [e for e in migration["edges"] if kept(e[0], e[1])]
+    if "groups" in migration:
+        groups = []
+        for members in migration["groups"]:
+            by_part: dict = {}
+            for m in members:
+                by_part.setdefault(part_of.get(m), []).append(m)
+            groups.extend(ms for ms in by_part.values() if len(ms) > 1)
+        migration["groups"] = groups
+    migration["directed"] = directed
+    out = dict(data)
+    out["migration"] = migration
+    old_dir, new_dir = source_dir(pool_path), (Path(out_path).parent if out_path not in (None, "-") else Path("."))
+    hosts = {}
+    for name, entry in data["hosts"].items():
+        entry = dict(entry) if isinstance(entry, dict) else entry
+        if isinstance(entry, dict):
+            for key in ("facts", "capabilities"):
+                value = entry.get(key)
+                if isinstance(value, str) and not os.path.isabs(value):
+                    entry[key] = os.path.relpath(os.path.join(old_dir, value), new_dir)
+        hosts[name] = entry
+    out["hosts"] = hosts
+    note = f"split by cpusolve split from {Path(pool_path).name}"
+    out["description"] = f"{data['description']} ({note})" if isinstance(data.get("description"), str) else note
+    return out
