@@ -166,3 +166,55 @@ def test_probe_to_stdout():
 def cli(*args: str) -> tuple[int, str, str]:
     run = CliRunner().invoke(main, list(args))
     return run.exit_code, run.stdout, run.stderr
+
+
+def fake_tool(folder, name: str, text: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho '{text}'\n")
+    path.chmod(0o755)
+
+
+def test_probe_states_the_qemu_and_libvirt_versions_the_tools_print(tmp_path, monkeypatch):
+    fake_tool(tmp_path, "qemu-system-x86_64", "QEMU emulator version 8.2.2 (Debian 1:8.2.2+ds-0ubuntu1)")
+    fake_tool(tmp_path, "libvirtd", "libvirtd (libvirt) 10.0.0")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    facts = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                            vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    assert facts["qemu"] == "8.2.2" and facts["libvirt"] == "10.0.0"
+    assert facts["source"]["libvirt_version_from"] == "libvirtd --version"
+    # a pool host from that file runs QEMU 7.2's names (8.2 knows them all) and libvirt 9.0's
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps(facts))
+    from cpusolve.api import load_pool
+
+    host = load_pool({"hosts": {"h": {"facts": str(path)}}}).hosts["h"].facts
+    assert (host.qemu, host.libvirt) == ("7.2", "9.0")
+
+
+def test_probe_without_the_tools_says_so_and_states_no_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    facts = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                            vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    assert "qemu" not in facts and "libvirt" not in facts
+    assert any("qemu: none of qemu-system-x86_64 found" in n for n in facts["source"]["notes"])
+
+
+def test_a_fact_file_with_a_bad_version_is_one_line(tmp_path, capsys):
+    facts = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                            vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    facts["qemu"] = "seven\nlines"
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps(facts))
+    from cpusolve.api import load_pool
+    from cpusolve.errors import InputError
+
+    with pytest.raises(InputError, match="'qemu' must be a version"):
+        load_pool({"hosts": {"h": {"facts": str(path)}}})
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 is not installed here")
+def test_probe_reads_the_installed_qemu():
+    facts = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                            vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    printed = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
+    assert facts["qemu"] in printed

@@ -249,7 +249,7 @@ def _table_for(version: str, tables) -> str | None:
 
 def qemu_table(version: str) -> str | None:
     """The QEMU name table for a QEMU version or a machine type ("pc-i440fx-7.2")."""
-    m = re.search(r"(\d+\.\d+)$", version.strip())
+    m = re.search(r"(\d+\.\d+)(?:\.\d+)?$", version.strip())  # "7.2", "7.2.19", "pc-i440fx-7.2"
     return _table_for(m.group(1) if m else version, targets.qemu_versions())
 
 
@@ -395,6 +395,7 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
     silicon = True  # features are the silicon's bits, not yet what KVM offers
     fact_kernel = None
     fact_qemu = None
+    fact_libvirt = None
     bug_bits = None
     if "cpu" in spec:
         silicon = False  # QEMU's model definition already lists what a guest can be given
@@ -431,6 +432,10 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
                      f"({', '.join(HOST_KERNELS)}); the pool's default applies")
         if fact.qemu:
             fact_qemu = qemu_table(fact.qemu)
+        if fact.libvirt:
+            from cpusolve.encodings.libvirt import libvirt_versions
+
+            fact_libvirt = _table_for(fact.libvirt, libvirt_versions())
         if fact.exposable:
             hv = "as-is"  # a hypervisor's own answer already includes what it emulates
             silicon = False
@@ -455,6 +460,8 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         settings["kernel"] = fact_kernel
     if settings["qemu"] is None and fact_qemu is not None:
         settings["qemu"] = fact_qemu
+    if settings["libvirt"] is None and fact_libvirt is not None:
+        settings["libvirt"] = fact_libvirt
     fixes = frozenset(_str_list(spec.get("microcode_fixes", []), where, "'microcode_fixes'"))
     for fix in sorted(fixes - set(MICROCODE_FIXES)):
         raise InputError(f"{where}unknown microcode fix '{fix}' (known: {', '.join(MICROCODE_FIXES)})"

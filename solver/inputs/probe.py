@@ -19,6 +19,7 @@ import errno
 import fcntl
 import os
 import platform
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -217,8 +218,45 @@ def probe(dev: str = "/dev/kvm", cpuinfo: str = CPUINFO, vulnerabilities: str = 
         "exposable": exposable,
         "bugs": bugs,
         "kernel": platform.release(),
+        **tool_versions(source),
         "source": source,
     }
+
+
+#: where each tool's version is asked, in order (the daemon that starts guests: the
+#: modular virtqemud where it runs, else libvirtd)
+TOOLS = {"qemu": ("qemu-system-x86_64",), "libvirt": ("virtqemud", "libvirtd")}
+_VERSION = re.compile(r"(?:version|\(libvirt\))\s+(\d{1,4}(?:\.\d{1,4}){1,3})")
+
+
+def tool_versions(source: dict) -> dict[str, str]:
+    """The QEMU and libvirt versions this host runs, from the tools' own ``--version``
+    (so that answers use only names they know); a tool not found is said in ``source``,
+    never guessed."""
+    import shutil
+    import subprocess
+
+    out: dict[str, str] = {}
+    for key, programs in TOOLS.items():
+        for program in programs:
+            path = shutil.which(program)
+            if path is None:
+                continue
+            try:
+                text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                                      check=False).stdout
+            except (OSError, subprocess.SubprocessError) as e:
+                source.setdefault("notes", []).append(f"{program} --version failed: {e}"[:200])
+                continue
+            m = _VERSION.search(text[:4096])
+            if m:
+                out[key] = m.group(1)
+                source[f"{key}_version_from"] = f"{program} --version"
+                break
+        else:
+            source.setdefault("notes", []).append(
+                f"{key}: none of {', '.join(programs)} found on PATH (its version is not stated)")
+    return out
 
 
 def _identity_check(leaves: dict, vendor: str, fms: tuple[int, int, int]) -> list[str]:

@@ -49,8 +49,11 @@ class FactFile(Cpu):
     #: host-model has no <signature>): family/model/stepping are then 0 and must come from
     #: elsewhere (the pool pairs it with the same host's capabilities, or states them)
     identity_known: bool = True
-    #: the QEMU version the file shows (domcapabilities' machine type "pc-i440fx-7.2")
+    #: the QEMU version the file shows (domcapabilities' machine type "pc-i440fx-7.2", a
+    #: probe's ``qemu-system-x86_64 --version``)
     qemu: str | None = None
+    #: the libvirt version the file shows (a probe's ``libvirtd --version``)
+    libvirt: str | None = None
 
 
 def read_fact_file(path: str | Path) -> FactFile:
@@ -133,4 +136,5 @@ def _build(label: str, fmt: str, fields: dict) -> FactFile:
                     exposable=bool(fields["exposable"]),
                     custom_models=tuple(fields.get("custom_models", ())),
                     notes=tuple(fields.get("notes", ())), kernel=fields.get("kernel"),
-                    identity_known=bool(fields.get("identity_known", True)), qemu=fields.get("qemu"))
+                    identity_known=bool(fields.get("identity_known", True)), qemu=fields.get("qemu"),
+                    libvirt=fields.get("libvirt"))

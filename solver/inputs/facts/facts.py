@@ -10,17 +10,22 @@ Schema (JSON object; unknown keys are ignored so that newer probes stay readable
     exposable   true when features are what KVM can give a guest (source.method "kvm")
     bugs        Linux sysfs bug names the host has, or null when unknown
     kernel      the host's kernel release
+    qemu        the QEMU version the host runs ("7.2.19"), where the probe found it
+    libvirt     the libvirt daemon's version ("9.0.0"), where the probe found it
     source      {"method": "kvm" | "cpuinfo-fallback", "reason": ..., ...details}
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cpusolve.errors import InputError
 from cpusolve.inputs.facts.common import FeatureNames, check_arch
 
 FORMAT = "cpusolve-facts"
+#: a dotted release number, as the tools print it
+VERSION = re.compile(r"^\d{1,4}(\.\d{1,4}){1,3}$")
 SCHEMA = "cpusolve-facts/1"
 
 
@@ -46,9 +51,16 @@ def read(doc: dict[str, Any], label: str) -> dict:
     if doc.get("kernel"):
         notes.append(f"kernel {doc['kernel']}")
     kernel = doc.get("kernel") if isinstance(doc.get("kernel"), str) else None
+    versions = {}
+    for key in ("qemu", "libvirt"):
+        value = doc.get(key)
+        if value is not None:
+            if not isinstance(value, str) or not VERSION.match(value):
+                raise InputError(f"{label}: '{key}' must be a version such as \"9.0.0\", not {str(value)[:20]!r}")
+            versions[key] = value
     return dict(vendor=_str(doc, "vendor", label), features=frozenset(FeatureNames(label).many(features)),
                 bugs=None if bugs is None else frozenset(bugs), exposable=exposable,
-                notes=tuple(notes), kernel=kernel, **identity)
+                notes=tuple(notes), kernel=kernel, **identity, **versions)
 
 
 def _str(doc: dict, key: str, label: str, default: str | None = None) -> str:
