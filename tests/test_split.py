@@ -31,6 +31,7 @@ from .test_properties import pools
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+MC = ["md-clear", "flush-l1d", "ssbd", "stibp"]
 CAT = catalog()
 
 #: host entries that often cannot share a guest (Zen 2 next to Zen 3/4; Skylake-SP, whose
@@ -270,6 +271,44 @@ def test_directed_random_pools_split_into_parts_with_answers(data):
     for d in result.after.domains:
         if set(d.starts) & changed and not set(d.starts) & alone:
             assert d.solved, d
+    if pool.directed:
+        assert_no_cut_edge_can_come_back(pool, result, alone)
+
+
+def assert_no_cut_edge_can_come_back(pool: Pool, result, alone) -> None:
+    """Each cut edge between hosts with answers is needed: put back alone (into the split
+    pool, solved again), some domain of its component loses its answer."""
+    from cpusolve.planning.whatif import _copy
+
+    split_pool = _copy(pool)
+    split_pool.graph.remove_edges_from([e for c in result.components for e in c.cut_edges])
+    split_pool.groups = list(result.after.groups)
+    for c in result.components:
+        for a, b in c.cut_edges:
+            if a in alone or b in alone:
+                continue
+            trial = _copy(split_pool)
+            trial.graph.add_edge(a, b)
+            mine = set(c.hosts)
+            again = solve(trial, timeout=30)
+            assert any(not d.solved for d in again.domains if set(d.starts) & mine), (a, b)
+
+
+def test_directed_one_way_edges_stay_where_reach_sets_allow():
+    """skx -> bdw-01 <- bdw-spare, and bdw-01 -> skx: the spare (no IBRS) cannot share a
+    guest with the Skylake host, but both may evacuate to bdw-01; only the edge that lets the
+    spare's VMs reach the Skylake host (through bdw-01) has to go."""
+    hosts = {"skx": {"cpu": "Skylake-Server-v4", "add": MC},
+             "bdw-01": {"cpu": "Broadwell-v4", "add": MC},
+             "bdw-spare": {"cpu": "Broadwell-v4", "add": MC, "remove": ["spec-ctrl"]}}
+    edges = [["skx", "bdw-01"], ["bdw-spare", "bdw-01"], ["bdw-01", "skx"]]
+    result = run_split(pool_dict(hosts, {"directed": True, "edges": edges}))
+    (c,) = result.components
+    assert all(d.solved for d in result.after.domains)
+    assert len(c.cut_edges) == 1 and len(c.parts) <= 2
+    pool = load_pool(pool_dict(hosts, {"directed": True, "edges": edges}))
+    assert_no_cut_edge_can_come_back(pool, result, set())
+    checked(result)
 
 
 # --- command line ----------------------------------------------------------------------

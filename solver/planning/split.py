@@ -64,19 +64,27 @@ class Links:
             out.update(itertools.combinations(sorted(m for m in self.pool.groups[g] if m in inside), 2))
         return out
 
-    def pairs_cut(self, hosts, label: dict[str, int]) -> int:
-        """How many of ``pairs(hosts)`` join hosts of different parts (groups counted by
-        their part sizes, not pair by pair: a group of 1,000 hosts is 499,500 pairs; a pair
-        two groups share counts in each)."""
+    def pairs_cut(self, hosts, label: dict, removed: set[tuple[str, str]] | None = None) -> int:
+        """How many of ``pairs(hosts)`` no longer migrate: a group's pairs across parts of
+        ``label`` (counted by part sizes, not pair by pair: a group of 1,000 hosts is 499,500
+        pairs; a pair two groups share counts in each), and the pairs of hosts in no common
+        group whose every edge is gone (``removed``; None: the edges across parts)."""
         cut = 0
         for g in self.groups(hosts):
-            sizes: dict[int, int] = {}
+            sizes: dict = {}
             for m in self.pool.groups[g]:
                 sizes[label[m]] = sizes.get(label[m], 0) + 1
             total = sum(sizes.values())
             cut += (total * total - sum(n * n for n in sizes.values())) // 2
-        shared = {(a, b) if a < b else (b, a) for a, b in self.edges(hosts) if label[a] != label[b]}
-        return cut + sum(1 for a, b in shared if not set(self.groups_of.get(a, ())) & set(self.groups_of.get(b, ())))
+        edges: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for a, b in self.edges(hosts):
+            edges.setdefault((a, b) if a < b else (b, a), []).append((a, b))
+        for (a, b), stored in edges.items():
+            if set(self.groups_of.get(a, ())) & set(self.groups_of.get(b, ())):
+                continue
+            gone = all(e in removed for e in stored) if removed is not None else label[a] != label[b]
+            cut += gone
+        return cut
 
     def pieces(self, members: list[str]) -> list[list[str]]:
         """``members`` split into the sets their own migration pairs connect."""
@@ -106,7 +114,8 @@ def split(pool: Pool, timeout: float = DEFAULT_TIMEOUT_S, held_back: float | Non
     graph = migration_graph(pool)
     comps = sorted((sorted(h for h in comp if h in pool.hosts) for comp in nx.weakly_connected_components(graph)),
                    key=lambda c: c[0] if c else "")
-    labels_of: dict[str, tuple[int, int]] = {}  # host -> (component number, part)
+    labels_of: dict[str, tuple[int, int]] = {}  # host -> (component number, part): groups split by it
+    cut: set[tuple[str, str]] = set()  # the graph's edges removed
     plans = []
     for number, comp in enumerate(c for c in comps if c):
         bad = any(start_domain[h].guest is None and start_domain[h].status == "infeasible" for h in comp)
@@ -116,15 +125,20 @@ def split(pool: Pool, timeout: float = DEFAULT_TIMEOUT_S, held_back: float | Non
         if plan is None:
             continue
         parts, method, alone = plan
-        plans.append((comp, parts, method, alone, "infeasible" if bad else "held-back"))
         for p, members in enumerate(parts):
             for h in members:
                 labels_of[h] = (number, p)
-    new = _cut(pool, labels_of)
+        removed = {(a, b) for a, b in links.edges(comp) if labels_of[a] != labels_of[b]}
+        if pool.directed and removed:
+            parts, removed = _restore(pool, links, comp, labels_of, removed, set(alone), answers)
+        cut |= removed
+        plans.append((comp, parts, method, alone, "infeasible" if bad else "held-back", removed))
+    new = _cut(pool, labels_of, cut)
     after = solve(new, timeout=timeout, cache=cache, jobs=jobs, detail=False) if plans else before
     after_domain = {s: d for d in after.domains for s in d.starts}
-    out = [_component(pool, links, comp, parts, method, alone, reason, start_domain, after_domain, labels_of)
-           for comp, parts, method, alone, reason in plans]
+    out = [_component(pool, links, comp, parts, method, alone, reason, start_domain, after_domain, labels_of,
+                      removed)
+           for comp, parts, method, alone, reason, removed in plans]
     skipped = tuple(sorted(h for d in before.domains if d.status == "timeout" for h in d.starts))
     return SplitResult(pool.source, tuple(out), before, after, skipped)
 
@@ -248,15 +262,14 @@ def _first_fit(pool: Pool, links: Links, hosts: list[str], kinds: list[HostFacts
     return out
 
 
-def _cut(pool: Pool, labels_of: dict[str, tuple[int, int]]) -> Pool:
-    """The pool without the migration edges between parts, each group split by part."""
+def _cut(pool: Pool, labels_of: dict[str, tuple[int, int]], cut: set[tuple[str, str]]) -> Pool:
+    """The pool without the ``cut`` edges, each group split by part."""
     from cpusolve.planning.whatif import _copy
 
     new = _copy(pool)
     if not labels_of:
         return new
-    new.graph.remove_edges_from([(a, b) for a, b in pool.graph.edges()
-                                 if a in labels_of and labels_of[a] != labels_of.get(b, labels_of[a])])
+    new.graph.remove_edges_from(sorted(cut))
     groups = []
     for members in pool.groups:
         by_part: dict = {}
@@ -267,8 +280,45 @@ def _cut(pool: Pool, labels_of: dict[str, tuple[int, int]]) -> Pool:
     return new
 
 
+def _restore(pool: Pool, links: Links, comp: list[str], labels_of, removed: set[tuple[str, str]],
+             alone: set[str], answers: KindAnswers) -> tuple[list[list[str]], set[tuple[str, str]]]:
+    """In a directed pool, put back each cut edge (in order) after which every host's VMs
+    still reach only hosts that share an answer: a part need not share one answer as a
+    whole where one-way edges keep reach sets apart.  The parts are then the hosts the kept
+    edges and the split groups still connect."""
+    g = nx.DiGraph()
+    g.add_nodes_from(comp)
+    g.add_edges_from((a, b) for a, b in links.edges(comp) if (a, b) not in removed)
+    for i in links.groups(comp):
+        by_part: dict = {}
+        for m in pool.groups[i]:
+            by_part.setdefault(labels_of[m], []).append(m)
+        for members in by_part.values():
+            hub = ("group", i, labels_of[members[0]])
+            g.add_edges_from((m, hub) for m in members)
+            g.add_edges_from((hub, m) for m in members)
+    facts = {h: pool.hosts[h].facts for h in comp}
+
+    def reach_ok(start: str) -> bool:
+        hosts = ({start} | nx.descendants(g, start)) & facts.keys()
+        return answers.feasible(frozenset(facts[h] for h in hosts))
+
+    kept_cut = set(removed)
+    for a, b in sorted(removed):
+        if a in alone or b in alone or not answers.feasible(frozenset({facts[a], facts[b]})):
+            continue  # a's VMs would reach b: two kinds with no common answer
+        g.add_edge(a, b)
+        starts = ({a} | nx.ancestors(g, a)) & facts.keys()
+        if all(reach_ok(h) for h in sorted(starts)):
+            kept_cut.discard((a, b))
+        else:
+            g.remove_edge(a, b)
+    parts = [sorted(c & facts.keys()) for c in nx.weakly_connected_components(g)]
+    return sorted((p for p in parts if p), key=lambda p: p[0]), kept_cut
+
+
 def _component(pool, links, comp, parts, method, alone, reason, start_domain, after_domain,
-               labels_of) -> ComponentSplit:
+               labels_of, removed) -> ComponentSplit:
     count = {h: pool.hosts[h].count for h in comp}
 
     def reach(domain_of, hosts) -> int:
@@ -291,7 +341,7 @@ def _component(pool, links, comp, parts, method, alone, reason, start_domain, af
             reach_before=reach(start_domain, members), reach_after=reach(after_domain, members),
             domains=tuple(doms), threads=guest.threads if guest is not None else 1))
     edges = links.edges(comp)
-    cut = [(a, b) for a, b in edges if labels_of[a] != labels_of[b]]
+    cut = sorted(removed)
     if not pool.directed:  # an undirected pool's edge is stored both ways: once each
         stored = set(edges)
         cut = [(a, b) for a, b in cut if a < b or (b, a) not in stored]
@@ -302,12 +352,12 @@ def _component(pool, links, comp, parts, method, alone, reason, start_domain, af
             by_part.setdefault(labels_of[m], []).append(m)
         if len(by_part) > 1:
             cut_groups.append((i + 1, tuple(tuple(sorted(v)) for v in by_part.values())))
-    label = {h: p for p, members in enumerate(parts) for h in members}
-    pairs_cut = links.pairs_cut(comp, label)
+    pairs_cut = links.pairs_cut(comp, labels_of, removed)
     cut_edges = tuple(sorted(cut))
     notes = []
     if pool.directed:
-        notes.append("each part shares one answer as a whole (a one-way edge inside it stays)")
+        notes.append("directed: a cut edge is put back wherever every host's VMs still reach only hosts that "
+                     "share an answer, so a part may hold several domains")
     return ComponentSplit(
         hosts=tuple(comp), machines=sum(count.values()), reason=reason, method=method, parts=tuple(out_parts),
         cut_edges=cut_edges, cut_groups=tuple(cut_groups), pairs_cut=pairs_cut,
