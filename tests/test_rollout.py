@@ -27,6 +27,7 @@ from cpusolve.inputs.guest_cpu import parse_qemu_cpu
 from cpusolve.inputs.guests_file import GuestSpec, read_guests
 from cpusolve.planning import rollout as rollout_mod
 from cpusolve.planning.changes import plan_changes
+from cpusolve.writers.rollout import render_rollout
 
 from .conftest import pool_dict
 
@@ -366,3 +367,18 @@ def test_a_change_no_order_survives_names_the_state_after_it():
     assert result.status == "impossible" and not brute_force_order_exists(pool, specs, ["bdw-01:-spec-ctrl"])
     (why,) = result.blockers
     assert why.startswith("app: after the change, ") and "skx-old" in why
+
+
+def test_an_impossible_rollout_still_reports_every_guest():
+    """The guests of other domains are reported too (unaffected, or without a plan)."""
+    data = pool_dict({"a": {"cpu": "Skylake-Server-v4", "add": MC}, "b": {"cpu": "Skylake-Server-v4", "add": MC},
+                      "c": {"cpu": "Broadwell-v4", "add": MC}}, {"edges": [["a", "b"]]})
+    pool = load_pool(data)
+    answers = {s: d.guest for d in solve(pool).domains for s in d.starts}
+    specs = [GuestSpec("ga", answers["a"], "x", "a", None), GuestSpec("gc", answers["c"], "x", "c", None)]
+    result = rollout_mod.rollout(pool, specs, ["+e=EPYC-Milan-v2@a"], timeout=30)
+    assert result.status == "impossible"
+    assert [(g.name, g.status) for g in result.guests] == [("ga", "blocked"), ("gc", "unaffected")]
+    result = rollout_mod.rollout(pool, specs, ["+e=EPYC-Milan-v2@a", "c:kernel=6.12"], timeout=30)
+    assert {g.name: g.status for g in result.guests}["gc"] == "not-planned"
+    assert "guests:" in render_rollout(result, "text")

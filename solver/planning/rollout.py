@@ -117,12 +117,19 @@ def rollout(pool: Pool, guests: list[GuestSpec], changes, timeout: float = DEFAU
     order, status, blockers, method = _order(waves, running, answers, plan)
     if status != "ok":
         for run in running:
-            if run.spec.name in blockers:
-                impacts[run.spec.name] = GuestImpact(run.spec.name, qemu_cpu_arg(run.cpu), "blocked", run.spec.host,
-                                                     why=blockers[run.spec.name])
-        return _result(pool, changes, status, guests, impacts, running, (), blockers, 0, method, plan, checks)
+            name = run.spec.name
+            if name in blockers:
+                impacts[name] = GuestImpact(name, qemu_cpu_arg(run.cpu), "blocked", run.spec.host,
+                                            why=blockers[name])
+            elif run.profile[1]:  # it meets an update, but there is no plan to meet it in
+                impacts[name] = GuestImpact(name, qemu_cpu_arg(run.cpu), "not-planned", run.spec.host,
+                                            breaks=_breaks(run, plan, checks, req),
+                                            why="no plan: the blocked guests keep every order from working")
+            else:
+                impacts[name] = GuestImpact(name, qemu_cpu_arg(run.cpu), "unaffected", run.spec.host)
+        return _result(pool, changes, status, guests, impacts, (), blockers, 0, method)
     by_id = {w.id: w for w in waves}
-    cpu_steps: dict[int, list[tuple[str, str]]] = {}
+    cpu_steps: dict[int, list[tuple[str, GuestCpu]]] = {}
     new_cpus: dict[str, list[GuestCpu]] = {}
     choose = _chooser(answers, req, timeout)
     today_unsafe = set()
@@ -172,10 +179,10 @@ def rollout(pool: Pool, guests: list[GuestSpec], changes, timeout: float = DEFAU
                                     unsafe_today=name in today_unsafe,
                                     why="already not runnable or not protected somewhere it may reach (cpusolve "
                                     "audit): safe from its first CPU change on" if name in today_unsafe else "")
-    return _result(pool, changes, "ok", guests, impacts, running, tuple(steps), {}, states, method, plan, checks)
+    return _result(pool, changes, "ok", guests, impacts, tuple(steps), {}, states, method)
 
 
-def _result(pool, changes, status, guests, impacts, running, steps, blockers, states, method, plan, checks):
+def _result(pool, changes, status, guests, impacts, steps, blockers, states, method) -> RolloutResult:
     notes = ["hosts of one update step may go in any order; a host that reboots for its update is "
              "evacuated first: its guests are safe on every other host they may reach"] if status == "ok" else []
     return RolloutResult(pool.source, tuple(changes), status, tuple(impacts[g.name] for g in guests), steps,

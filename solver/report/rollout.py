@@ -15,6 +15,7 @@ class GuestImpact:
     #: "cpu-change": it needs the CPU(s) in ``new_cpus`` at its next reboot(s);
     #: "moved": it runs on a retired host and moves first;
     #: "blocked": no order keeps it safe (``why``);
+    #: "not-planned": it meets an update, but other guests block every order;
     #: "not-checked": its CPU could not be read, or it is host-passthrough/host-model
     status: str
     host: str | None

@@ -30,6 +30,7 @@ def _text(result: RolloutResult) -> str:
                  (changed, "change CPU at a reboot"),
                  (sum(1 for g in result.guests if g.status == "moved"), "move"),
                  (sum(1 for g in result.guests if g.status == "blocked"), "blocked"),
+                 (sum(1 for g in result.guests if g.status == "not-planned"), "without a plan"),
                  (sum(1 for g in result.guests if g.status == "not-checked"), "not checked")) if n)]
     if result.status == "ok":
         lines.append(f"  plan: {len(result.steps)} steps ({result.method}); every guest runnable and protected "
