@@ -70,8 +70,13 @@ def parse_qemu_cpu(text: str, where: str = "") -> GuestCpu:
 def parse_libvirt_cpu(path: Path) -> GuestCpu:
     """A libvirt domain XML (or a bare ``<cpu>``) in custom mode, with the SMT threads of
     its ``<topology>`` (a guest kernel that sees sibling threads mitigates differently)."""
+    return _libvirt_guest(path)[0]
+
+
+def _libvirt_guest(path: Path) -> tuple[GuestCpu, str]:
+    """The guest CPU of a libvirt XML and the ``-cpu`` string it stands for."""
     text, threads = _libvirt_cpu(path)
-    return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads)
+    return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads), text
 
 
 def libvirt_cpu_string(path: Path) -> str:
@@ -133,9 +138,7 @@ def parse_cpu(spec: str) -> tuple[GuestCpu, str]:
     """A ``-cpu`` string, or a path to a libvirt XML file: the guest CPU and its ``-cpu``
     string."""
     if spec.endswith(".xml") or ("/" in spec and "," not in spec) or _is_file(spec):
-        path = Path(spec)
-        text, threads = _libvirt_cpu(path)
-        return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads), text
+        return _libvirt_guest(Path(spec))
     return parse_qemu_cpu(spec), spec
 
 

@@ -215,8 +215,7 @@ def _host_settings(spec: dict, where: str) -> dict:
     from cpusolve.encodings.libvirt import libvirt_versions
 
     qemu = _table_key(spec, "qemu", qemu_table, targets.qemu_versions(), "QEMU name table", where)
-    lv = _table_key(spec, "libvirt", lambda v: _table_for(v, libvirt_versions()), libvirt_versions(),
-                    "libvirt CPU map table", where)
+    lv = _table_key(spec, "libvirt", libvirt_table, libvirt_versions(), "libvirt CPU map table", where)
     return {"kernel": kernel, "tsx": tsx, "smt": smt, "qemu": qemu, "libvirt": lv}
 
 
@@ -245,6 +244,13 @@ def _table_for(version: str, tables) -> str | None:
         return None
     fitting = [t for t in tables if _version(t) <= v]
     return max(fitting, key=_version) if fitting else None
+
+
+def libvirt_table(version: str) -> str | None:
+    """The libvirt CPU map table for a libvirt version ("9.0", "10.0.0")."""
+    from cpusolve.encodings.libvirt import libvirt_versions
+
+    return _table_for(version, libvirt_versions())
 
 
 def qemu_table(version: str) -> str | None:
@@ -433,9 +439,7 @@ def _host_kind(spec: dict, where: str, base: Path) -> HostKindSpec:
         if fact.qemu:
             fact_qemu = qemu_table(fact.qemu)
         if fact.libvirt:
-            from cpusolve.encodings.libvirt import libvirt_versions
-
-            fact_libvirt = _table_for(fact.libvirt, libvirt_versions())
+            fact_libvirt = libvirt_table(fact.libvirt)
         if fact.exposable:
             hv = "as-is"  # a hypervisor's own answer already includes what it emulates
             silicon = False

@@ -26,7 +26,6 @@ from cpusolve.report.records import SCHEMA_2, Result, numbered_host_sets, shared
 INDENT = "  "
 
 
-
 def render_json(result: Result, schema: int = 2) -> str:
     if schema == 2:
         with numbered_host_sets() as sets:
@@ -86,12 +85,11 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         if hit is not None and hit[0] is obj:
             out.append(hit[1])
             return
-        part: list[str] = []
         if flat and all(isinstance(item, _SCALARS) for item in obj):
             text = _flat(obj)
         else:
             inner = "\n" + INDENT * (depth + 1)
-            part.append("[")
+            part: list[str] = ["["]
             for i, item in enumerate(obj):
                 part.append(("," if i else "") + inner)
                 _encode(item, depth + 1, part, memo, flat)
