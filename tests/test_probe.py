@@ -218,3 +218,13 @@ def test_probe_reads_the_installed_qemu():
                             vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
     printed = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
     assert facts["qemu"] in printed
+
+
+def test_a_tool_that_prints_no_version_is_said_so_not_called_missing(tmp_path, monkeypatch):
+    fake_tool(tmp_path, "qemu-system-x86_64", "something else entirely")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    facts = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                            vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    assert "qemu" not in facts
+    note = "qemu: qemu-system-x86_64 --version printed no version (its version is not stated)"
+    assert note in facts["source"]["notes"]

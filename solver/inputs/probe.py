@@ -238,6 +238,7 @@ def tool_versions(source: dict) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for key, programs in TOOLS.items():
+        why = []
         for program in programs:
             path = shutil.which(program)
             if path is None:
@@ -246,16 +247,17 @@ def tool_versions(source: dict) -> dict[str, str]:
                 text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
                                       check=False).stdout
             except (OSError, subprocess.SubprocessError) as e:
-                source.setdefault("notes", []).append(f"{program} --version failed: {e}"[:200])
+                why.append(f"{program} --version failed: {e}"[:200])
                 continue
             m = _VERSION.search(text[:4096])
             if m:
                 out[key] = m.group(1)
                 source[f"{key}_version_from"] = f"{program} --version"
                 break
+            why.append(f"{program} --version printed no version")
         else:
-            source.setdefault("notes", []).append(
-                f"{key}: none of {', '.join(programs)} found on PATH (its version is not stated)")
+            found = "; ".join(why) if why else f"none of {', '.join(programs)} found on PATH"
+            source.setdefault("notes", []).append(f"{key}: {found} (its version is not stated)")
     return out
 
 
