@@ -278,16 +278,16 @@ def test_directed_random_pools_split_into_parts_with_answers(data):
 def assert_no_cut_edge_can_come_back(pool: Pool, result, alone) -> None:
     """Each cut edge between hosts with answers is needed: put back alone (into the split
     pool, solved again), some domain of its component loses its answer."""
-    from cpusolve.planning.whatif import _copy
+    from cpusolve.planning.whatif import copy_pool
 
-    split_pool = _copy(pool)
+    split_pool = copy_pool(pool)
     split_pool.graph.remove_edges_from([e for c in result.components for e in c.cut_edges])
     split_pool.groups = list(result.after.groups)
     for c in result.components:
         for a, b in c.cut_edges:
             if a in alone or b in alone:
                 continue
-            trial = _copy(split_pool)
+            trial = copy_pool(split_pool)
             trial.graph.add_edge(a, b)
             mine = set(c.hosts)
             again = solve(trial, timeout=30)

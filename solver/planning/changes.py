@@ -25,7 +25,7 @@ from cpusolve.encodings.catalog import catalog, suggest
 from cpusolve.encodings.libvirt import libvirt_versions
 from cpusolve.errors import InputError
 from cpusolve.hostfacts.derive import facts_of
-from cpusolve.planning.whatif import ADD_SPEC, _copy, add, without
+from cpusolve.planning.whatif import ADD_SPEC, add, copy_pool, without
 
 EDIT = re.compile(r"^(?P<hosts>.+):(?P<edits>[^:]*)$")
 SETTINGS = {"kernel": ("6.1", "6.12"), "qemu": None, "libvirt": None}
@@ -60,7 +60,7 @@ class Rollout:
 def plan_changes(pool: Pool, changes) -> Rollout:
     if not changes:
         raise InputError("--change: give at least one change (HOST:+bit,-bit, +NAME=MODEL, -HOST)")
-    after = _copy(pool)
+    after = copy_pool(pool)
     touched: dict[str, list[str]] = {}
     for spec in changes:
         if not isinstance(spec, str) or not spec.strip():

@@ -14,7 +14,7 @@ from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
 from cpusolve.hostfacts.derive import host_from_entry
 from cpusolve.inputs.pool_file import source_dir
-from cpusolve.planning.whatif import _copy, _drop_from_groups
+from cpusolve.planning.whatif import _drop_from_groups, copy_pool
 from cpusolve.report.records import Result
 
 
@@ -36,7 +36,7 @@ class Planner:
     def __post_init__(self) -> None:
         if not isinstance(self.pool, Pool):
             raise InputError(f"Planner takes a Pool (cpusolve.load_pool), not {type(self.pool).__name__}")
-        self.pool = _copy(self.pool)
+        self.pool = copy_pool(self.pool)
 
     def solve(self) -> Result:
         if self._result is None:

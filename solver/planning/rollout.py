@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
 from cpusolve.core.hosts import HostFacts, HostRef
 from cpusolve.core.pool import Pool
@@ -200,8 +202,7 @@ def _reach(g: GuestSpec, plan: Rollout, before, after) -> tuple[frozenset[str] |
     """Every host the guest may reach before, during and after the change; and where it
     moves first when its host is retired (None, None: nowhere)."""
     if g.host is None:
-        hosts = set(g.domain)
-        return frozenset(hosts), None
+        return frozenset(g.domain), None
     update = plan.updates.get(g.host)
     if update is not None and update.new is None:  # its host is retired: it moves first
         retired = {h for h, u in plan.updates.items() if u.new is None}
@@ -255,21 +256,22 @@ def _order(waves: list[Wave], running: list[Running], answers: KindAnswers, plan
     for p in profiles:
         for k in p[1]:
             touching[k].append(p)
-    linked = _linked(waves, profiles)
+
+    def allowed(done: frozenset[int], k: int, skip=frozenset()) -> bool:
+        """Whether every guest that meets wave ``k`` has some safe CPU while it is updated."""
+        for p in touching[k]:
+            if p in skip:
+                continue
+            kinds = _kinds(p, by_id, set(done), k)
+            if not kinds or not answers.feasible(kinds):
+                return False
+        return True
+
     order: list[int] = []
     method = "exact"
     blockers: dict[str, str] = {}
     status = "ok"
-    for group in linked:
-        def allowed(done: frozenset[int], k: int, skip=frozenset()) -> bool:
-            for p in touching[k]:
-                if p in skip:
-                    continue
-                kinds = _kinds(p, by_id, set(done), k)
-                if not kinds or not answers.feasible(kinds):
-                    return False
-            return True
-
+    for group in _linked(waves, profiles):
         try:
             found = _search(group, allowed, SEARCH_BUDGET)
         except OutOfBudget:
@@ -290,21 +292,11 @@ def _order(waves: list[Wave], running: list[Running], answers: KindAnswers, plan
 
 def _linked(waves: list[Wave], profiles) -> list[list[int]]:
     """Waves joined by a guest that reaches both, as sets in wave order."""
-    parent = {w.id: w.id for w in waves}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    g = nx.Graph()
+    g.add_nodes_from(w.id for w in waves)
     for _, touched in profiles:
-        for a, b in zip(touched, touched[1:], strict=False):
-            parent[find(a)] = find(b)
-    groups: dict[int, list[int]] = {}
-    for w in waves:
-        groups.setdefault(find(w.id), []).append(w.id)
-    return sorted(groups.values())
+        g.add_edges_from(zip(touched, touched[1:], strict=False))
+    return sorted(sorted(c) for c in nx.connected_components(g))
 
 
 def _search(group: list[int], allowed, budget: int | None = None) -> list[int] | None:
@@ -343,6 +335,7 @@ class OutOfBudget(Exception):
 
 def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -> dict[str, str]:
     """Which guests make every order of ``group`` impossible, and why."""
+    names = _names_by_facts(plan)
     mine = [p for p in profiles if set(p[1]) & set(group)]
     out: dict[str, str] = {}
     for p in mine:
@@ -358,7 +351,7 @@ def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -
         final = frozenset(set(fixed) | {by_id[j].new for j in touched} - {None})
         if not final or not answers.feasible(final):
             # whatever the order: once every change is made its hosts share no answer
-            text = f"after the change, {_conflict(final, answers, plan)}"
+            text = f"after the change, {_conflict(final, answers, names)}"
         else:
             reasons = []
             for k in waves:
@@ -367,7 +360,7 @@ def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -
                     continue
                 verb = {"add": "adding", "remove": "retiring"}.get(by_id[k].action, "updating")
                 reasons.append(f"{verb} {_hosts(by_id[k].hosts)}{' first' if len(waves) > 1 else ''}: "
-                               f"{_conflict(kinds, answers, plan)}")
+                               f"{_conflict(kinds, answers, names)}")
             text = "; ".join(reasons) if len(reasons) == len(waves) else (
                 f"every order of the {len(waves)} updates it may meet fails (exhaustive search)"
                 + (": " + "; ".join(reasons) if reasons else ""))
@@ -389,10 +382,21 @@ def _why(group, profiles, by_id, answers: KindAnswers, allowed, plan: Rollout) -
     return out
 
 
-def _conflict(kinds: frozenset[HostFacts], answers: KindAnswers, plan: Rollout) -> str:
-    types = answers.order(kinds)
+def _names_by_facts(plan: Rollout) -> dict[HostFacts, list[HostRef]]:
+    """Every host before and after the change by its facts, for conflict texts (a host as
+    it will be is named "(after)")."""
+    out: dict[HostFacts, dict[str, HostRef]] = {}
+    for pool in (plan.before, plan.after):
+        for h in pool.hosts.values():
+            name = h.name + (" (after)" if pool is plan.after and h.name in plan.updates else "")
+            out.setdefault(h.facts, {}).setdefault(h.name, HostRef(name, h.count))
+    return {facts: sorted(refs.values(), key=lambda r: r.name) for facts, refs in out.items()}
+
+
+def _conflict(kinds: frozenset[HostFacts], answers: KindAnswers, names) -> str:
     if not kinds:
         return "no host left to run on"
+    types = answers.order(kinds)
     vendors = sorted({t.vendor for t in types})
     if len(vendors) > 1:
         return ("it could reach hosts of " + " and ".join(vendors) + " at once (live migration across "
@@ -400,13 +404,7 @@ def _conflict(kinds: frozenset[HostFacts], answers: KindAnswers, plan: Rollout) 
     out = answers.outcome(kinds)
     if out is None or not out.core:
         return "no CPU is runnable and protected on all of its hosts then"
-    names = {t: [] for t in types}
-    for pool in (plan.before, plan.after):
-        for h in pool.hosts.values():
-            if h.facts in names and h.name not in [r.name for r in names[h.facts]]:
-                names[h.facts].append(HostRef(h.name + (" (after)" if pool is plan.after and h.name in
-                                                        plan.updates else ""), h.count))
-    refs = tuple(tuple(sorted(names[t], key=lambda r: r.name)[:4]) for t in types)
+    refs = tuple(tuple(names.get(t, [])[:4]) for t in types)
     return "; ".join(c.text for c in conflicts_text(HostKinds(types, refs), out.core))
 
 

@@ -28,6 +28,7 @@ from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S
 from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
 from cpusolve.planning.kindsets import KindAnswers
+from cpusolve.planning.whatif import copy_pool
 from cpusolve.problem.partition import PartitionProblem, canonical, parts_of
 from cpusolve.problem.partition import score as partition_score
 from cpusolve.report.split import ComponentSplit, Part, SplitResult
@@ -153,7 +154,8 @@ def _plan(pool: Pool, links: Links, comp: list[str], answers: KindAnswers, timeo
     parts: list[list[str]] = []
     method = "exact: Z3"
     if rest:
-        live = [k for k in kinds if any(pool.hosts[h].facts == k for h in rest)]
+        present = {pool.hosts[h].facts for h in rest}
+        live = [k for k in kinds if k in present]
         classes = _classes(live, answers) if held_back is None else None
         if classes is not None:
             parts = [piece for members in classes
@@ -184,7 +186,8 @@ def _classes(kinds: list[HostFacts], answers: KindAnswers) -> list[set[HostFacts
     Then every part lies within a class (a part across classes holds a pair with no answer)
     and is connected, so there are at least as many parts as connected pieces of the
     classes' hosts, and those pieces are parts: the fewest parts are exactly the pieces,
-    one partition, so the later objectives have nothing left to choose (README "Split")."""
+    one partition, so the later objectives have nothing left to choose (README "Split what
+    cannot share a CPU")."""
     classes: list[list[HostFacts]] = []
     for k in kinds:
         home = [c for c in classes if answers.feasible(frozenset({c[0], k}))]
@@ -250,7 +253,7 @@ def _first_fit(pool: Pool, links: Links, hosts: list[str], kinds: list[HostFacts
     bins: list[set[HostFacts]] = []
     for k in order:
         for b in bins:
-            if answers.features(frozenset(b | {k})) is not None:
+            if answers.feasible(frozenset(b | {k})):
                 b.add(k)
                 break
         else:
@@ -264,9 +267,7 @@ def _first_fit(pool: Pool, links: Links, hosts: list[str], kinds: list[HostFacts
 
 def _cut(pool: Pool, labels_of: dict[str, tuple[int, int]], cut: set[tuple[str, str]]) -> Pool:
     """The pool without the ``cut`` edges, each group split by part."""
-    from cpusolve.planning.whatif import _copy
-
-    new = _copy(pool)
+    new = copy_pool(pool)
     if not labels_of:
         return new
     new.graph.remove_edges_from(sorted(cut))

@@ -24,7 +24,8 @@ ADD_SPEC = re.compile(r"^(?P<name>[^=@]+)=(?P<model>[^@]+?)(?:x(?P<count>\d+))?(
 # NAME=MODEL[,+flag,-flag][xN][@PEER]
 
 
-def _copy(pool: Pool) -> Pool:
+def copy_pool(pool: Pool) -> Pool:
+    """A pool to change without changing ``pool`` (hosts, graph and groups copied)."""
     return Pool(hosts=dict(pool.hosts), graph=pool.graph.copy(), directed=pool.directed,
                 requirements=pool.requirements, source=pool.source, groups=list(pool.groups),
                 host_defaults=dict(pool.host_defaults))
@@ -37,7 +38,7 @@ def _drop_from_groups(pool: Pool, name: str) -> None:
 
 def without(pool: Pool, names) -> Pool:
     """The pool with these hosts (and their migration edges) taken out."""
-    out = _copy(pool)
+    out = copy_pool(pool)
     for name in names:
         if name not in out.hosts:
             raise InputError(f"--without: no host '{name}' in {pool.source}" + close_names(name, out.hosts))
@@ -68,7 +69,7 @@ def add(pool: Pool, spec: str) -> Pool:
         if flag[:1] not in "+-" or len(flag) < 2:
             raise InputError(f"--add '{spec}': flags are +feature or -feature, not '{flag}'")
         entry.setdefault("add" if flag[0] == "+" else "remove", []).append(flag[1:])
-    out = _copy(pool)
+    out = copy_pool(pool)
     old = out.hosts.get(name)
     count = int(m["count"]) if m["count"] else (old.count if old else 1)
     if count < 1:
