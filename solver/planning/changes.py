@@ -25,10 +25,13 @@ from cpusolve.encodings.catalog import catalog, suggest
 from cpusolve.encodings.libvirt import libvirt_versions
 from cpusolve.errors import InputError
 from cpusolve.hostfacts.derive import facts_of
+from cpusolve.inputs.pool_file import HOST_KERNELS
 from cpusolve.planning.whatif import ADD_SPEC, add, copy_pool, without
 
 EDIT = re.compile(r"^(?P<hosts>.+):(?P<edits>[^:]*)$")
-SETTINGS = {"kernel": ("6.1", "6.12"), "qemu": None, "libvirt": None}
+#: what a change may set on a host, and the values it may take (the modelled host kernels,
+#: the QEMU and libvirt versions with a name table)
+SETTINGS = {"kernel": lambda: HOST_KERNELS, "qemu": targets.qemu_versions, "libvirt": libvirt_versions}
 #: a change string longer than this is not a change (and would make a huge error line)
 MAX_CHANGE = 4096
 
@@ -141,8 +144,7 @@ def _edit(text: str, spec: str) -> dict:
         if not eq or key not in SETTINGS:
             raise InputError(f"--change '{spec}': '{item}' is not +bit, -bit, kernel=, qemu= or libvirt="
                              + suggest(key, SETTINGS))
-        allowed = {"kernel": SETTINGS["kernel"], "qemu": tuple(targets.qemu_versions()),
-                   "libvirt": tuple(libvirt_versions())}[key]
+        allowed = tuple(SETTINGS[key]())
         if value not in allowed:
             raise InputError(f"--change '{spec}': {key} '{value}' is not one of {', '.join(allowed)}")
         out[key] = value
