@@ -13,6 +13,11 @@ PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b
            "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f"]
 
 
+def host_label(name: str, counts: dict[str, int]) -> str:
+    """A host as pictures and lists name it: with its machine count where it stands for more."""
+    return f"{name} (x{counts[name]})" if counts.get(name, 1) > 1 else name
+
+
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -28,7 +33,7 @@ def render_dot(result: Result) -> str:
         lines.append(f"  subgraph cluster_{d.index} {{")
         lines.append(f"    label={_q(f'domain {d.index}: {answer}')}; style=rounded;")
         for name in d.starts:
-            label = f"{name} (x{counts[name]})" if counts.get(name, 1) > 1 else name
+            label = host_label(name, counts)
             lines.append(f"    {_q(name)} [label={_q(label)}, fillcolor={_q(colour)}];")
         lines.append("  }")
     arrow = " -> " if result.directed else " -- "

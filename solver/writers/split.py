@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cpusolve.report.split import ComponentSplit, SplitResult
-from cpusolve.writers.dot import PALETTE, _q
+from cpusolve.writers.dot import PALETTE, _q, host_label
 
 
 def render_split(result: SplitResult, fmt: str) -> str:
@@ -21,7 +21,7 @@ def _n(count: int, word: str) -> str:
 
 
 def _hosts(names, counts: dict[str, int], limit: int = 12) -> str:
-    shown = [f"{h} (x{counts[h]})" if counts.get(h, 1) > 1 else h for h in names[:limit]]
+    shown = [host_label(h, counts) for h in names[:limit]]
     more = f", and {len(names) - limit:,} more" if len(names) > limit else ""
     return ", ".join(shown) + more
 
@@ -89,8 +89,7 @@ def _dot(result: SplitResult) -> str:
             title = f"component {i} part {j}: {p.answer.split(',')[0] if p.answer else 'NO ANSWER'}"
             lines.append(f"    label={_q(title)}; style=rounded;")
             for h in p.hosts:
-                label = f"{h} (x{counts[h]})" if counts.get(h, 1) > 1 else h
-                lines.append(f"    {_q(h)} [label={_q(label)}, fillcolor={_q(colour)}];")
+                lines.append(f"    {_q(h)} [label={_q(host_label(h, counts))}, fillcolor={_q(colour)}];")
             lines.append("  }")
         inside = set(c.hosts)
         cut = set(c.cut_edges)
@@ -120,4 +119,4 @@ def _edges(result: SplitResult, inside: set[str]):
     graph = result.before.graph
     if graph is None:
         return []
-    return sorted((a, b) for a, b in graph.edges() if a in inside and b in inside)
+    return sorted(graph.subgraph(inside).edges())  # the component's own, not every edge per component
