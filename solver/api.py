@@ -145,8 +145,7 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     _check_type(requirements, (Requirements, type(None)), "requirements", "a Requirements")
     _check_type(policy, (str, type(None)), "policy", "'strict' or 'compat'")
     _check_type(cache, (SolveCache, type(None)), "cache", "a SolveCache")
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
-        raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
+    _check_jobs(jobs)
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InputError(f"executor must be a concurrent.futures.Executor or a distributed.Client, "
                          f"not {type(executor).__name__}")
@@ -163,8 +162,7 @@ def split(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
 
     check_timeout(timeout)
     pool = _with(pool, requirements, policy)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
-        raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
+    _check_jobs(jobs)
     _check_type(held_back, (int, float, type(None)), "held_back", "a percentage")
     return _split(pool, timeout=timeout, held_back=held_back, jobs=jobs)
 
@@ -199,6 +197,11 @@ def _with(pool, requirements: Requirements | None, policy: str | None) -> Pool:
 
 #: worker processes a solve may ask for (more than the cores is never used; see engine.solve)
 MAX_JOBS = 256
+
+
+def _check_jobs(jobs) -> None:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= MAX_JOBS:
+        raise InputError(f"jobs must be a whole number from 1 to {MAX_JOBS}, not {jobs!r}"[:120])
 
 
 def _check_type(value, types, name: str, what: str) -> None:
