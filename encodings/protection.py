@@ -27,6 +27,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
+from cpusolve.encodings.compiled import Compiler, field_test
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.encodings.rules import parse
@@ -110,6 +111,48 @@ class HostConcrete(Algebra[bool]):
         return memo[key]
 
 
+class HostCompiler(Compiler):
+    """:class:`HostConcrete`'s reading, compiled: the same facts, read from the host ``c``."""
+
+    def __init__(self, table: ProtectionTable) -> None:
+        super().__init__()
+        self.table = table
+
+    def names(self) -> dict:
+        return {"R": self.ref}
+
+    def ref(self, node: ex.Ref, host: HostView, memo: dict) -> bool:
+        key = (node.kind, node.name)
+        if key not in memo:
+            memo[key] = self.function(self.table.host_defs[node.name])(host, memo)
+        return memo[key]
+
+    def atom(self, e: Expr, const) -> str:
+        t = type(e)
+        if t is ex.Ref:
+            return f"R({const(e)}, c, m)"
+        if t is not ex.Fact:
+            raise NotImplementedError(f"HostConcrete cannot read {type(e).__name__}")
+        kind, arg = e.kind, e.arg
+        if kind == "host_feature":
+            return f"({arg!r} in F)"
+        if kind == "host_bug":
+            return f"({arg!r} in c.bugs)"
+        if kind == "host_vendor":
+            return f"(c.vendor in {const(frozenset(arg))})"
+        if kind == "host_cpu":
+            return "(" + " and ".join([field_test("c", x, const) for x in arg.tests] or ["True"]) + ")"
+        if kind == "kvm":
+            return f"(c.kernel in {const(frozenset(arg))})"
+        if kind == "tsx":
+            return f"(c.tsx == {arg!r})"
+        if kind == "host_smt":
+            return "c.smt"
+        if kind == "host_ucode":
+            return f"({arg!r} in c.ucode)"
+        raise ValueError(f"a host condition cannot read {kind}")
+
+
 def _field_in(cpu: Cpu, t: ex.FieldIn) -> bool:
     v = getattr(cpu, t.field)
     if t.values is not None:
@@ -139,6 +182,7 @@ class ProtectionTable:
             self.bugs[bug] = BugProtection(bug, b.get("scope", "guest"), parse(b["host_affected"]),
                                            tuple(entries), attempts)
         self._memo: dict = {}
+        self.compiled = HostCompiler(self)
 
     def affects(self, host: HostView, bug: str) -> bool:
         """Remembered per host view (every domain and report asks again)."""
@@ -156,7 +200,8 @@ class ProtectionTable:
         return hit
 
     def host_holds(self, host: HostView, cond: Expr) -> bool:
-        return fold(cond, HostConcrete(self, host))
+        """``cond`` on ``host``: :class:`HostConcrete`'s reading, compiled (encodings.compiled)."""
+        return self.compiled.function(cond)(host, {})
 
     def entries_on(self, host: HostView, bug: str) -> tuple[Entry, ...]:
         """The entries whose host condition holds on ``host``, in table order."""

@@ -18,6 +18,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
+from cpusolve.encodings.compiled import Compiler, all_of, field_test
 from cpusolve.encodings.cpu import CpuView
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.errors import InputError
@@ -120,6 +121,7 @@ class RuleTable:
         self.dmesg_order: list[str] = (actions or {}).get("dmesg_order", [])
         known = [b for b in SYSFS_ORDER if b in self.bug_rules]
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
+        self.compiled = GuestCompiler(self)
 
     def rule(self, name: str) -> BugRule:
         rule = self.rules.get(name)
@@ -145,18 +147,18 @@ class RuleTable:
         if hit is None:
             if len(self._does) > 1 << 14:
                 self._does.clear()
-            ops, memo = Concrete(self, cpu), {}
+            memo: dict = {}
             hit = self._does[cpu] = frozenset(
                 name for name, a in self.action_data.items()
-                if a.get("kind") == "action" and fold(ex.Ref("action", name), ops, memo))
+                if a.get("kind") == "action" and self.holds(ex.Ref("action", name), cpu, memo))
         return hit
 
     def sysfs_text(self, cpu: CpuView, bug: str) -> str | None:
         """The predicted text of /sys/.../vulnerabilities/<bug> (None: not predictable
         from the view); the first entry that holds."""
-        ops, memo = Concrete(self, cpu), {}
+        memo: dict = {}
         for when, text in self.sysfs_texts.get(bug, ()):
-            if fold(when, ops, memo):
+            if self.holds(when, cpu, memo):
                 return text
         return None
 
@@ -164,11 +166,11 @@ class RuleTable:
         """The mitigation lines the kernel prints at boot on this CPU, in boot order: per
         category (Spectre V2, RETBleed, the active return thunk...) the first entry that
         holds; some categories print nothing."""
-        ops, memo = Concrete(self, cpu), {}
+        memo: dict = {}
         out: list[str] = []
         for cat in self.dmesg_order:
             for when, text in self.dmesg.get(cat, ()):
-                if fold(when, ops, memo):
+                if self.holds(when, cpu, memo):
                     if isinstance(text, str):
                         out.append(text)
                     elif text:
@@ -182,8 +184,8 @@ class RuleTable:
         key = (node.table, node.flag, cpu.vendor, cpu.family, cpu.model, cpu.stepping)
         hit = self._table_verdicts.get(key)
         if hit is None:
-            ops = Concrete(self, cpu)
-            hit = self._table_verdicts[key] = any(fold(test, ops) for _, test in self.tables.get(
+            function = self.compiled.function
+            hit = self._table_verdicts[key] = any(function(test)(cpu, {}) for _, test in self.tables.get(
                 (node.table, node.flag), ()))
         return hit
 
@@ -194,17 +196,19 @@ class RuleTable:
 
     # -- concrete readings ------------------------------------------------------------
     def holds(self, expr: Expr, cpu: CpuView, memo: dict | None = None) -> bool:
-        return fold(expr, Concrete(self, cpu), memo)
+        """``expr`` on ``cpu``: :class:`Concrete`'s reading, compiled (encodings.compiled);
+        ``memo`` keeps the references' verdicts for further questions about the same view."""
+        return self.compiled.function(expr)(cpu, {} if memo is None else memo)
 
     def affected(self, cpu: CpuView) -> dict[str, bool]:
         """Bug bit set (the kernel mitigates it), per sysfs bug."""
-        ops, memo = Concrete(self, cpu), {}
-        return {b: fold(ex.Ref("bug", b), ops, memo) for b in self.bugs}
+        memo: dict = {}
+        return {b: self.holds(ex.Ref("bug", b), cpu, memo) for b in self.bugs}
 
     def sysfs_affected(self, cpu: CpuView) -> dict[str, bool]:
         """Whether /sys/devices/system/cpu/vulnerabilities/<bug> says anything but 'Not affected'."""
-        ops, memo = Concrete(self, cpu), {}
-        return {b: fold(self.rules[b].sysfs, ops, memo) for b in self.bugs}
+        memo: dict = {}
+        return {b: self.holds(self.rules[b].sysfs, cpu, memo) for b in self.bugs}
 
     def explain(self, cpu: CpuView, bug: str) -> str:
         """Why the kernel decides as it does: the deciding atoms of the rule, in words.
@@ -317,6 +321,49 @@ class Concrete(Algebra[bool]):
         if node.kind in ("msr_ok", "env"):
             return f"{node.kind}:{node.arg}" in self.cpu.boot
         raise ValueError(f"a guest view has no fact {node.kind}")
+
+
+class GuestCompiler(Compiler):
+    """:class:`Concrete`'s reading, compiled: the same atoms, read from the view ``c``."""
+
+    def __init__(self, rt: RuleTable) -> None:
+        super().__init__()
+        self.rt = rt
+
+    def names(self) -> dict:
+        return {"T": self.rt.in_table, "R": self.ref}
+
+    def ref(self, node: ex.Ref, cpu: CpuView, memo: dict) -> bool:
+        key = (node.kind, node.name)
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = self.function(self.rt.definition(node))(cpu, memo)
+        return hit
+
+    def atom(self, e: Expr, const) -> str:
+        t = type(e)
+        if t is ex.Feature:
+            # Linux reads IA32_ARCH_CAPABILITIES only when CPUID says the MSR exists.
+            return f"({e.name!r} in F and 'arch-capabilities' in F)" if e.arch_cap else f"({e.name!r} in F)"
+        if t is ex.InTable:
+            return f"T({const(e)}, c)"
+        if t is ex.Vendor:
+            return f"(c.vendor in {const(frozenset(e.vendors))})"
+        if t is ex.Hypervisor:
+            return "c.hypervisor"
+        if t is ex.FieldIn:
+            return field_test("c", e, const)
+        if t is ex.CpuMatch:
+            return all_of([field_test("c", x, const) for x in e.tests])
+        if t is ex.Ref:
+            return f"R({const(e)}, c, m)"
+        if t is ex.Fact:
+            if e.kind == "smt":
+                return "c.smt"
+            if e.kind in ("msr_ok", "env"):
+                return f"({f'{e.kind}:{e.arg}'!r} in c.boot)"
+            raise ValueError(f"a guest view has no fact {e.kind}")
+        raise TypeError(f"not a rule expression: {e!r}")
 
 
 class Residual(Concrete):

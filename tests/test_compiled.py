@@ -1,0 +1,140 @@
+"""The compiled concrete readings (encodings.compiled) mean what the fold's algebras mean.
+
+Every expression of the data (each kernel's bug rules, sysfs and dmesg conditions and
+actions; the protection table's guest and host conditions, host classes and synthesised
+bits) is read on real hosts (libvirt's cputestdata dumps, under each kernel, TSX and SMT
+setting), on every catalog model shown to a guest (with and without an SMT topology and
+the boot facts) and on random views around the rule tables' rows; the compiled function
+must give the fold's verdict every time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+import pytest
+
+from cpusolve.api import load_pool
+from cpusolve.encodings import compiled
+from cpusolve.encodings import expr as ex
+from cpusolve.encodings.catalog import catalog
+from cpusolve.encodings.expr import fold
+from cpusolve.encodings.protection import HostConcrete, _kernel_bits, protection_table
+from cpusolve.encodings.rules import KERNELS, Concrete, CpuView, load_rules
+
+from .test_rules_interpreters import random_cpu, rule_features
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "libvirt-cputestdata"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def guest_expressions(kernel: str) -> list[ex.Expr]:
+    rt, table = load_rules(kernel), protection_table()
+    out: list[ex.Expr] = []
+    for rule in rt.rules.values():
+        out += [rule.affected, rule.sysfs]
+        out += [e for e in (rule.sysfs_unknown, rule.sysfs_not_affected_if) if e is not None]
+    out += list(rt.actions.values())
+    out += [when for entries in rt.sysfs_texts.values() for when, _ in entries]
+    out += [when for entries in rt.dmesg.values() for when, _ in entries]
+    for bp in table.bugs.values():
+        out += [e.guest for e in bp.entries] + [guest for _, guest in bp.attempt]
+    return list(dict.fromkeys(out))
+
+
+def host_expressions() -> list[ex.Expr]:
+    table = protection_table()
+    out: list[ex.Expr] = list(table.host_defs.values())
+    for bp in table.bugs.values():
+        out += [bp.affected] + [e.host for e in bp.entries] + [cond for cond, _ in bp.attempt]
+    out += [when for _, _, when in _kernel_bits()["parsed"]]
+    return list(dict.fromkeys(out))
+
+
+def real_hosts() -> list:
+    """Host kinds of every example pool, and of libvirt's real CPUID dumps where present."""
+    hosts = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        for h in load_pool(str(path)).hosts.values():
+            hosts[h.facts] = None
+    if SHARED.is_dir():
+        files = sorted(f for f in SHARED.glob("x86_64-cpuid-*.xml") if "baseline-" not in f.name
+                       and not f.stem.endswith(("-disabled", "-enabled", "-guest", "-host", "-json")))
+        pool = load_pool({"hosts": {f.stem: {"facts": str(f)} for f in files}})
+        for h in pool.hosts.values():
+            hosts[h.facts] = None
+    return list(hosts)
+
+
+def agree(exprs, views, fold_reading, compiled_reading) -> dict[int, set[bool]]:
+    """Every expression on every view, both ways; the verdicts seen per expression."""
+    seen: dict[int, set[bool]] = {i: set() for i in range(len(exprs))}
+    for v in views:
+        fold_memo: dict = {}
+        compiled_memo: dict = {}
+        for i, e in enumerate(exprs):
+            want = fold_reading(e, v, fold_memo)
+            got = compiled_reading(e, v, compiled_memo)
+            assert got is want, (e, v)
+            seen[i].add(want)
+    return seen
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_guest_readings_agree(kernel):
+    rt = load_rules(kernel)
+    exprs = guest_expressions(kernel)
+    views = []
+    for m in catalog().models:
+        base = CpuView(m.vendor, m.family, m.model, m.stepping, frozenset(m.features), hypervisor=True)
+        views += [base, dataclasses.replace(base, smt=True, boot=frozenset({"msr_ok:PRED_CMD_SBPB"}))]
+    for t in real_hosts():
+        views.append(CpuView(t.vendor, t.family, t.model, t.stepping, t.features, hypervisor=True))
+        views.append(CpuView(t.vendor, t.family, t.model, t.stepping, t.silicon, hypervisor=False, smt=True))
+    rng = random.Random(f"compiled-{kernel}")
+    feats = rule_features(rt)
+    views += [random_cpu(rng, rt, feats) for _ in range(100)]
+    seen = agree(exprs, views, lambda e, v, memo: fold(e, Concrete(rt, v), memo),
+                 lambda e, v, memo: rt.holds(e, v, memo))
+    # the views must exercise both verdicts of most expressions, or agreement says little
+    both = sum(1 for s in seen.values() if s == {True, False})
+    assert both >= 0.6 * len(exprs), (both, len(exprs))
+
+
+def test_host_readings_agree():
+    table = protection_table()
+    exprs = host_expressions()
+    views = []
+    for t in real_hosts():
+        h = t.host_view()
+        views.append(h)
+        for kernel in KERNELS:
+            views.append(dataclasses.replace(h, kernel=kernel, smt=not h.smt, tsx="on" if h.tsx == "off" else "off"))
+    seen = agree(exprs, views, lambda e, v, memo: fold(e, HostConcrete(table, v), memo),
+                 lambda e, v, memo: table.compiled.function(e)(v, memo))
+    both = sum(1 for s in seen.values() if s == {True, False})
+    assert both >= 0.5 * len(exprs), (both, len(exprs))
+
+
+def test_deep_nesting_is_split_into_functions():
+    """An expression nested far beyond the parser's limit still compiles, and means the same."""
+    rt = load_rules()
+    e: ex.Expr = ex.Feature("md-clear")
+    for i in range(250):
+        e = ex.Not(ex.Any((ex.Feature(f"x{i}"), e))) if i % 2 else ex.All((e, ex.Not(ex.Feature(f"y{i}"))))
+    for features in (frozenset(), frozenset({"md-clear"}), frozenset({"md-clear", "x301"})):
+        v = CpuView("GenuineIntel", 6, 85, 7, features)
+        assert rt.holds(e, v) is fold(e, Concrete(rt, v))
+    assert compiled.MAX_DEPTH < 100
+
+
+def test_an_atom_the_reading_cannot_read_fails_as_the_fold_does():
+    rt = load_rules()
+    bad = ex.All((ex.Feature("md-clear"), ex.Fact("host_smt")))
+    v = CpuView("GenuineIntel", 6, 85, 7, frozenset())
+    with pytest.raises(ValueError, match="no fact host_smt"):
+        fold(bad, Concrete(rt, v))
+    with pytest.raises(ValueError, match="no fact host_smt"):
+        rt.holds(bad, v)
