@@ -336,17 +336,25 @@ def z3_times_out(monkeypatch):
     """Z3's optimizer gives up (``unknown``, what it answers when its time bound expires)
     on every call, after the bound it was given is recorded: whether Z3 beats a 1 ms bound
     on a warm machine is a matter of speed, which tests do not measure."""
+    import re
+
     import z3
 
     bounds: list[int] = []
     real_set = z3.Optimize.set
+    real_set_params = z3.Z3_optimize_set_params
 
     def set_(self, *args, **keys):
         if args and args[0] == "timeout":
             bounds.append(args[1])
         return real_set(self, *args, **keys)
 
+    def set_params(ctx, opt, params):  # the settings as they reach Z3
+        bounds.extend(int(b) for b in re.findall(r"timeout (\d+)", z3.Z3_params_to_string(ctx, params)))
+        return real_set_params(ctx, opt, params)
+
     monkeypatch.setattr(z3.Optimize, "set", set_)
+    monkeypatch.setattr(z3, "Z3_optimize_set_params", set_params)
     monkeypatch.setattr(z3.Optimize, "check", lambda self, *a: z3.unknown)
     return bounds
 

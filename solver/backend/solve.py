@@ -8,12 +8,13 @@ Every call carries a time bound.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import z3
 
 from cpusolve.backend.terms import boolean, implies, shared_context
-from cpusolve.backend.translate import Terms
+from cpusolve.backend.translate import SharedTerms, Terms
 from cpusolve.problem.build import Problem
 from cpusolve.problem.formula import fms_sel, model_sel
 from cpusolve.problem.keys import FactKey
@@ -34,21 +35,63 @@ def ms(seconds: float) -> int:
 def optimum(problem: Problem, timeout: float) -> Optimum:
     """The lexicographic optimum of ``problem.objectives``."""
     ctx = shared_context()
-    terms = Terms(problem, ctx)
+    terms = _shared_terms(ctx)
     opt = z3.Optimize(ctx=ctx)
-    opt.set("timeout", ms(timeout))
-    opt.set("priority", "lex")
-    opt.set("maxsat_engine", MAXSAT_ENGINE)
+    c, o = ctx.ref(), opt.optimize
+    z3.Z3_optimize_set_params(c, o, _optimize_params(ctx, timeout).params)
+    reads: set[str] = set()
     for formula, _ in problem.constraints:  # through the C API: Optimize.add re-coerces every term
-        z3.Z3_optimize_assert(ctx.ref(), opt.optimize, terms.term(formula).as_ast())
+        term, r = terms.term(formula)
+        reads |= r
+        z3.Z3_optimize_assert(c, o, term.as_ast())
     for name, soft in problem.objectives:
         group = z3.to_symbol(name, ctx)
         for formula, weight in soft:  # Optimize.add_soft re-coerces each literal and weight
-            z3.Z3_optimize_assert_soft(ctx.ref(), opt.optimize, terms.term(formula).as_ast(), str(weight), group)
+            term, r = terms.term(formula)
+            reads |= r
+            z3.Z3_optimize_assert_soft(c, o, term.as_ast(), str(weight), group)
+    for unit in terms.units(problem, reads):
+        z3.Z3_optimize_assert(c, o, unit.as_ast())
     status = run(opt)
     if status != "sat":
         return Optimum(status)
-    return Optimum("sat", decode(problem, terms, opt.model()))
+    model = z3.Z3_optimize_get_model(c, o)
+    z3.Z3_model_inc_ref(c, model)
+    try:
+        def true(v: z3.BoolRef) -> bool:
+            # a constant the model leaves out reads False, as model_completion makes it
+            value = z3.Z3_model_get_const_interp(c, model, z3.Z3_get_app_decl(c, v.as_ast()))
+            return bool(value) and z3.Z3_get_bool_value(c, value) == z3.Z3_L_TRUE
+
+        features = problem.fixed | frozenset(f for f in problem.variables if true(terms.var(f)))
+        chosen = next((m.name for m in problem.models if true(terms.sel(model_sel(m.name)))), None)
+        shown = next(k for k in problem.identities if true(terms.sel(fms_sel(k))))
+    finally:
+        z3.Z3_model_dec_ref(c, model)
+    return Optimum("sat", Choice(chosen, features, shown))
+
+
+_local = threading.local()
+
+
+def _shared_terms(ctx: z3.Context) -> SharedTerms:
+    """The terms of the shared context (one per context, so per thread and process)."""
+    terms = getattr(_local, "terms", None)
+    if terms is None or terms.ctx is not ctx:
+        terms = _local.terms = SharedTerms(ctx)
+        _local.params = {}
+    return terms
+
+
+def _optimize_params(ctx: z3.Context, timeout: float) -> z3.ParamsRef:
+    """The optimizer's settings, made once per context and time bound."""
+    params = _local.params.get(timeout)
+    if params is None:
+        params = _local.params[timeout] = z3.ParamsRef(ctx=ctx)
+        params.set("timeout", ms(timeout))
+        params.set("priority", "lex")
+        params.set("maxsat_engine", MAXSAT_ENGINE)
+    return params
 
 
 def run(engine) -> str:
@@ -61,16 +104,6 @@ def run(engine) -> str:
         interrupted(engine)
         return "timeout"
     return "sat"
-
-
-def decode(problem: Problem, terms: Terms, model: z3.ModelRef) -> Choice:
-    def true(v) -> bool:
-        return z3.is_true(model.eval(v, model_completion=True))
-
-    features = problem.fixed | frozenset(f for f in problem.variables if true(terms.g[f]))
-    chosen = next((m.name for m in problem.models if true(terms.sel(model_sel(m.name)))), None)
-    shown = next(k for k in problem.identities if true(terms.sel(fms_sel(k))))
-    return Choice(chosen, features, shown)
 
 
 def minimal_core(problem: Problem, timeout: float) -> Core:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import z3
 
 from cpusolve.backend.terms import ToZ3, boolean, exactly_one, fast_and, fast_or, implies, negate
-from cpusolve.encodings.expr import All, Any, Not, fold_shared
+from cpusolve.encodings.expr import All, Any, Const, Feature, Not, fold_shared
 from cpusolve.problem.build import Problem
 from cpusolve.problem.formula import ExactlyOne, Iff, Implies, Sel
 
@@ -61,4 +61,82 @@ class Terms(ToZ3):
         else:  # Feature, Const
             out = fold_shared(e, self, self.memo)
         self.memo[e] = out
+        return out
+
+
+class SharedTerms:
+    """Every problem's terms in one long-lived context (backend.terms.shared_context): a
+    formula's term is built once per context, not once per problem, because a fleet's
+    problems repeat most of their formulas (dependencies, the same residual obligations,
+    model choices).  For that a feature's term is its variable in every problem: what
+    :class:`Terms` writes as a constant (a fixed feature True, a feature outside the
+    universe False) the problem states as a unit fact (:meth:`units`), which Z3's
+    preprocessing propagates.  The optimum does not change, since it is unique.
+    Cores are not taken here: they follow the search (see backend.solve)."""
+
+    #: distinct formulas kept before the memo starts afresh (bounded memory)
+    LIMIT = 1 << 17
+
+    def __init__(self, ctx: z3.Context) -> None:
+        self.ctx = ctx
+        self.memo: dict = {}  # formula -> (term, the feature names it reads)
+        self.consts: dict[str, z3.BoolRef] = {}
+        self.empty: frozenset[str] = frozenset()
+
+    def var(self, name: str) -> z3.BoolRef:
+        v = self.consts.get(name)
+        if v is None:
+            v = self.consts[name] = boolean(name, self.ctx)
+        return v
+
+    def sel(self, s: Sel) -> z3.BoolRef:
+        return self.var(sel_name(s))
+
+    def term(self, e) -> tuple[z3.BoolRef, frozenset[str]]:
+        """``e``'s term and the features it reads."""
+        hit = self.memo.get(e)
+        if hit is not None:
+            return hit
+        t = type(e)
+        ctx = self.ctx
+        if t is Feature:
+            out = (self.var(e.name), frozenset((e.name,)))
+        elif t is Sel:
+            out = (self.sel(e), self.empty)
+        elif t is Const:
+            out = (z3.BoolVal(e.value, ctx=ctx), self.empty)
+        elif t is Not:
+            inner, reads = self.term(e.item)
+            out = (negate(inner), reads)
+        elif t is Implies or t is Iff:
+            (a, ra), (b, rb) = self.term(e.a), self.term(e.b)
+            out = (implies(a, b) if t is Implies else a == b, ra | rb)
+        else:
+            parts = [self.term(i) for i in e.items]
+            terms = [p[0] for p in parts]
+            if t is All:
+                term = fast_and(terms, ctx)
+            elif t is Any:
+                term = fast_or(terms, ctx)
+            elif t is ExactlyOne:
+                term = exactly_one(terms, ctx)
+            else:
+                raise TypeError(f"not a problem formula: {e!r}")
+            reads = [p[1] for p in parts if p[1]]
+            out = (term, reads[0] if len(reads) == 1 else frozenset().union(*reads))
+        if len(self.memo) > self.LIMIT:
+            self.memo.clear()
+        self.memo[e] = out
+        return out
+
+    def units(self, problem: Problem, reads: set[str]) -> list[z3.BoolRef]:
+        """The unit facts that make the variables of ``reads`` mean what :class:`Terms`'
+        constants mean in ``problem``."""
+        fixed, universe = problem.fixed, set(problem.universe)
+        out = []
+        for f in sorted(reads):
+            if f in fixed:
+                out.append(self.var(f))
+            elif f not in universe:
+                out.append(negate(self.var(f)))
         return out
