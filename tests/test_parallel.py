@@ -91,3 +91,37 @@ def test_summary_and_executor_refuse_what_they_cannot_show(tmp_path):
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and out.stdout == "" and word in out.stderr, (extra, out.stderr)
         assert out.stderr.count("\n") == 1
+
+
+def test_the_parent_and_its_worker_share_the_domains(diverse, one_process, tmp_path, monkeypatch):
+    """-j 2 is this process and one forked worker, each solving chunks of the domains."""
+    import os
+
+    from cpusolve.engine import parallel
+
+    log = tmp_path / "pids"
+    real = parallel.solve_chunk
+
+    def logged(pool, doms, first, *args, **keys):
+        with log.open("a") as f:
+            f.write(f"{os.getpid()} {len(doms)}\n")
+        return real(pool, doms, first, *args, **keys)
+
+    monkeypatch.setattr(parallel, "solve_chunk", logged)
+    result = solve(load_pool(diverse), jobs=2)
+    assert render(result, "json") == one_process
+    done: dict[int, int] = {}
+    for pid, n in (line.split() for line in log.read_text().splitlines()):
+        done[int(pid)] = done.get(int(pid), 0) + int(n)
+    assert len(done) == 2 and os.getpid() in done, done
+    assert sum(done.values()) == len(result.domains)
+
+
+def test_a_rejected_answer_stops_a_parallel_solve(diverse, monkeypatch):
+    """The checker's rejection reaches the caller from the parent's chunks and the worker's."""
+    from cpusolve.engine import solve as engine
+    from cpusolve.errors import InternalError
+
+    monkeypatch.setattr(engine, "check_answer", lambda *a, **k: ["rejected for the test"])
+    with pytest.raises(InternalError, match="rejected for the test"):
+        solve(load_pool(diverse), jobs=2)

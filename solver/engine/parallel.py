@@ -33,6 +33,11 @@ copyreg.pickle(MappingProxyType, lambda m: (read_only, (dict(m),)))
 
 #: chunks per worker: enough to even out slow chunks, few enough to keep caches warm
 CHUNKS_PER_WORKER = 8
+#: chunks per process of ``solve_in_workers``: small, so that a worker is topped up soon
+#: after it finishes one, whenever the parent finishes one of its own
+SPANS_PER_PROCESS = 32
+#: chunks a forked worker has in hand (queued or being solved)
+IN_HAND = 1
 
 # Set in the parent just before it forks its workers, read by them (never pickled).
 _FORKED: tuple | None = None
@@ -100,22 +105,76 @@ def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
 
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
                      jobs: int, cache=None) -> list | None:
-    """Every domain's report, from ``jobs`` forked worker processes; None when forking is
-    not possible here (the caller solves in this process).  ``cache`` (outcomes the
-    parent already has) is inherited by the workers through the fork, not sent."""
+    """Every domain's report, from ``jobs`` processes: this one and ``jobs - 1`` forked
+    workers.  None when forking is not possible here (the caller solves in this process).
+    ``cache`` (outcomes the parent already has) is inherited by the workers through the
+    fork, not sent.
+
+    This process works too, rather than waiting: on a machine with ``jobs`` cores a waiting
+    parent would only compete with its workers for them while it unpickles their reports,
+    and its caches are warm from reading the pool.  The workers take chunks from the front,
+    this process from the back; each worker has two chunks in hand, topped up whenever this
+    process finishes one of its own (chunks are small, so no worker waits long)."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED
     if "fork" not in multiprocessing.get_all_start_methods():
         return None  # the workers read the pool from the parent's memory
     workers = min(jobs, len(doms), os.cpu_count() or 1)
-    spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * CHUNKS_PER_WORKER)]
+    if workers < 2:
+        return None
+    spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * SPANS_PER_PROCESS)]
+    chunks: list = [None] * len(spans)
+    futures: dict[int, object] = {}
+    ends = [0, len(spans)]  # the next chunk from the front (workers), one past the back's
+    lock = threading.Lock()
+    in_hand = threading.Semaphore(IN_HAND * (workers - 1))
+    stop = threading.Event()
+
+    def feed(ex) -> None:
+        """Hand the workers chunks from the front as they finish theirs."""
+        while not stop.is_set():
+            in_hand.acquire()
+            with lock:
+                if ends[0] >= ends[1] or stop.is_set():
+                    return
+                i = ends[0]
+                ends[0] += 1
+            future = ex.submit(_forked_chunk, spans[i])
+            future.add_done_callback(lambda _: in_hand.release())
+            futures[i] = future
+
     _FORKED = (pool, doms, req, timeout, cache)
     try:
-        chunks = forked_map(_forked_chunk, spans, workers)
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as ex:
+            feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
+            feeder.start()
+            try:
+                while True:
+                    with lock:
+                        if ends[1] <= ends[0]:
+                            break
+                        ends[1] -= 1
+                        i = ends[1]
+                    chunks[i] = _forked_chunk(spans[i])
+                in_hand.release()  # the feeder may wait for a slot: let it see the end
+                feeder.join()
+                for i, f in futures.items():
+                    chunks[i] = f.result()
+            except BaseException:
+                stop.set()
+                in_hand.release()
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+    except (OSError, BrokenProcessPool) as e:
+        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
+              file=sys.stderr)
+        return None
     finally:
         _FORKED = None
-    return None if chunks is None else [r for chunk in chunks for r in chunk]
+    return [r for chunk in chunks for r in chunk]
 
 
 def solve_on_executor(pool: Pool, doms: list[Domain], req: Requirements, timeout: float, executor,

@@ -17,6 +17,7 @@ from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostRef
 from cpusolve.core.pool import Requirements
 from cpusolve.domains.kinds import HostKinds
+from cpusolve.encodings.expr import Ref
 from cpusolve.encodings.protection import actions_named, guest_text, host_text, protection_table
 from cpusolve.encodings.rules import load_rules
 from cpusolve.encodings.safety import boot_facts
@@ -107,7 +108,10 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
                 entry = next((e for e in table.entries_on(host, bug) if e.status == "partial" and not e.strict
                               and holds(e.guest)), None)
             if entry is not None:
-                does = ", ".join(sorted(rt.does(view) & actions_named(entry.guest)))
+                # what rt.does(view) has of these: the reader has decided them already
+                does = ", ".join(sorted(a for a in actions_named(entry.guest)
+                                        if rt.action_data.get(a, {}).get("kind") == "action"
+                                        and holds(Ref("action", a))))
                 out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual,
                                           host_text(entry.host))))
             elif bug in req.waive:
