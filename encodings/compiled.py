@@ -112,3 +112,10 @@ def field_test(obj: str, t: ex.FieldIn, const: Callable[[object], str]) -> str:
 
 def all_of(tests: list[str]) -> str:
     return "(" + " and ".join(tests) + ")" if tests else "True"
+
+
+def ref_source(node: ex.Ref, const: Callable[[object], str]) -> str:
+    """A reference: its verdict from the memo, else from the compiler's ``R`` (which
+    evaluates the definition and remembers it there)."""
+    key = const((node.kind, node.name))
+    return f"(v if (v := m.get({key})) is not None else R({key}, {const(node)}, c, m))"

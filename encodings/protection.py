@@ -27,7 +27,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
-from cpusolve.encodings.compiled import Compiler, field_test
+from cpusolve.encodings.compiled import Compiler, field_test, ref_source
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.encodings.rules import parse
@@ -121,16 +121,15 @@ class HostCompiler(Compiler):
     def names(self) -> dict:
         return {"R": self.ref}
 
-    def ref(self, node: ex.Ref, host: HostView, memo: dict) -> bool:
-        key = (node.kind, node.name)
-        if key not in memo:
-            memo[key] = self.function(self.table.host_defs[node.name])(host, memo)
-        return memo[key]
+    def ref(self, key: tuple[str, str], node: ex.Ref, host: HostView, memo: dict) -> bool:
+        """A reference not yet in ``memo`` (the generated code looks there first)."""
+        hit = memo[key] = self.function(self.table.host_defs[node.name])(host, memo)
+        return hit
 
     def atom(self, e: Expr, const) -> str:
         t = type(e)
         if t is ex.Ref:
-            return f"R({const(e)}, c, m)"
+            return ref_source(e, const)
         if t is not ex.Fact:
             raise NotImplementedError(f"HostConcrete cannot read {type(e).__name__}")
         kind, arg = e.kind, e.arg

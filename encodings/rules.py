@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
-from cpusolve.encodings.compiled import Compiler, all_of, field_test
+from cpusolve.encodings.compiled import Compiler, all_of, field_test, ref_source
 from cpusolve.encodings.cpu import CpuView
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.errors import InputError
@@ -329,15 +329,17 @@ class GuestCompiler(Compiler):
     def __init__(self, rt: RuleTable) -> None:
         super().__init__()
         self.rt = rt
+        self._definitions: dict[tuple[str, str], object] = {}
 
     def names(self) -> dict:
         return {"T": self.rt.in_table, "R": self.ref}
 
-    def ref(self, node: ex.Ref, cpu: CpuView, memo: dict) -> bool:
-        key = (node.kind, node.name)
-        hit = memo.get(key)
-        if hit is None:
-            hit = memo[key] = self.function(self.rt.definition(node))(cpu, memo)
+    def ref(self, key: tuple[str, str], node: ex.Ref, cpu: CpuView, memo: dict) -> bool:
+        """A reference not yet in ``memo`` (the generated code looks there first)."""
+        fn = self._definitions.get(key)
+        if fn is None:
+            fn = self._definitions[key] = self.function(self.rt.definition(node))
+        hit = memo[key] = fn(cpu, memo)
         return hit
 
     def atom(self, e: Expr, const) -> str:
@@ -356,7 +358,7 @@ class GuestCompiler(Compiler):
         if t is ex.CpuMatch:
             return all_of([field_test("c", x, const) for x in e.tests])
         if t is ex.Ref:
-            return f"R({const(e)}, c, m)"
+            return ref_source(e, const)
         if t is ex.Fact:
             if e.kind == "smt":
                 return "c.smt"
