@@ -211,7 +211,7 @@ class ProtectionTable:
         """What the guest must do (or be shown) to be protected against ``bug`` on ``host``:
         any of the applicable protected or strict-accepted partial entries (FALSE when none
         applies)."""
-        return ex.disj(e.guest for e in self.accepted(host, bug))
+        return self._remember(("protection", host, bug), lambda: ex.disj(e.guest for e in self.accepted(host, bug)))
 
     def accepted(self, host: HostView, bug: str) -> tuple[Entry, ...]:
         """The applicable entries policy strict accepts as protection."""

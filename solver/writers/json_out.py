@@ -52,7 +52,9 @@ _flat = json.JSONEncoder().encode
 
 
 def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> None:
-    if isinstance(obj, str):
+    if type(obj) is dict:
+        _encode_dict(obj, depth, out, memo, flat)
+    elif isinstance(obj, str):
         out.append(encode_basestring_ascii(obj))
     elif obj is None:
         out.append("null")
@@ -65,17 +67,7 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
     elif isinstance(obj, (int, float)):
         out.append(json.dumps(obj))
     elif isinstance(obj, dict):
-        if not obj:
-            out.append("{}")
-            return
-        inner = "\n" + INDENT * (depth + 1)
-        out.append("{")
-        for i, key in enumerate(sorted(obj)):
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys are strings here, not {type(key).__name__}")
-            out.append(("," if i else "") + inner + encode_basestring_ascii(key) + ": ")
-            _encode(obj[key], depth + 1, out, memo, flat)
-        out.append("\n" + INDENT * depth + "}")
+        _encode_dict(obj, depth, out, memo, flat)
     elif isinstance(obj, (list, tuple)):
         if not obj:
             out.append("[]")
@@ -99,3 +91,44 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         out.append(text)
     else:
         raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+#: (depth, key, first) -> the text before a member's value (the comma, newline, indent and
+#: key): a report repeats the same keys at the same depths hundreds of thousands of times
+_PREFIX: dict[tuple[int, str, bool], str] = {}
+_PREFIX_LIMIT = 1 << 16
+
+
+def _encode_dict(obj: dict, depth: int, out: list[str], memo: dict, flat: bool) -> None:
+    """A dict, its string, int, bool and null members written here (most members are)."""
+    if not obj:
+        out.append("{}")
+        return
+    out.append("{")
+    first = True
+    for key in sorted(obj):
+        prefix = _PREFIX.get((depth, key, first))
+        if prefix is None:
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys are strings here, not {type(key).__name__}")
+            if len(_PREFIX) > _PREFIX_LIMIT:
+                _PREFIX.clear()
+            prefix = _PREFIX[(depth, key, first)] = (("" if first else ",") + "\n" + INDENT * (depth + 1)
+                                                     + encode_basestring_ascii(key) + ": ")
+        first = False
+        out.append(prefix)
+        value = obj[key]
+        kind = type(value)
+        if kind is str:
+            out.append(encode_basestring_ascii(value))
+        elif value is None:
+            out.append("null")
+        elif value is True:
+            out.append("true")
+        elif value is False:
+            out.append("false")
+        elif kind is int:
+            out.append(int.__repr__(value))
+        else:
+            _encode(value, depth + 1, out, memo, flat)
+    out.append("\n" + INDENT * depth + "}")
