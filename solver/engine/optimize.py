@@ -11,6 +11,7 @@ from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import Catalog
 from cpusolve.problem.build import explain_problem, nearest_problem, optimum_problem
+from cpusolve.problem.ideal import ideal_optimum
 from cpusolve.problem.keys import FactKey
 from cpusolve.problem.precheck import proven_conflict
 from cpusolve.problem.solution import Backend, guest_of
@@ -30,20 +31,23 @@ class Outcome:
 
 def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
              timeout: float = DEFAULT_TIMEOUT_S, reduce: bool = True,
-             backend: Backend = z3_backend, precheck: bool = True) -> Outcome:
+             backend: Backend = z3_backend, precheck: bool = True, ideal: bool = True) -> Outcome:
     """The domain's optimum (problem.objectives.OPTIMUM), or why there is none.
 
     ``reduce=False`` solves the unreduced problem (every model, identity and feature a
     variable): the same optimum, slower; tests compare the two.  ``precheck`` first tries
     to prove the domain infeasible without a solver (problem.precheck); ``False`` leaves
-    every domain to the backend (tests compare the two).
+    every domain to the backend (tests compare the two).  ``ideal`` first tries the ideal
+    guest (problem.ideal: every objective-1-3 literal met, the rest enumerated); ``False``
+    asks the backend for every optimum (tests compare the two).
     """
     start = time.perf_counter()
     if precheck:
         core = proven_conflict(cat, vendor, types, req)
         if core is not None:
             return Outcome("unsat", core=core, millis=(time.perf_counter() - start) * 1000)
-    answer = backend.optimum(optimum_problem(cat, vendor, types, req, reduce=reduce), timeout)
+    problem = optimum_problem(cat, vendor, types, req, reduce=reduce)
+    answer = (ideal_optimum(problem) if ideal else None) or backend.optimum(problem, timeout)
     elapsed = time.perf_counter() - start
     if answer.status == "unsat":
         core = explain(cat, vendor, types, req, max(timeout - elapsed, min(1.0, timeout)), backend)

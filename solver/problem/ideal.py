@@ -1,0 +1,251 @@
+"""The optimum of a domain whose ideal guest is safe, found and proven without a solver.
+
+The first three objectives of :data:`~cpusolve.problem.objectives.OPTIMUM` each reward one
+literal per feature variable, and every variable is in exactly one of them: ``features``
+rewards showing each performance feature, ``hints`` hiding each hint bit, ``settings``
+leaving each guest setting off.  So they reach their upper bounds together, and only,
+when every variable takes that value: the *ideal* assignment.  If some choice of model,
+family/model/stepping and "own identity" meets every hard constraint with the ideal
+features, every optimum has them, and what is left to choose is those three selectors:
+this module enumerates every assignment of them that the two exactly-one constraints
+allow, keeps those that meet every hard constraint, and takes the lexicographically best
+by the remaining objectives (``flags``, ``own_fms``, ``newest``, ``lowest_fms``,
+``earliest``), scored exactly as the solver scores them (the weights of the satisfied
+soft formulas).  That is the optimum the solver would find, since it is unique (the last
+two objectives break every tie; a tie found here is left to the solver).
+
+On the diverse benchmark fleet about 60 % of the feasible domains have an ideal guest;
+the rest, and every domain where no selector choice fits, go to the solver.
+``tests/test_ideal.py`` compares the two on random pools and on the diverse generator's
+pools.  The answer is re-checked by the independent checker like any other.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from cpusolve.encodings.catalog import HINT_BITS
+from cpusolve.encodings.expr import All, Any, Const, Expr, Feature, Not
+from cpusolve.problem.build import Problem
+from cpusolve.problem.formula import OWN_FMS, SETTINGS, ExactlyOne, Iff, Implies, Sel, fms_sel, model_sel
+from cpusolve.problem.objectives import OPTIMUM
+from cpusolve.problem.solution import Choice, Optimum
+
+#: the objectives the ideal assignment maximises, one literal per variable each
+IDEAL = ("features", "hints", "settings")
+assert OPTIMUM[:3] == IDEAL
+
+
+def ideal_optimum(problem: Problem) -> Optimum | None:
+    """The problem's optimum when its ideal assignment fits, else None (ask the solver)."""
+    if tuple(name for name, _ in problem.objectives) != OPTIMUM or not problem.models:
+        return None
+    on = problem.fixed | frozenset(f for f in problem.variables if f not in HINT_BITS and f not in SETTINGS)
+    reduce = _Reduce(on)
+    hard = []
+    for formula, _ in problem.constraints:
+        r = reduce(formula)
+        if r is False:
+            return None
+        if r is not True:
+            hard.append(r)
+    # Every choice of the selectors the exactly-one constraints allow, as one bit each; a
+    # formula over the selectors is the set of choices where it holds (an int of bits).
+    picks = [(m, k, own) for m in problem.models for k in problem.identities for own in (True, False)]
+    sel_bits: dict[Sel, int] = {}
+    for i, (m, k, own) in enumerate(picks):
+        for sel in (model_sel(m.name), fms_sel(k), *((OWN_FMS,) if own else ())):
+            sel_bits[sel] = sel_bits.get(sel, 0) | (1 << i)
+    bits = _Bits(sel_bits, (1 << len(picks)) - 1)
+    fits = bits.full
+    for e in hard:
+        fits &= bits(e)
+        if not fits:
+            return None  # no selector fits the ideal features: the solver decides
+    scored = [[(bits(r), w) for r, w in ((reduce(f), w) for f, w in soft) if r is not False]
+              for _, soft in problem.objectives]
+    best: tuple | None = None
+    found: list[int] = []
+    i = 0
+    while fits >> i:
+        if fits >> i & 1:
+            score = tuple(sum(w for mask, w in level if mask >> i & 1) for level in scored)
+            if best is None or score > best:
+                best, found = score, [i]
+            elif score == best:
+                found.append(i)
+        i += 1
+    if best is None or len(found) != 1:
+        return None  # a tie: the solver decides (the objectives make the optimum unique)
+    m, k, _ = picks[found[0]]
+    return Optimum("sat", Choice(m.name, on, k))
+
+
+class _Bits:
+    """A formula over the selectors as the set of choices where it holds: bit i for choice i."""
+
+    def __init__(self, sel_bits: dict[Sel, int], full: int) -> None:
+        self.sel_bits = sel_bits
+        self.full = full
+        self.memo: dict[int, tuple[object, int]] = {}
+
+    def __call__(self, e) -> int:
+        if e is True or e is False:
+            return self.full if e else 0
+        hit = self.memo.get(id(e))
+        if hit is None:
+            hit = self.memo[id(e)] = (e, self._bits(e))  # e kept alive: its id stays unique
+        return hit[1]
+
+    def _bits(self, e) -> int:
+        t = type(e)
+        full = self.full
+        if t is Sel:
+            return self.sel_bits.get(e, 0)  # a selector no choice sets is False
+        if t is Const:
+            return full if e.value else 0
+        if t is Not:
+            return full & ~self(e.item)
+        if t is All:
+            out = full
+            for i in e.items:
+                out &= self(i)
+            return out
+        if t is Any:
+            out = 0
+            for i in e.items:
+                out |= self(i)
+            return out
+        if t is Implies:
+            return (full & ~self(e.a)) | self(e.b)
+        if t is Iff:
+            return full & ~(self(e.a) ^ self(e.b))
+        if t is ExactlyOne:
+            ones = twos = 0
+            for i in e.items:
+                x = self(i)
+                twos |= ones & x
+                ones |= x
+            return ones & ~twos
+        raise TypeError(f"not a reduced formula: {e!r}")
+
+
+class _Reduce:
+    """A formula with the features decided: True, False, or a formula over the selectors
+    (each distinct sub-formula reduced once per problem)."""
+
+    def __init__(self, on: frozenset[str]) -> None:
+        self.on = on
+        self.memo: dict = {}
+
+    def __call__(self, e: Expr):
+        # by identity: formula nodes hash their whole tree on every lookup, and the
+        # problem's formulas (and what they reduce to) live as long as this reducer
+        hit = self.memo.get(id(e))
+        if hit is None:
+            hit = self._reduce(e)
+            self.memo[id(e)] = (e, hit)
+            return hit
+        return hit[1]
+
+    def _reduce(self, e: Expr):
+        t = type(e)
+        if t is All or t is Any or t is Not or t is Implies:
+            reads = _residual_reads(e)
+            if reads is not None:  # a residual rule term: decided by the features it reads
+                key = (e, reads & self.on)
+                hit = _DECIDED.get(key)
+                if hit is None:
+                    if len(_DECIDED) > _DECIDED_LIMIT:
+                        _DECIDED.clear()
+                    hit = _DECIDED[key] = _decide(e, key[1])
+                return hit
+        if t is Feature:
+            return e.name in self.on
+        if t is Const:
+            return e.value
+        if t is Sel:
+            return e
+        if t is Not:
+            inner = self(e.item)
+            return (not inner) if type(inner) is bool else Not(inner)
+        if t is All or t is Any:
+            stop = t is Any  # True decides an "or", False an "and"
+            items = []
+            for i in e.items:
+                r = self(i)
+                if r is stop:
+                    return stop
+                if r is not (not stop):
+                    items.append(r)
+            if not items:
+                return not stop
+            return items[0] if len(items) == 1 else t(tuple(items))
+        if t is Implies:
+            a, b = self(e.a), self(e.b)
+            if a is False or b is True:
+                return True
+            if a is True:
+                return b
+            return Implies(a, b) if b is not False else Not(a)
+        if t is Iff:
+            a, b = self(e.a), self(e.b)
+            if type(a) is bool and type(b) is bool:
+                return a == b
+            return Iff(_const(a), _const(b))
+        if t is ExactlyOne:
+            items = [self(i) for i in e.items]
+            fixed_true = sum(1 for i in items if i is True)
+            if fixed_true > 1:
+                return False
+            open_items = tuple(i for i in items if type(i) is not bool)
+            if fixed_true == 1:
+                return All(tuple(Not(i) for i in open_items)) if open_items else True
+            return ExactlyOne(open_items) if open_items else False
+        raise TypeError(f"not a problem formula: {e!r}")
+
+
+#: (residual term, the features it reads that are on) -> its value: residuals recur in
+#: every domain of a fleet, and the features they read are few
+_DECIDED: dict[tuple, bool] = {}
+_DECIDED_LIMIT = 1 << 17
+
+
+@lru_cache(maxsize=1 << 16)
+def _residual_reads(e: Expr) -> frozenset[str] | None:
+    """The features of a formula made of feature bits and and/or/not/implies alone (a
+    residual rule term, a dependency), or None when it has selectors or other connectives."""
+    t = type(e)
+    if t is Feature:
+        return frozenset((e.name,))
+    if t is Const:
+        return frozenset()
+    if t is Not:
+        return _residual_reads(e.item)
+    if t is All or t is Any:
+        parts = [_residual_reads(i) for i in e.items]
+        return None if any(p is None for p in parts) else frozenset().union(*parts)
+    if t is Implies:  # a dependency: a feature needs one of others
+        a, b = _residual_reads(e.a), _residual_reads(e.b)
+        return None if a is None or b is None else a | b
+    return None
+
+
+def _decide(e: Expr, on: frozenset[str]) -> bool:
+    t = type(e)
+    if t is Feature:
+        return e.name in on
+    if t is Const:
+        return e.value
+    if t is Not:
+        return not _decide(e.item, on)
+    if t is All:
+        return all(_decide(i, on) for i in e.items)
+    if t is Implies:
+        return not _decide(e.a, on) or _decide(e.b, on)
+    return any(_decide(i, on) for i in e.items)
+
+
+def _const(value):
+    return Const(value) if type(value) is bool else value
+
