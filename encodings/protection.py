@@ -48,6 +48,21 @@ class HostView(Cpu):
     #: microcode fixes nothing enumerates ("its_ibpb"), where the host says so
     ucode: frozenset[str] = frozenset()
 
+    def __hash__(self) -> int:
+        """The dataclass's hash, made once: every answer about a host view is remembered
+        under it (``ProtectionTable._remember``), so it is hashed hundreds of thousands of
+        times in a fleet's solve."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.vendor, self.family, self.model, self.stepping, self.features, self.bugs,
+                      self.kernel, self.tsx, self.smt, self.ucode))
+            self.__dict__["_hash"] = h  # a frozen dataclass: bypass its __setattr__
+        return h
+
+    def __getstate__(self) -> dict:
+        # the remembered hash is this process's (string hashes are salted per process)
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
 
 @dataclass(frozen=True)
 class Entry:

@@ -106,7 +106,7 @@ class RuleTable:
                     self.tables.setdefault((kind, flag), []).append((row, test))
         self._table_verdicts: dict[tuple, bool] = {}
         self._does: dict[CpuView, frozenset[str]] = {}
-        self._residuals: dict[tuple, Expr] = {}
+        self._residuals: dict[tuple, dict[tuple[int, int, int], Expr]] = {}  # (expr, vendor, boot) -> fms -> term
         self._residual_memos: dict[tuple, dict] = {}
         self._interned: dict[Expr, Expr] = {}
         self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
@@ -234,16 +234,18 @@ class RuleTable:
         """``expr`` on a guest of this vendor and each family/model/stepping (booted on a
         machine where ``boot`` holds): expressions over feature bits and the topology's
         :data:`SMT` only (see :class:`Residual`), remembered for the life of the table."""
+        by_fms = self._residuals.get((expr, vendor, boot))
+        if by_fms is None:
+            by_fms = self._residuals[(expr, vendor, boot)] = {}
         out = []
         for fms in identities:
-            key = (expr, vendor, fms, boot)
-            term = self._residuals.get(key)
+            term = by_fms.get(fms)
             if term is None:
                 memo = self._residual_memos.setdefault((vendor, fms, boot), {})
                 term = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
                 # one object per distinct residual: the problem builder and the model
                 # reduction compare and key on them, and identical objects compare at once
-                term = self._residuals[key] = self._interned.setdefault(term, term)
+                term = by_fms[fms] = self._interned.setdefault(term, term)
             out.append(term)
         return out
 
