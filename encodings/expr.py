@@ -386,3 +386,21 @@ class Features(Algebra[frozenset]):
 def features_of(expr: Expr) -> frozenset[str]:
     """The feature names ``expr`` reads (remembered: residual terms recur in every domain)."""
     return fold(expr, Features())
+
+
+def holds_on(e: Expr, true) -> bool:
+    """A residual (feature atoms, constants, and/or/not only) with the features in ``true``
+    True and every other False: how the precheck tries a witness and the ideal-guest
+    shortcut decides a rule term, without building an algebra."""
+    t = type(e)
+    if t is Feature:
+        return e.name in true
+    if t is Const:
+        return e.value
+    if t is Not:
+        return not holds_on(e.item, true)
+    if t is All:
+        return all(holds_on(i, true) for i in e.items)
+    if t is Any:
+        return any(holds_on(i, true) for i in e.items)
+    raise TypeError(f"not a residual: {e!r}")

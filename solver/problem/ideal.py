@@ -25,7 +25,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from cpusolve.encodings.catalog import HINT_BITS
-from cpusolve.encodings.expr import All, Any, Const, Expr, Feature, Not
+from cpusolve.encodings.expr import All, Any, Const, Expr, Feature, Not, holds_on
 from cpusolve.problem.build import Problem
 from cpusolve.problem.formula import OWN_FMS, SETTINGS, ExactlyOne, Iff, Implies, Sel, fms_sel, model_sel
 from cpusolve.problem.objectives import OPTIMUM
@@ -151,8 +151,8 @@ class _Reduce:
     def _reduce(self, e: Expr):
         t = type(e)
         if t is All or t is Any or t is Not or t is Implies:
-            reads = _residual_reads(e)
-            if reads is not None:  # a residual rule term: decided by the features it reads
+            reads = _decided_reads(e)
+            if reads is not None:  # a residual rule term or a dependency: decided by its features
                 key = (e, reads & self.on)
                 hit = _DECIDED.get(key)
                 if hit is None:
@@ -213,8 +213,8 @@ _DECIDED_LIMIT = 1 << 17
 
 @lru_cache(maxsize=1 << 16)
 def _residual_reads(e: Expr) -> frozenset[str] | None:
-    """The features of a formula made of feature bits and and/or/not/implies alone (a
-    residual rule term, a dependency), or None when it has selectors or other connectives."""
+    """The features of a formula made of feature bits and and/or/not alone (a residual
+    rule term), or None when it has selectors or other connectives."""
     t = type(e)
     if t is Feature:
         return frozenset((e.name,))
@@ -225,25 +225,22 @@ def _residual_reads(e: Expr) -> frozenset[str] | None:
     if t is All or t is Any:
         parts = [_residual_reads(i) for i in e.items]
         return None if any(p is None for p in parts) else frozenset().union(*parts)
-    if t is Implies:  # a dependency: a feature needs one of others
-        a, b = _residual_reads(e.a), _residual_reads(e.b)
-        return None if a is None or b is None else a | b
     return None
 
 
+def _decided_reads(e: Expr) -> frozenset[str] | None:
+    """What decides ``e`` once the features are: the features of a residual rule term or
+    of a dependency (an implication between two), or None when it reads selectors too."""
+    if type(e) is Implies:  # a dependency: a feature needs one of others
+        a, b = _residual_reads(e.a), _residual_reads(e.b)
+        return None if a is None or b is None else a | b
+    return _residual_reads(e)
+
+
 def _decide(e: Expr, on: frozenset[str]) -> bool:
-    t = type(e)
-    if t is Feature:
-        return e.name in on
-    if t is Const:
-        return e.value
-    if t is Not:
-        return not _decide(e.item, on)
-    if t is All:
-        return all(_decide(i, on) for i in e.items)
-    if t is Implies:
-        return not _decide(e.a, on) or _decide(e.b, on)
-    return any(_decide(i, on) for i in e.items)
+    if type(e) is Implies:
+        return not holds_on(e.a, on) or holds_on(e.b, on)
+    return holds_on(e, on)
 
 
 def _const(value):

@@ -28,7 +28,7 @@ from cpusolve.core.hosts import HostFacts
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import Catalog
-from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Const, Expr, Feature, Not, features_of
+from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Const, Expr, Feature, Not, features_of, holds_on
 from cpusolve.encodings.rules import SMT, load_rules
 from cpusolve.encodings.safety import obligations
 from cpusolve.problem.build import allowed_features, candidate_models, explanation_features
@@ -99,21 +99,6 @@ def _fold_node(e: Expr, off: int) -> Expr:
         if not items:
             return skip
         return items[0] if len(items) == 1 else t(tuple(items))
-    raise TypeError(f"not a residual: {e!r}")
-
-
-def _holds(e: Expr, true: set[str]) -> bool:
-    t = type(e)
-    if t is Feature:
-        return e.name in true
-    if t is Const:
-        return e.value
-    if t is Not:
-        return not _holds(e.item, true)
-    if t is All:
-        return all(_holds(i, true) for i in e.items)
-    if t is Any:
-        return any(_holds(i, true) for i in e.items)
     raise TypeError(f"not a residual: {e!r}")
 
 
@@ -227,11 +212,11 @@ class _Domain:
             return False
         for bits in product((True, False), repeat=len(free)):
             true = {f for f, b in zip(free, bits, strict=True) if b}
-            if not all(_holds(t, true) for t in terms):
+            if not all(holds_on(t, true) for t in terms):
                 continue
             fixed = set(free)
             full = self._close(true, fixed, off)
-            if full is not None and all(_holds(t, full) for t in terms) and self._hard(full, off):
+            if full is not None and all(holds_on(t, full) for t in terms) and self._hard(full, off):
                 return True
         return False
 
