@@ -126,6 +126,17 @@ class HostConcrete(Algebra[bool]):
         return memo[key]
 
 
+#: host facts read by one test of a field: kind -> (the test in a compiled reading's source,
+#: the fact in words); HostConcrete.fact reads the same fields
+HOST_ATOMS = {
+    "host_feature": ("({arg!r} in F)", "{arg}"),
+    "host_bug": ("({arg!r} in c.bugs)", "{arg}-affected"),
+    "tsx": ("(c.tsx == {arg!r})", "TSX {arg}"),
+    "host_smt": ("c.smt", "SMT on"),
+    "host_ucode": ("({arg!r} in c.ucode)", "{arg} microcode"),
+}
+
+
 class HostCompiler(Compiler):
     """:class:`HostConcrete`'s reading, compiled: the same facts, read from the host ``c``."""
 
@@ -148,22 +159,14 @@ class HostCompiler(Compiler):
         if t is not ex.Fact:
             raise NotImplementedError(f"HostConcrete cannot read {type(e).__name__}")
         kind, arg = e.kind, e.arg
-        if kind == "host_feature":
-            return f"({arg!r} in F)"
-        if kind == "host_bug":
-            return f"({arg!r} in c.bugs)"
+        if kind in HOST_ATOMS:
+            return HOST_ATOMS[kind][0].format(arg=arg)
         if kind == "host_vendor":
             return f"(c.vendor in {const(frozenset(arg))})"
         if kind == "host_cpu":
             return "(" + " and ".join([field_test("c", x, const) for x in arg.tests] or ["True"]) + ")"
         if kind == "kvm":
             return f"(c.kernel in {const(frozenset(arg))})"
-        if kind == "tsx":
-            return f"(c.tsx == {arg!r})"
-        if kind == "host_smt":
-            return "c.smt"
-        if kind == "host_ucode":
-            return f"({arg!r} in c.ucode)"
         raise ValueError(f"a host condition cannot read {kind}")
 
 
@@ -285,16 +288,8 @@ def host_text(expr: Expr) -> str:
         return host_def_label(expr.name)
     if t is ex.Fact:
         kind, arg = expr.kind, expr.arg
-        if kind == "host_feature":
-            return str(arg)
-        if kind == "host_bug":
-            return f"{arg}-affected"
-        if kind == "tsx":
-            return f"TSX {arg}"
-        if kind == "host_smt":
-            return "SMT on"
-        if kind == "host_ucode":
-            return f"{arg} microcode"
+        if kind in HOST_ATOMS:
+            return HOST_ATOMS[kind][1].format(arg=arg)
         if kind == "kvm":
             return "KVM " + "/".join(arg)
         if kind == "host_vendor":

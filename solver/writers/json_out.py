@@ -100,7 +100,7 @@ _PREFIX_LIMIT = 1 << 16
 
 
 def _encode_dict(obj: dict, depth: int, out: list[str], memo: dict, flat: bool) -> None:
-    """A dict, its string, int, bool and null members written here (most members are)."""
+    """A dict, its string and null members written here (most members are)."""
     if not obj:
         out.append("{}")
         return
@@ -119,16 +119,10 @@ def _encode_dict(obj: dict, depth: int, out: list[str], memo: dict, flat: bool) 
         out.append(prefix)
         value = obj[key]
         kind = type(value)
-        if kind is str:
+        if kind is str:  # the commonest members, written without a call
             out.append(encode_basestring_ascii(value))
         elif value is None:
             out.append("null")
-        elif value is True:
-            out.append("true")
-        elif value is False:
-            out.append("false")
-        elif kind is int:
-            out.append(int.__repr__(value))
         else:
             _encode(value, depth + 1, out, memo, flat)
     out.append("\n" + INDENT * depth + "}")
