@@ -85,6 +85,9 @@ def _stop(signum, frame):
     from cpusolve.writers.atomic import discard_temporaries
 
     discard_temporaries()
+    parallel = sys.modules.get("cpusolve.engine.parallel")  # loaded: there may be workers
+    if parallel is not None:
+        parallel.kill_workers()
     os.write(2, INTERRUPTED)
     os._exit(130)
 

@@ -174,6 +174,58 @@ def test_an_interrupt_stops_the_run_and_writes_nothing(tmp_path):
         assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}")]
 
 
+def _running(marker: str) -> list[int]:
+    """Live processes (not zombies) whose command line names ``marker``."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            out.append(int(proc.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to look for leftover workers")
+@pytest.mark.parametrize("how", ["group-sigint", "parent-sigterm", "parent-sigkill"])
+def test_an_interrupted_parallel_run_leaves_no_worker_behind(tmp_path, how):
+    """-j 2: a Ctrl-C reaches the parent and its worker (the process group), SIGTERM or
+    SIGKILL only the parent; either way one line at most (no line per worker) and no worker
+    left waiting for work."""
+    pool = tmp_path / "diverse.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "genpool.py"), "--diverse", "--hosts", "4000",
+                    "--domains", "800", "--seed", "3", "-o", str(pool)], check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", "from cpusolve.cli import main; main()", str(pool), "-j", "2",
+                             "-o", str(tmp_path / "out.txt")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, preexec_fn=_limits)
+    deadline = time.monotonic() + TIME_LIMIT
+    while len(_running(str(pool))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)  # until the worker is forked
+    if proc.poll() is not None:
+        pytest.skip("the run finished before a worker started; nothing to interrupt on this machine")
+    time.sleep(0.5)
+    if how == "group-sigint":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM if how == "parent-sigterm" else signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=TIME_LIMIT)
+    if proc.returncode in (0, 1):
+        pytest.skip("the run finished before the signal; nothing to interrupt on this machine")
+    if how == "parent-sigkill":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 130, stderr
+        assert stderr == "cpusolve: interrupted; nothing written\n", stderr
+    deadline = time.monotonic() + 5  # a watchdog notices a killed parent within a second
+    while _running(str(pool)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(str(pool)), "a worker outlived its parent"
+
+
 # -- -o ---------------------------------------------------------------------------------------------
 
 def test_output_targets(tmp_path, pool):

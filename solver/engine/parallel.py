@@ -81,6 +81,56 @@ def _forked_chunk(span: tuple[int, int]) -> list:
     return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
 
 
+def _worker_start() -> None:
+    """A worker leaves the interrupt to its parent and dies with it.
+
+    The parent's handlers (cli._stop) print the one interrupted line and leave at once with
+    ``os._exit``, killing its workers first (:func:`kill_workers`); a forked worker inherits
+    the handlers, so a Ctrl-C (which reaches the whole process group) would print the line
+    once per worker.  So a worker ignores SIGINT and takes the default for SIGTERM and
+    SIGHUP.  A worker whose parent was killed outright would wait for work forever (it
+    holds the writing end of its own task queue, so the queue never reports end of file),
+    so a watchdog thread ends it when its parent is gone.  (Linux's PR_SET_PDEATHSIG is no
+    use here: it fires when the *thread* that forked the worker ends, and the executor
+    forks from whichever thread submits.)
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    parent = _PARENT[0]
+    threading.Thread(target=_watch_parent, args=(parent,), name="cpusolve-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_S)
+    os._exit(0)
+
+
+#: how often a worker looks whether its parent is still there
+WATCHDOG_S = 0.5
+#: the process that forks workers (set just before it does)
+_PARENT = [0]
+#: executors whose workers are running, for kill_workers
+_LIVE: list = []
+
+
+def kill_workers() -> None:
+    """Kill the running workers now (the parent is leaving through ``os._exit``)."""
+    import signal
+
+    for ex in list(_LIVE):
+        for proc in list(getattr(ex, "_processes", {}).values()):
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except (OSError, AttributeError):
+                pass
+
+
 def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
     """``fn`` over ``items`` in order, in worker processes (forked where the platform can):
     no more workers than items or cores (-j 256 for 3 items forks 3 at most).  None when
@@ -95,8 +145,13 @@ def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
         return None
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as ex:
-            return list(ex.map(fn, items, chunksize=chunksize))
+        _PARENT[0] = os.getpid()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start) as ex:
+            _LIVE.append(ex)
+            try:
+                return list(ex.map(fn, items, chunksize=chunksize))
+            finally:
+                _LIVE.remove(ex)
     except (OSError, BrokenProcessPool) as e:
         print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
               file=sys.stderr)
@@ -148,7 +203,10 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
 
     _FORKED = (pool, doms, req, timeout, cache)
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as ex:
+        _PARENT[0] = os.getpid()
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_start) as ex:
+            _LIVE.append(ex)
             feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
             feeder.start()
             try:
@@ -168,6 +226,8 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
                 in_hand.release()
                 ex.shutdown(wait=True, cancel_futures=True)
                 raise
+            finally:
+                _LIVE.remove(ex)
     except (OSError, BrokenProcessPool) as e:
         print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
               file=sys.stderr)
