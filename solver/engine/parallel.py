@@ -18,6 +18,7 @@ import copyreg
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from types import MappingProxyType
 
 from cpusolve.core.pool import Pool, Requirements
@@ -136,26 +137,40 @@ def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
     no more workers than items or cores (-j 256 for 3 items forks 3 at most).  None when
     fewer than two workers would run, or when the workers failed to start (a pids limit;
     warned): the caller then does the work in this process."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     workers = min(jobs, len(items), os.cpu_count() or 1)
     if workers < 2:
         return None
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     try:
-        _PARENT[0] = os.getpid()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start) as ex:
-            _LIVE.append(ex)
-            try:
-                return list(ex.map(fn, items, chunksize=chunksize))
-            finally:
-                _LIVE.remove(ex)
+        with _worker_pool(workers) as ex:
+            return list(ex.map(fn, items, chunksize=chunksize))
     except (OSError, BrokenProcessPool) as e:
-        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
-              file=sys.stderr)
+        _failed(e)
         return None
+
+
+@contextmanager
+def _worker_pool(workers: int):
+    """``workers`` forked processes (where the platform forks) that leave the interrupt to
+    this one and die with it (:func:`_worker_start`, :func:`kill_workers`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _PARENT[0] = os.getpid()
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start) as ex:
+        _LIVE.append(ex)
+        try:
+            yield ex
+        finally:
+            _LIVE.remove(ex)
+
+
+def _failed(e: BaseException) -> None:
+    """Workers could not run (a pids limit): warned, and the caller works in this process."""
+    print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
+          file=sys.stderr)
 
 
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
@@ -171,7 +186,6 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     this process from the back; each worker has two chunks in hand, topped up whenever this
     process finishes one of its own (chunks are small, so no worker waits long)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED
@@ -203,10 +217,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
 
     _FORKED = (pool, doms, req, timeout, cache)
     try:
-        _PARENT[0] = os.getpid()
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_worker_start) as ex:
-            _LIVE.append(ex)
+        with _worker_pool(workers - 1) as ex:
             feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
             feeder.start()
             try:
@@ -226,11 +237,8 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
                 in_hand.release()
                 ex.shutdown(wait=True, cancel_futures=True)
                 raise
-            finally:
-                _LIVE.remove(ex)
     except (OSError, BrokenProcessPool) as e:
-        print(f"cpusolve: warning: worker processes failed ({type(e).__name__}: {e}); solving in one process",
-              file=sys.stderr)
+        _failed(e)
         return None
     finally:
         _FORKED = None
