@@ -192,7 +192,7 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
 @click.option("--suggest", "suggest_k", type=click.IntRange(0), default=0, metavar="K",
               help="Name the K host kinds whose retirement or upgrade gains the most.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Worker processes (or, with --executor, chunks per worker) for the domains.")
+              help="Processes solving the domains, this one included (or, with --executor, chunks per worker).")
 @click.option("--executor", default=None, metavar="dask:ADDRESS|dask:local",
               help="Solve the domains on a dask.distributed cluster (the scheduler's address, or "
                    "'local' for a LocalCluster of -j workers); needs the 'dask' extra.")
