@@ -116,3 +116,29 @@ def test_feasible_domain_is_not_proven():
     (dom,) = domains(pool)
     req = domain_requirements(pool.requirements or Requirements(), dom.types)
     assert proven_conflict(CAT, "GenuineIntel", dom.types, req) is None
+
+
+def test_unproven_plausible_domains_are_explained_first_with_the_same_outcome():
+    """A domain the precheck finds plausibly infeasible but cannot prove is explained before
+    any optimum is sought (engine.optimize): the outcome is the one the optimum-first path
+    gives, and feasible domains are never plausible here."""
+    from cpusolve.problem.precheck import precheck
+
+    pool = load_pool(genpool().generate_diverse(n_hosts=400, n_domains=80, seed=3))
+    seen = {"explained first": 0, "feasible": 0}
+    for dom in domains(pool):
+        vendors = {t.vendor for t in dom.types}
+        if len(vendors) != 1:
+            continue
+        vendor = vendors.pop()
+        req = domain_requirements(pool.requirements, dom.types)
+        verdict = precheck(CAT, vendor, dom.types, req)
+        first = optimize(CAT, vendor, dom.types, req)
+        if first.status == "sat":
+            seen["feasible"] += 1
+            assert not verdict.plausible, dom.hosts
+        if verdict.plausible and verdict.core is None:
+            seen["explained first"] += 1
+            later = optimize(CAT, vendor, dom.types, req, precheck=False)
+            assert (first.status, first.core) == (later.status, later.core), dom.hosts
+    assert seen["explained first"] >= 1 and seen["feasible"] >= 10, seen

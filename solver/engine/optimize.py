@@ -13,7 +13,7 @@ from cpusolve.encodings.catalog import Catalog
 from cpusolve.problem.build import explain_problem, nearest_problem, optimum_problem
 from cpusolve.problem.ideal import ideal_optimum
 from cpusolve.problem.keys import FactKey
-from cpusolve.problem.precheck import proven_conflict
+from cpusolve.problem.precheck import precheck as prove
 from cpusolve.problem.solution import Backend, guest_of
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -42,12 +42,22 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     asks the backend for every optimum (tests compare the two).
     """
     start = time.perf_counter()
+    budget = timeout
     if precheck:
-        core = proven_conflict(cat, vendor, types, req)
-        if core is not None:
-            return Outcome("unsat", core=core, millis=(time.perf_counter() - start) * 1000)
+        verdict = prove(cat, vendor, types, req)
+        if verdict.core is not None:
+            return Outcome("unsat", core=verdict.core, millis=(time.perf_counter() - start) * 1000)
+        if verdict.plausible:
+            # Most likely infeasible (problem.precheck.Verdict): the explanation first, which
+            # says "sat" where the domain has an answer after all (then the optimum, in the
+            # time left); the explanation is the same either way (a fresh context each).
+            core = backend.minimal_core(explain_problem(cat, vendor, types, req), timeout)
+            millis = (time.perf_counter() - start) * 1000
+            if core.status != "sat":
+                return Outcome(core.status, core=core.keys, millis=millis)
+            budget = max(timeout - millis / 1000, min(1.0, timeout))
     problem = optimum_problem(cat, vendor, types, req, reduce=reduce)
-    answer = (ideal_optimum(problem) if ideal else None) or backend.optimum(problem, timeout)
+    answer = (ideal_optimum(problem) if ideal else None) or backend.optimum(problem, budget)
     elapsed = time.perf_counter() - start
     if answer.status == "unsat":
         core = explain(cat, vendor, types, req, max(timeout - elapsed, min(1.0, timeout)), backend)

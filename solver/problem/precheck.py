@@ -256,15 +256,35 @@ class _Domain:
         return True
 
 
+@dataclass(frozen=True)
+class Verdict:
+    #: a minimal conflict, proven; None when this module cannot prove one
+    core: tuple[FactKey, ...] | None
+    #: every identity is refuted with every named feature off: the cheap test every
+    #: conflict proven here passes first.  A hint, not a proof: on the diverse benchmark
+    #: fleet every infeasible domain passes it and no feasible one does, so the engine
+    #: asks for an unproven plausible domain's explanation before its optimum
+    plausible: bool = False
+
+
+def precheck(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements) -> Verdict:
+    """What this module can say about the domain before any solver runs."""
+    d = _Domain(cat, vendor, types, req)
+    if not candidate_models(cat, vendor, req):
+        return Verdict(None)  # the problem is False outright; the solver path says so
+    if not d.plausible():
+        return Verdict(None)
+    return Verdict(_conflict(d), plausible=True)
+
+
 def proven_conflict(cat: Catalog, vendor: str, types: tuple[HostFacts, ...],
                     req: Requirements) -> tuple[FactKey, ...] | None:
     """A minimal conflict of the domain's explanation problem, proven without a solver, or
     None when this module cannot prove one (the domain may still be infeasible)."""
-    d = _Domain(cat, vendor, types, req)
-    if not candidate_models(cat, vendor, req):
-        return None  # the problem is False outright; the solver path says so
-    if not d.plausible():
-        return None
+    return precheck(cat, vendor, types, req).core
+
+
+def _conflict(d: _Domain) -> tuple[FactKey, ...] | None:
     d.list_facts()
     offs = [f for f in d.facts if f.off is not None]
     claims = [f for f in d.facts if f.off is None]
