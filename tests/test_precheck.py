@@ -54,14 +54,17 @@ def z3_verdicts(vendor, types, req, core) -> tuple[z3.CheckSatResult, list[z3.Ch
     return check(core), [check(core[:i] + core[i + 1:]) for i in range(len(core))]
 
 
-def audit(pool) -> dict[str, int]:
-    seen = {"proven": 0, "infeasible": 0}
+def single_vendor(pool):
+    """(domain, vendor, its requirements) for every domain of one vendor."""
     for dom in domains(pool):
         vendors = {t.vendor for t in dom.types}
-        if len(vendors) != 1:
-            continue
-        vendor = vendors.pop()
-        req = domain_requirements(pool.requirements, dom.types)
+        if len(vendors) == 1:
+            yield dom, vendors.pop(), domain_requirements(pool.requirements, dom.types)
+
+
+def audit(pool) -> dict[str, int]:
+    seen = {"proven": 0, "infeasible": 0}
+    for dom, vendor, req in single_vendor(pool):
         core = proven_conflict(CAT, vendor, dom.types, req)
         solved = optimize(CAT, vendor, dom.types, req, precheck=False)
         if solved.status == "unsat":
@@ -126,12 +129,7 @@ def test_unproven_plausible_domains_are_explained_first_with_the_same_outcome():
 
     pool = load_pool(genpool().generate_diverse(n_hosts=400, n_domains=80, seed=3))
     seen = {"explained first": 0, "feasible": 0}
-    for dom in domains(pool):
-        vendors = {t.vendor for t in dom.types}
-        if len(vendors) != 1:
-            continue
-        vendor = vendors.pop()
-        req = domain_requirements(pool.requirements, dom.types)
+    for dom, vendor, req in single_vendor(pool):
         verdict = precheck(CAT, vendor, dom.types, req)
         first = optimize(CAT, vendor, dom.types, req)
         if first.status == "sat":
