@@ -41,6 +41,7 @@ class Compiler:
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[Expr, Compiled]] = {}
         self._by_value: dict[Expr, Compiled] = {}
+        self._definitions: dict[tuple[str, str], Compiled] = {}
 
     def function(self, e: Expr) -> Compiled:
         """``e`` compiled, once per distinct expression.  Found by identity first (most
@@ -62,18 +63,31 @@ class Compiler:
     def _compile(self, e: Expr) -> Compiled:
         consts: list = []
         body = _Source(self, consts).emit(e, 0)
-        namespace = {"K": consts, **self.names()}
+        namespace = {"K": consts, "R": self.ref, **self.names()}
         source = f"def _rule(c, m):\n    F = c.features\n    return {body}\n"
         exec(compile(source, "<rule expression>", "exec"), namespace)  # noqa: S102 - our own source
         return namespace["_rule"]
 
     def names(self) -> dict:
-        """Names the atoms' source refers to, beside ``K``."""
+        """Names the atoms' source refers to, beside ``K`` and ``R`` (:meth:`ref`)."""
         return {}
 
     def atom(self, e: Expr, const: Callable[[object], str]) -> str:
         """The source of an atom (not an and/or/not/constant); ``const(x)`` names a constant."""
         raise NotImplementedError
+
+    def definition(self, node: ex.Ref) -> Expr:
+        """What a reference stands for."""
+        raise NotImplementedError
+
+    def ref(self, key: tuple[str, str], node: ex.Ref, view, memo: dict) -> bool:
+        """A reference not yet in ``memo`` (the generated code looks there first, see
+        :func:`ref_source`): its definition's verdict, remembered there."""
+        fn = self._definitions.get(key)
+        if fn is None:
+            fn = self._definitions[key] = self.function(self.definition(node))
+        hit = memo[key] = fn(view, memo)
+        return hit
 
 
 class _Source:
@@ -106,11 +120,11 @@ def field_test(obj: str, t: ex.FieldIn, const: Callable[[object], str]) -> str:
     if t.values is not None:
         return f"({v} in {const(frozenset(t.values))})"
     parts = [f"{t.lo!r} <= {v}" if t.lo is not None else "", f"{v} <= {t.hi!r}" if t.hi is not None else ""]
-    parts = [p for p in parts if p]
-    return "(" + " and ".join(parts) + ")" if parts else "True"
+    return all_of([p for p in parts if p])
 
 
 def all_of(tests: list[str]) -> str:
+    """Source tests joined by "and" (True when there are none)."""
     return "(" + " and ".join(tests) + ")" if tests else "True"
 
 

@@ -27,7 +27,7 @@ from functools import cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
-from cpusolve.encodings.compiled import Compiler, field_test, ref_source
+from cpusolve.encodings.compiled import Compiler, all_of, field_test, ref_source
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.expr import Algebra, Expr, fold
 from cpusolve.encodings.rules import parse
@@ -144,13 +144,8 @@ class HostCompiler(Compiler):
         super().__init__()
         self.table = table
 
-    def names(self) -> dict:
-        return {"R": self.ref}
-
-    def ref(self, key: tuple[str, str], node: ex.Ref, host: HostView, memo: dict) -> bool:
-        """A reference not yet in ``memo`` (the generated code looks there first)."""
-        hit = memo[key] = self.function(self.table.host_defs[node.name])(host, memo)
-        return hit
+    def definition(self, node: ex.Ref) -> Expr:
+        return self.table.host_defs[node.name]
 
     def atom(self, e: Expr, const) -> str:
         t = type(e)
@@ -164,7 +159,7 @@ class HostCompiler(Compiler):
         if kind == "host_vendor":
             return f"(c.vendor in {const(frozenset(arg))})"
         if kind == "host_cpu":
-            return "(" + " and ".join([field_test("c", x, const) for x in arg.tests] or ["True"]) + ")"
+            return all_of([field_test("c", x, const) for x in arg.tests])
         if kind == "kvm":
             return f"(c.kernel in {const(frozenset(arg))})"
         raise ValueError(f"a host condition cannot read {kind}")

@@ -111,6 +111,9 @@ class RuleTable:
         self._interned: dict[Expr, Expr] = {}
         self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
         self.actions: dict[str, Expr] = {name: parse(a["when"]) for name, a in self.action_data.items()}
+        #: the actions proper (things the kernel does), not its intermediate selections
+        self.action_names: frozenset[str] = frozenset(
+            name for name, a in self.action_data.items() if a.get("kind") == "action")
         self.actions_source = (actions or {}).get("source", {})
         self.sysfs_texts: dict[str, list[tuple[Expr, str | None]]] = {
             bug: [(parse(e["when"]), e.get("text")) for e in entries]
@@ -149,8 +152,7 @@ class RuleTable:
                 self._does.clear()
             memo: dict = {}
             hit = self._does[cpu] = frozenset(
-                name for name, a in self.action_data.items()
-                if a.get("kind") == "action" and self.holds(ex.Ref("action", name), cpu, memo))
+                name for name in self.action_names if self.holds(ex.Ref("action", name), cpu, memo))
         return hit
 
     def sysfs_text(self, cpu: CpuView, bug: str) -> str | None:
@@ -331,18 +333,12 @@ class GuestCompiler(Compiler):
     def __init__(self, rt: RuleTable) -> None:
         super().__init__()
         self.rt = rt
-        self._definitions: dict[tuple[str, str], object] = {}
 
     def names(self) -> dict:
-        return {"T": self.rt.in_table, "R": self.ref}
+        return {"T": self.rt.in_table}
 
-    def ref(self, key: tuple[str, str], node: ex.Ref, cpu: CpuView, memo: dict) -> bool:
-        """A reference not yet in ``memo`` (the generated code looks there first)."""
-        fn = self._definitions.get(key)
-        if fn is None:
-            fn = self._definitions[key] = self.function(self.rt.definition(node))
-        hit = memo[key] = fn(cpu, memo)
-        return hit
+    def definition(self, node: ex.Ref) -> Expr:
+        return self.rt.definition(node)
 
     def atom(self, e: Expr, const) -> str:
         t = type(e)

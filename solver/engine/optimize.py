@@ -52,20 +52,25 @@ def optimize(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
             # says "sat" where the domain has an answer after all (then the optimum, in the
             # time left); the explanation is the same either way (a fresh context each).
             core = backend.minimal_core(explain_problem(cat, vendor, types, req), timeout)
-            millis = (time.perf_counter() - start) * 1000
             if core.status != "sat":
-                return Outcome(core.status, core=core.keys, millis=millis)
-            budget = max(timeout - millis / 1000, min(1.0, timeout))
+                return Outcome(core.status, core=core.keys, millis=(time.perf_counter() - start) * 1000)
+            budget = _time_left(start, timeout)
     problem = optimum_problem(cat, vendor, types, req, reduce=reduce)
     answer = (ideal_optimum(problem) if ideal else None) or backend.optimum(problem, budget)
     elapsed = time.perf_counter() - start
     if answer.status == "unsat":
-        core = explain(cat, vendor, types, req, max(timeout - elapsed, min(1.0, timeout)), backend)
+        core = explain(cat, vendor, types, req, _time_left(start, timeout), backend)
         return Outcome(core.status, core=core.core, millis=(time.perf_counter() - start) * 1000)
     if answer.status != "sat":
         return Outcome("timeout", millis=elapsed * 1000)
     return Outcome("sat", guest=guest_of(cat, answer.choice), features=answer.choice.features,
                    millis=(time.perf_counter() - start) * 1000)
+
+
+def _time_left(start: float, timeout: float) -> float:
+    """What is left of a domain's time bound for a second solver call (at least a second,
+    or the whole bound where that is shorter)."""
+    return max(timeout - (time.perf_counter() - start), min(1.0, timeout))
 
 
 def explain(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements, timeout: float,

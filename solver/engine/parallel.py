@@ -183,8 +183,8 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     This process works too, rather than waiting: on a machine with ``jobs`` cores a waiting
     parent would only compete with its workers for them while it unpickles their reports,
     and its caches are warm from reading the pool.  The workers take chunks from the front,
-    this process from the back; each worker has two chunks in hand, topped up whenever this
-    process finishes one of its own (chunks are small, so no worker waits long)."""
+    this process from the back; a feeder thread hands a worker its next chunk as soon as it
+    finishes one (:data:`IN_HAND` each; chunks are small, so the two ends meet late)."""
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 

@@ -269,9 +269,9 @@ class Verdict:
 
 def precheck(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements) -> Verdict:
     """What this module can say about the domain before any solver runs."""
-    d = _Domain(cat, vendor, types, req)
     if not candidate_models(cat, vendor, req):
         return Verdict(None)  # the problem is False outright; the solver path says so
+    d = _Domain(cat, vendor, types, req)
     if not d.plausible():
         return Verdict(None)
     return Verdict(_conflict(d), plausible=True)

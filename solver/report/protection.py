@@ -109,9 +109,8 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
                               and holds(e.guest)), None)
             if entry is not None:
                 # what rt.does(view) has of these: the reader has decided them already
-                does = ", ".join(sorted(a for a in actions_named(entry.guest)
-                                        if rt.action_data.get(a, {}).get("kind") == "action"
-                                        and holds(Ref("action", a))))
+                does = ", ".join(sorted(a for a in actions_named(entry.guest) & rt.action_names
+                                        if holds(Ref("action", a))))
                 out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual,
                                           host_text(entry.host))))
             elif bug in req.waive:
