@@ -30,15 +30,11 @@ def host_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> fr
     return silicon_bugs(vendor, fms, own)[0]
 
 
-def internal_bugs(vendor: str, fms: tuple[int, int, int], own: frozenset[str]) -> frozenset[str]:
-    """Linux's internal bug bits on bare metal (the protection table reads MSBDS_ONLY, BHI...)."""
-    return silicon_bugs(vendor, fms, own)[1]
-
-
 def silicon_bugs(vendor: str, fms: tuple[int, int, int],
                  own: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """Both at once, from one evaluation of the newest table: the sysfs bugs and the
-    internal bug bits share their sub-rules (one memo for the host's view)."""
+    """The sysfs bugs and Linux's internal bug bits on bare metal (the protection table
+    reads MSBDS_ONLY, BHI...), from one evaluation of the newest table: they share their
+    sub-rules (one memo for the host's view)."""
     table = load_rules()
     view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2], features=own, hypervisor=False)
     memo: dict = {}

@@ -79,13 +79,9 @@ def _libvirt_guest(path: Path) -> tuple[GuestCpu, str]:
     return dataclasses.replace(parse_qemu_cpu(text, f"{path}: "), threads=threads), text
 
 
-def libvirt_cpu_string(path: Path) -> str:
-    """The ``<cpu>`` of a libvirt domain XML as the ``-cpu`` string it stands for
-    (libvirt's feature spellings kept)."""
-    return _libvirt_cpu(path)[0]
-
-
 def _libvirt_cpu(path: Path) -> tuple[str, int]:
+    """The ``<cpu>`` of a libvirt domain XML as the ``-cpu`` string it stands for
+    (libvirt's feature spellings kept), and the threads per core its ``<topology>`` gives."""
     where = f"{path}: "
     root = read_xml(path, str(path), "a libvirt domain XML")
     cpu = root if root.tag == "cpu" else root.find("cpu")

@@ -29,7 +29,7 @@ from cpusolve.engine.solve import solve
 from cpusolve.errors import InputError
 from cpusolve.planning.kindsets import KindAnswers
 from cpusolve.planning.whatif import copy_pool
-from cpusolve.problem.partition import PartitionProblem, canonical, parts_of
+from cpusolve.problem.partition import PartitionProblem, parts_of
 from cpusolve.problem.partition import score as partition_score
 from cpusolve.report.split import ComponentSplit, Part, SplitResult
 
@@ -364,13 +364,6 @@ def _component(pool, links, comp, parts, method, alone, reason, start_domain, af
         cut_edges=cut_edges, cut_groups=tuple(cut_groups), pairs_cut=pairs_cut,
         value_before=value(start_domain), value_after=value(after_domain), alone=tuple(alone),
         notes=tuple(notes))
-
-
-def labels_for(parts: list[list[str]], hosts: list[str]) -> tuple[int, ...]:
-    """The canonical labelling of ``hosts`` by ``parts`` (tests compare partitions)."""
-    where = {h: i for i, members in enumerate(parts) for h in members}
-    return canonical(where[h] for h in hosts)
-
 
 
 def split_pool_file(result: SplitResult, pool_path: str, out_path: str) -> dict:
