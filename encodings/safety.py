@@ -72,21 +72,29 @@ def obligations(vendor: str, types, kernels, policy: str, waive) -> list[Obligat
 
 @lru_cache(maxsize=1 << 12)
 def _obligations(vendor: str, types: tuple, kernels: tuple, policy: str, waive: frozenset) -> tuple[Obligation, ...]:
-    table = protection_table()
     boots = sorted({boot_facts(t) for t in types}, key=sorted)
     kind = "protected" if policy == "strict" else "attempt"
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(types):
-        host = t.host_view()
-        for bug in sorted(table.bugs):
-            bp = table.bugs[bug]
-            if bp.scope != "guest" or bug in waive or not table.affects(host, bug):
-                continue
-            expr = table.protection(host, bug) if kind == "protected" else table.attempt(host, bug)
-            if expr == ex.TRUE:
-                continue
+        for bug, expr in host_needs(t.host_view(), kind, waive):
             for kernel in kernels:
                 for boot in boots:
                     groups.setdefault((bug, kernel, boot, expr), []).append(i)
     return tuple(Obligation(kind, bug, kernel, expr, tuple(causes), boot)
                  for (bug, kernel, boot, expr), causes in groups.items())
+
+
+@lru_cache(maxsize=1 << 14)
+def host_needs(host, kind: str, waive: frozenset) -> tuple[tuple[str, Expr], ...]:
+    """What a guest must do on one host view, per bug in name order (a host kind is in many
+    domains of a fleet, so this is asked once per host kind rather than per domain)."""
+    table = protection_table()
+    out = []
+    for bug in sorted(table.bugs):
+        bp = table.bugs[bug]
+        if bp.scope != "guest" or bug in waive or not table.affects(host, bug):
+            continue
+        expr = table.protection(host, bug) if kind == "protected" else table.attempt(host, bug)
+        if expr != ex.TRUE:
+            out.append((bug, expr))
+    return tuple(out)

@@ -27,6 +27,7 @@ from cpusolve.hostfacts.derive import load_pool as _load_pool
 from cpusolve.report.records import Result
 from cpusolve.report.verdicts import BugVerdict, GuestVerdicts
 from cpusolve.verify.checker import problems
+from cpusolve.writers.json_out import JsonChunks
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def load_pool(source: str | Path | dict | nx.Graph) -> Pool:
 
 def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,
           policy: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
-          cache: SolveCache | None = None, jobs: int = 1, executor=None) -> Result:
+          cache: SolveCache | None = None, jobs: int = 1, executor=None, prerender=None) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a :class:`~cpusolve.engine.cache.SolveCache` the caller keeps) carries
@@ -138,6 +139,8 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     process's.  ``executor`` (a ``concurrent.futures.Executor``, or a ``distributed.Client``
     for a dask cluster) solves the domains there instead, in ``jobs`` x 8 chunks; every
     answer is checked where it is made, and the report is again the same.
+    ``prerender`` (a :class:`~cpusolve.writers.json_out.JsonChunks`) has the workers of
+    ``jobs`` > 1 write the JSON report's domains too; pass it to ``render_json``.
     """
     check_timeout(timeout)
     if not isinstance(pool, Pool):
@@ -146,10 +149,11 @@ def solve(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements 
     _check_type(policy, (str, type(None)), "policy", "'strict' or 'compat'")
     _check_type(cache, (SolveCache, type(None)), "cache", "a SolveCache")
     _check_jobs(jobs)
+    _check_type(prerender, (JsonChunks, type(None)), "prerender", "a JsonChunks")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InputError(f"executor must be a concurrent.futures.Executor or a distributed.Client, "
                          f"not {type(executor).__name__}")
-    return _engine_solve(pool, requirements, policy, timeout, cache, jobs, executor)
+    return _engine_solve(pool, requirements, policy, timeout, cache, jobs, executor, prerender=prerender)
 
 
 def split(pool: Pool | str | Path | dict | nx.Graph, requirements: Requirements | None = None,

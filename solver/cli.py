@@ -229,6 +229,14 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
 
             with open_executor(executor, jobs) as (ex, chunks):
                 result = solve(p, timeout=timeout, jobs=chunks, executor=ex)
+        elif fmt == "json" and jobs > 1 and not suggest_k:
+            from cpusolve.writers.json_out import JsonChunks, render_json
+
+            # the workers write the report's domains too (writers.json_out.JsonChunks)
+            chunks = JsonChunks(int(json_schema))
+            result = solve(p, timeout=timeout, jobs=jobs, prerender=chunks)
+            write_atomic(render_json(result, int(json_schema), chunks), output)
+            return result.exit_code
         else:
             result = solve(p, timeout=timeout, jobs=jobs)
         if suggest_k:

@@ -138,3 +138,27 @@ def test_an_atom_the_reading_cannot_read_fails_as_the_fold_does():
         fold(bad, Concrete(rt, v))
     with pytest.raises(ValueError, match="no fact host_smt"):
         rt.holds(bad, v)
+
+
+def test_bug_verdicts_depend_only_on_the_bits_the_table_reads():
+    """Host facts share one bug evaluation per identity and *read* bits
+    (hostfacts.derive.silicon_bugs): every real host, with each of its bits dropped and
+    with random bits added, gets the verdicts of a full evaluation of its own bits."""
+    from cpusolve.hostfacts.derive import _silicon_bugs, silicon_bugs
+
+    full = _silicon_bugs.__wrapped__  # the evaluation itself, not remembered
+    rt = load_rules()
+    read = rt.features_read()
+    assert "arch-capabilities" in read  # its ARCH_CAPABILITIES atoms read the MSR's CPUID bit too
+    rng = random.Random("silicon-bugs")
+    names = sorted(catalog().features)
+    seen = set()
+    for t in real_hosts():
+        fms = (t.family, t.model, t.stepping)
+        variants = [t.silicon] + [t.silicon - {f} for f in sorted(t.silicon & read)]
+        variants += [t.silicon | set(rng.sample(names, 8)) for _ in range(5)]
+        for own in variants:
+            got = silicon_bugs(t.vendor, fms, frozenset(own))
+            assert got == full(t.vendor, fms, frozenset(own)), (t.origin, sorted(own))
+            seen.add(got)
+    assert len(seen) > 10  # the hosts differ in their bugs, so equality says something

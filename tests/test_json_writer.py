@@ -80,3 +80,33 @@ def test_schema_2_names_each_host_list_once_and_is_a_tenth_on_a_fleet():
     assert expand(doc) == json.loads(v1)
     assert len({tuple(s) for s in doc["host_sets"]}) == len(doc["host_sets"])
     assert len(v2) * 4 < len(v1), (len(v2), len(v1))
+
+
+def test_chunked_report_is_the_one_pass_report():
+    """writers.json_out.JsonChunks (the text -j's processes write as they solve): any
+    chunking, both schemas, gives render_json's text byte for byte, and a chunk's host-set
+    numbers are its own until it is joined."""
+    from cpusolve.api import load_pool
+    from cpusolve.writers.json_out import JsonChunks, render_json
+
+    from .benchdata import genpool
+
+    result = solve(load_pool(genpool().generate_diverse(n_hosts=200, n_domains=40, seed=11)))
+    doms = result.domains
+    for schema in (1, 2):
+        whole = render_json(result, schema)
+        for size in (1, 3, 17, len(doms)):
+            chunks = JsonChunks(schema)
+            parts = [doms[i:i + size] for i in range(0, len(doms), size)]
+            fragments = [chunks.fragment(p) for p in parts]
+            if schema == 2 and size == 3:
+                # a later chunk numbers its sets from 0, as if it were first (every domain
+                # names its hosts' set)
+                assert fragments[-1].sets and "\x000\x00" in "".join(fragments[-1].texts)
+            for p, f in zip(parts[:-1], fragments[:-1], strict=True):  # the last: left to render
+                chunks.add(p, f)
+            assert render_json(result, schema, chunks) == whole, (schema, size)
+        # chunks of another report's domains are not used
+        other = JsonChunks(schema)
+        other.add(doms[1:2], other.fragment(doms[1:2]))
+        assert render_json(result, schema, other) == whole

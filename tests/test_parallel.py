@@ -125,3 +125,16 @@ def test_a_rejected_answer_stops_a_parallel_solve(diverse, monkeypatch):
     monkeypatch.setattr(engine, "check_answer", lambda *a, **k: ["rejected for the test"])
     with pytest.raises(InternalError, match="rejected for the test"):
         solve(load_pool(diverse), jobs=2)
+
+
+def test_cli_json_with_workers_is_the_one_process_text(diverse, tmp_path):
+    """`-j 2 --format json` has its workers write the report too (writers.json_out.JsonChunks):
+    the same bytes as one process, in both schemas."""
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(diverse))
+    for schema in ("1", "2"):
+        cmd = [sys.executable, "-m", "cpusolve.cli", str(path), "--format", "json", "--json-schema", schema]
+        here = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        there = subprocess.run(cmd + ["-j", "2"], capture_output=True, text=True, timeout=300)
+        assert here.returncode == there.returncode == 1, there.stderr  # some domains are infeasible
+        assert there.stdout == here.stdout and there.stderr == here.stderr

@@ -57,5 +57,9 @@ class HostKinds:
 
 
 def type_order(facts: HostFacts) -> tuple:
-    """A stable order of host kinds, so that equal input gives byte-identical output."""
-    return (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))
+    """A stable order of host kinds, so that equal input gives byte-identical output
+    (remembered on the instance: every domain of a host kind sorts it again)."""
+    key = facts.__dict__.get("_type_order")
+    if key is None:
+        key = facts.__dict__["_type_order"] = (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))
+    return key

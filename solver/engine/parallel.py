@@ -76,10 +76,12 @@ def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, t
     return out
 
 
-def _forked_chunk(span: tuple[int, int]) -> list:
-    pool, doms, req, timeout, cache = _FORKED
+def _forked_chunk(span: tuple[int, int]) -> tuple[list, object]:
+    """A chunk's reports and, where the caller writes them as they come, their text."""
+    pool, doms, req, timeout, cache, prerender = _FORKED
     lo, hi = span
-    return solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
+    out = solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
+    return out, (None if prerender is None else prerender.fragment(out))
 
 
 def _worker_start() -> None:
@@ -174,7 +176,7 @@ def _failed(e: BaseException) -> None:
 
 
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
-                     jobs: int, cache=None) -> list | None:
+                     jobs: int, cache=None, prerender=None) -> list | None:
     """Every domain's report, from ``jobs`` processes: this one and ``jobs - 1`` forked
     workers.  None when forking is not possible here (the caller solves in this process).
     ``cache`` (outcomes the parent already has) is inherited by the workers through the
@@ -184,7 +186,11 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     parent would only compete with its workers for them while it unpickles their reports,
     and its caches are warm from reading the pool.  The workers take chunks from the front,
     this process from the back; a feeder thread hands a worker its next chunk as soon as it
-    finishes one (:data:`IN_HAND` each; chunks are small, so the two ends meet late)."""
+    finishes one (:data:`IN_HAND` each; chunks are small, so the two ends meet late).
+
+    ``prerender`` (writers.json_out.JsonChunks) writes each chunk's text in the process
+    that made its reports (``fragment``), and is handed the chunks here in domain order
+    (``add``): writing the report is then shared out like solving, not done after it."""
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
@@ -215,7 +221,14 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
             future.add_done_callback(lambda _: in_hand.release())
             futures[i] = future
 
-    _FORKED = (pool, doms, req, timeout, cache)
+    _FORKED = (pool, doms, req, timeout, cache, prerender)
+    import gc
+
+    # The objects made so far live as long as the workers: kept out of every process's
+    # collections, so that the workers' collections do not copy the pages they share.
+    frozen = gc.get_freeze_count() == 0
+    if frozen:
+        gc.freeze()
     try:
         with _worker_pool(workers - 1) as ex:
             feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
@@ -242,7 +255,14 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
         return None
     finally:
         _FORKED = None
-    return [r for chunk in chunks for r in chunk]
+        if frozen:
+            gc.unfreeze()
+    out = []
+    for results, fragment in chunks:
+        out.extend(results)
+        if prerender is not None:
+            prerender.add(results, fragment)
+    return out
 
 
 def solve_on_executor(pool: Pool, doms: list[Domain], req: Requirements, timeout: float, executor,

@@ -36,7 +36,7 @@ from cpusolve.verify.checker import check_answer
 
 def solve(pool: Pool, requirements: Requirements | None = None, policy: str | None = None,
           timeout: float = DEFAULT_TIMEOUT_S, cache: SolveCache | None = None, jobs: int = 1,
-          executor=None, detail: bool = True) -> Result:
+          executor=None, detail: bool = True, prerender=None) -> Result:
     """Solve every distinct migration domain of ``pool``; every answer is re-checked.
 
     ``cache`` (a :class:`SolveCache` the caller keeps) carries outcomes, checks and whole
@@ -49,6 +49,8 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
     ``detail=False`` gives each domain its checked answer (or conflict) without the report
     around it (protection lines, shortfalls, better models): what a planner that only
     needs the answers of many new domains asks (``split``), in the serial path.
+    ``prerender`` (writers.json_out.JsonChunks) has the report's text written by the
+    processes that make the domain reports, where they are made in workers.
     """
     check_timeout(timeout)
     req = requirements or pool.requirements
@@ -73,7 +75,7 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
             # whole reports at once (a first pass would only add the parent's keying).
             if 2 * len({d.types for d in doms}) <= len(doms):
                 _solve_in_parallel(doms, req, timeout, cache, jobs)
-            done = parallel.solve_in_workers(pool, doms, req, timeout, jobs, cache)
+            done = parallel.solve_in_workers(pool, doms, req, timeout, jobs, cache, prerender)
         if done is not None:
             return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(done),
                           directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))

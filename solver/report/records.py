@@ -51,13 +51,16 @@ def shared_lists():
 
 class HostSets:
     """Schema 2's host lists: each distinct list of host references gets a number, in the
-    order they are first written; every host's machine count is kept once."""
+    order they are first written; every host's machine count is kept once.  ``marker``
+    wraps each number given out (the JSON writer marks a chunk's own numbers, to renumber
+    them when the chunks are joined: writers.json_out.JsonChunks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, marker: type = int) -> None:
         self.sets: list[list[str]] = []
         self.counts: dict[str, int] = {}
         self._index: dict[tuple[str, ...], int] = {}
         self._by_id: dict[int, tuple[object, int]] = {}
+        self._marker = marker
 
     def number(self, refs) -> int:
         hit = self._by_id.get(id(refs))
@@ -66,11 +69,22 @@ class HostSets:
         names = tuple(h.name for h in refs)
         n = self._index.get(names)
         if n is None:
-            n = self._index[names] = len(self.sets)
+            n = self._index[names] = self._marker(len(self.sets))
             self.sets.append(list(names))
             for h in refs:
                 self.counts[h.name] = h.count
         self._by_id[id(refs)] = (refs, n)  # holding refs keeps its id unique
+        return n
+
+    def number_names(self, names: list[str], counts: Mapping[str, int]) -> int:
+        """The number of a list of host names (``counts`` has their machine counts)."""
+        key = tuple(names)
+        n = self._index.get(key)
+        if n is None:
+            n = self._index[key] = self._marker(len(self.sets))
+            self.sets.append(list(names))
+            for name in names:
+                self.counts[name] = counts[name]
         return n
 
 
@@ -78,10 +92,10 @@ _SETS: ContextVar[HostSets | None] = ContextVar("cpusolve_host_sets", default=No
 
 
 @contextmanager
-def numbered_host_sets():
+def numbered_host_sets(sets: HostSets | None = None):
     """Within this block ``to_dict()`` writes schema 2: a host list is its number in the
-    yielded :class:`HostSets`."""
-    sets = HostSets()
+    yielded :class:`HostSets` (``sets``, or a new one)."""
+    sets = HostSets() if sets is None else sets
     token = _SETS.set(sets)
     try:
         yield sets
@@ -214,9 +228,12 @@ class Result:
             return sorted(self.graph.edges())
         return sorted({(a, b) if a <= b else (b, a) for a, b in self.graph.edges()})
 
-    def to_dict(self) -> dict:
-        out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements,
-               "domains": [d.to_dict() for d in self.domains]}
+    def to_dict(self, domains: bool = True) -> dict:
+        """The schema-1 document (``domains=False``: without its ``domains``, which the JSON
+        writer may have written already)."""
+        out = {"schema": SCHEMA, "source": self.source, "requirements": self.requirements}
+        if domains:
+            out["domains"] = [d.to_dict() for d in self.domains]
         if self.whatif is not None:
             out["whatif"] = self.whatif | {"changes": [c.to_dict() for c in self.changes or []]}
         if self.suggestions is not None:

@@ -19,14 +19,20 @@ repeats the same lists, so each shared list object is formatted once per depth.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 
-from cpusolve.report.records import SCHEMA_2, Result, numbered_host_sets, shared_lists
+from cpusolve.report.records import SCHEMA_2, HostSets, Result, numbered_host_sets, shared_lists
 
 INDENT = "  "
 
 
-def render_json(result: Result, schema: int = 2) -> str:
+def render_json(result: Result, schema: int = 2, chunks: JsonChunks | None = None) -> str:
+    """The report's text; ``chunks`` holds the text of its first domains, written while
+    the others were solved (the rest are written here)."""
+    if chunks is not None and chunks.schema == schema and chunks.covers(result):  # else: as if none
+        return chunks.render(result)
     if schema == 2:
         with numbered_host_sets() as sets:
             doc = result.to_dict()
@@ -34,6 +40,104 @@ def render_json(result: Result, schema: int = 2) -> str:
         return dumps(doc, flat_scalars=True) + "\n"
     with shared_lists():
         return dumps(result.to_dict()) + "\n"
+
+
+class _Local(int):
+    """A host-set number of one chunk's own numbering, written as ``\\x00n\\x00`` (a NUL
+    never appears in JSON text: strings escape it) so that the chunks' numbers can be
+    renumbered when they are joined."""
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """The text of a run of domains, as the report's ``domains`` list holds them, with the
+    host sets it names in its own numbering (schema 2; schema 1 has none)."""
+
+    texts: tuple[str, ...]
+    sets: tuple[tuple[str, ...], ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+class JsonChunks:
+    """A report's domains written chunk by chunk, where the domains are solved.
+
+    Schema 2 numbers host sets in the order the report first names them, which ties every
+    domain's text to the domains before it.  So each chunk is written with its own numbers
+    (:meth:`fragment`, in whichever process made its reports), and when the chunks are
+    joined in domain order (:meth:`add`, :meth:`render`) each chunk's sets are numbered in
+    its own order of first naming: exactly the numbers one pass over the whole report
+    gives.  The text is byte-identical to :func:`render_json`'s (tests compare the two).
+    """
+
+    def __init__(self, schema: int = 2) -> None:
+        self.schema = schema
+        self._results: list = []
+        self._texts: list[str] = []
+        self._sets = HostSets()
+
+    def fragment(self, results) -> Fragment:
+        """The text of ``results`` (DomainResults in order), in this chunk's own numbering."""
+        memo: dict = {}
+        if self.schema == 2:
+            sets = HostSets(marker=_Local)
+            with numbered_host_sets(sets):
+                docs = [d.to_dict() for d in results]
+            texts = tuple(_text(doc, memo, True) for doc in docs)
+            return Fragment(texts, tuple(tuple(s) for s in sets.sets), sets.counts)
+        with shared_lists():
+            return Fragment(tuple(_text(d.to_dict(), memo, False) for d in results))
+
+    def add(self, results, fragment: Fragment) -> None:
+        """The next chunk of the report's domains (in domain order) and its text."""
+        self._results.extend(results)
+        if not fragment.sets:
+            self._texts.extend(fragment.texts)
+            return
+        numbers = [str(self._sets.number_names(names, fragment.counts)) for names in fragment.sets]
+        for text in fragment.texts:
+            if "\x00" not in text:
+                self._texts.append(text)
+                continue
+            parts = text.split("\x00")
+            parts[1::2] = [numbers[int(p)] for p in parts[1::2]]
+            self._texts.append("".join(parts))
+
+    def covers(self, result: Result) -> bool:
+        """Whether chunks were added and they are the first domains of ``result``."""
+        done = self._results
+        if not 0 < len(done) <= len(result.domains):
+            return False
+        return all(a is b for a, b in zip(done, result.domains[:len(done)], strict=True))
+
+    def render(self, result: Result) -> str:
+        rest = result.domains[len(self._results):]
+        if rest:
+            self.add(rest, self.fragment(rest))
+        doc = result.to_dict(domains=False)
+        doc["domains"] = _Raw(_list_text(self._texts, 1))
+        if self.schema == 2:
+            doc.update(schema=SCHEMA_2, hosts=self._sets.counts, host_sets=self._sets.sets)
+            return dumps(doc, flat_scalars=True) + "\n"
+        return dumps(doc) + "\n"
+
+
+class _Raw(str):
+    """Text written as it is (the domains' list, written chunk by chunk)."""
+
+
+def _text(doc: dict, memo: dict, flat: bool) -> str:
+    """One domain's text, as the report's ``domains`` list holds it (depth 2)."""
+    out: list[str] = []
+    _encode(doc, 2, out, memo, flat)
+    return "".join(out)
+
+
+def _list_text(texts: list[str], depth: int) -> str:
+    """A list of items already written, as :func:`_encode` writes a list at ``depth``."""
+    if not texts:
+        return "[]"
+    inner = ",\n" + INDENT * (depth + 1)
+    return "[\n" + INDENT * (depth + 1) + inner.join(texts) + "\n" + INDENT * depth + "]"
 
 
 def dumps(obj, flat_scalars: bool = False) -> str:
@@ -54,6 +158,8 @@ _flat = json.JSONEncoder().encode
 def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> None:
     if type(obj) is dict:
         _encode_dict(obj, depth, out, memo, flat)
+    elif type(obj) is _Raw:
+        out.append(obj)
     elif isinstance(obj, str):
         out.append(encode_basestring_ascii(obj))
     elif obj is None:
@@ -64,6 +170,8 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         out.append("false")
     elif type(obj) is int:
         out.append(int.__repr__(obj))  # what json writes for an int, without a dumps() call
+    elif type(obj) is _Local:
+        out.append(f"\x00{int.__repr__(obj)}\x00")
     elif isinstance(obj, (int, float)):
         out.append(json.dumps(obj))
     elif isinstance(obj, dict):
@@ -77,7 +185,7 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         if hit is not None and hit[0] is obj:
             out.append(hit[1])
             return
-        if flat and all(isinstance(item, _SCALARS) for item in obj):
+        if flat and all(isinstance(item, _SCALARS) and type(item) is not _Local for item in obj):
             text = _flat(obj)
         else:
             inner = "\n" + INDENT * (depth + 1)
