@@ -34,9 +34,12 @@ copyreg.pickle(MappingProxyType, lambda m: (read_only, (dict(m),)))
 
 #: chunks per worker: enough to even out slow chunks, few enough to keep caches warm
 CHUNKS_PER_WORKER = 8
-#: chunks per process of ``solve_in_workers``: small, so that a worker is topped up soon
-#: after it finishes one, whenever the parent finishes one of its own
-SPANS_PER_PROCESS = 32
+#: ``solve_in_workers`` hands out 1/(GUIDE x processes) of the domains not yet handed out
+#: (guided self-scheduling): big chunks while much is left, small ones where the
+#: processes meet, so that none waits long for another's last chunk
+GUIDE = 4
+#: the smallest chunk ``solve_in_workers`` hands out
+MIN_CHUNK = 2
 #: chunks a forked worker has in hand (queued or being solved)
 IN_HAND = 1
 
@@ -186,7 +189,8 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     parent would only compete with its workers for them while it unpickles their reports,
     and its caches are warm from reading the pool.  The workers take chunks from the front,
     this process from the back; a feeder thread hands a worker its next chunk as soon as it
-    finishes one (:data:`IN_HAND` each; chunks are small, so the two ends meet late).
+    finishes one (:data:`IN_HAND` each).  Chunks shrink as the domains left do
+    (:data:`GUIDE`), so the processes finish close together.
 
     ``prerender`` (writers.json_out.JsonChunks) writes each chunk's text in the process
     that made its reports (``fragment``), and is handed the chunks here in domain order
@@ -200,47 +204,45 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     workers = min(jobs, len(doms), os.cpu_count() or 1)
     if workers < 2:
         return None
-    spans = [(r.start, r.stop) for r in _chunks(len(doms), workers * SPANS_PER_PROCESS)]
-    chunks: list = [None] * len(spans)
+    chunks: dict[int, tuple] = {}  # first domain -> (reports, text)
     futures: dict[int, object] = {}
-    ends = [0, len(spans)]  # the next chunk from the front (workers), one past the back's
+    left = [0, len(doms)]  # the domains not handed out yet: [left[0], left[1])
     lock = threading.Lock()
     in_hand = threading.Semaphore(IN_HAND * (workers - 1))
     stop = threading.Event()
+
+    def take(front: bool) -> tuple[int, int] | None:
+        """The next chunk from the front (the workers') or the back (this process's)."""
+        with lock:
+            lo, hi = left
+            if lo >= hi or stop.is_set():
+                return None
+            size = max(MIN_CHUNK, (hi - lo) // (GUIDE * workers))
+            if front:
+                left[0] = min(hi, lo + size)
+                return lo, left[0]
+            left[1] = max(lo, hi - size)
+            return left[1], hi
 
     def feed(ex) -> None:
         """Hand the workers chunks from the front as they finish theirs."""
         while not stop.is_set():
             in_hand.acquire()
-            with lock:
-                if ends[0] >= ends[1] or stop.is_set():
-                    return
-                i = ends[0]
-                ends[0] += 1
-            future = ex.submit(_forked_chunk, spans[i])
+            span = take(front=True)
+            if span is None:
+                return
+            future = ex.submit(_forked_chunk, span)
             future.add_done_callback(lambda _: in_hand.release())
-            futures[i] = future
+            futures[span[0]] = future
 
     _FORKED = (pool, doms, req, timeout, cache, prerender)
-    import gc
-
-    # The objects made so far live as long as the workers: kept out of every process's
-    # collections, so that the workers' collections do not copy the pages they share.
-    frozen = gc.get_freeze_count() == 0
-    if frozen:
-        gc.freeze()
     try:
         with _worker_pool(workers - 1) as ex:
             feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
             feeder.start()
             try:
-                while True:
-                    with lock:
-                        if ends[1] <= ends[0]:
-                            break
-                        ends[1] -= 1
-                        i = ends[1]
-                    chunks[i] = _forked_chunk(spans[i])
+                while (span := take(front=False)) is not None:
+                    chunks[span[0]] = _forked_chunk(span)
                 in_hand.release()  # the feeder may wait for a slot: let it see the end
                 feeder.join()
                 for i, f in futures.items():
@@ -255,10 +257,9 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
         return None
     finally:
         _FORKED = None
-        if frozen:
-            gc.unfreeze()
     out = []
-    for results, fragment in chunks:
+    for first in sorted(chunks):
+        results, fragment = chunks[first]
         out.extend(results)
         if prerender is not None:
             prerender.add(results, fragment)
