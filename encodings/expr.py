@@ -67,6 +67,9 @@ class All(Expr):
     def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
         return self._hash
 
+    def __reduce__(self):  # the hash is this process's (string hashes are salted): made anew
+        return All, (self.items,)
+
 
 @dataclass(frozen=True, slots=True)
 class Any(Expr):
@@ -78,6 +81,9 @@ class Any(Expr):
 
     def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
         return self._hash
+
+    def __reduce__(self):  # the hash is this process's (string hashes are salted): made anew
+        return Any, (self.items,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +97,25 @@ class Not(Expr):
     def __hash__(self) -> int:  # composite nodes are hashed often (memo keys): once
         return self._hash
 
+    def __reduce__(self):  # the hash is this process's (string hashes are salted): made anew
+        return Not, (self.item,)
+
 
 @dataclass(frozen=True, slots=True)
 class Feature(Expr):
     name: str
     #: an IA32_ARCH_CAPABILITIES bit: Linux reads it only when CPUID shows the MSR exists
     arch_cap: bool = False
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(("Feature", self.name, self.arch_cap)))
+
+    def __hash__(self) -> int:  # the commonest key of every memo: hashed once
+        return self._hash
+
+    def __reduce__(self):  # the hash is this process's (string hashes are salted): made anew
+        return Feature, (self.name, self.arch_cap)
 
 
 @dataclass(frozen=True, slots=True)

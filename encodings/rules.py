@@ -111,7 +111,12 @@ class RuleTable:
         self._does: dict[CpuView, frozenset[str]] = {}
         self._residuals: dict[tuple, dict[tuple[int, int, int], Expr]] = {}  # (expr, vendor, boot) -> fms -> term
         self._residual_memos: dict[tuple, dict] = {}
-        self._interned: dict[Expr, Expr] = {}
+        # TRUE and FALSE first: a residual constant is always the singleton (callers test
+        # residuals with ``is``)
+        self._interned: dict[Expr, Expr] = {ex.TRUE: ex.TRUE, ex.FALSE: ex.FALSE}
+        #: id(expr), vendor, boot -> (expr, its entry of _residuals): an obligation's
+        #: expression is one object in every domain, and hashing its tree costs more
+        self._residuals_by_id: dict[tuple, tuple[Expr, dict]] = {}
         self.action_data: dict[str, dict] = (actions or {}).get("actions", {})
         self.actions: dict[str, Expr] = {name: parse(a["when"]) for name, a in self.action_data.items()}
         #: the actions proper (things the kernel does), not its intermediate selections
@@ -256,9 +261,14 @@ class RuleTable:
         """``expr`` on a guest of this vendor and each family/model/stepping (booted on a
         machine where ``boot`` holds): expressions over feature bits and the topology's
         :data:`SMT` only (see :class:`Residual`), remembered for the life of the table."""
-        by_fms = self._residuals.get((expr, vendor, boot))
-        if by_fms is None:
-            by_fms = self._residuals[(expr, vendor, boot)] = {}
+        hit = self._residuals_by_id.get((id(expr), vendor, boot))
+        if hit is not None and hit[0] is expr:
+            by_fms = hit[1]
+        else:
+            by_fms = self._residuals.setdefault((expr, vendor, boot), {})
+            if len(self._residuals_by_id) > 1 << 16:
+                self._residuals_by_id.clear()
+            self._residuals_by_id[(id(expr), vendor, boot)] = (expr, by_fms)  # expr kept: its id stays unique
         out = []
         for fms in identities:
             term = by_fms.get(fms)

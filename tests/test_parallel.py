@@ -138,3 +138,22 @@ def test_cli_json_with_workers_is_the_one_process_text(diverse, tmp_path):
         there = subprocess.run(cmd + ["-j", "2"], capture_output=True, text=True, timeout=300)
         assert here.returncode == there.returncode == 1, there.stderr  # some domains are infeasible
         assert there.stdout == here.stdout and there.stderr == here.stderr
+
+
+def test_expressions_pickled_to_another_process_hash_as_its_own():
+    """A dask worker is its own interpreter, with its own string-hash salt: an expression
+    sent there (composite nodes keep their hash) must be a key equal to the one made there."""
+    import pickle
+
+    from cpusolve.encodings.expr import All, Any, Feature, Not
+
+    e = All((Feature("md-clear"), Not(Any((Feature("rtm"), Feature("hle"))))))
+    code = ("import pickle, sys\n"
+            "from cpusolve.encodings.expr import All, Any, Feature, Not\n"
+            "e = pickle.loads(sys.stdin.buffer.read())\n"
+            "f = All((Feature('md-clear'), Not(Any((Feature('rtm'), Feature('hle'))))))\n"
+            "print(e == f, {f: 'found'}.get(e))\n")
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(e), capture_output=True,
+                             timeout=60, env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"})
+        assert out.stdout.decode().split() == ["True", "found"], out.stderr.decode()[-400:]

@@ -22,6 +22,7 @@ decided per candidate ahead of any solver (``rules.Residual``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cpusolve.core.guest import GuestCpu
 from cpusolve.core.hosts import HostFacts
@@ -137,7 +138,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
         # A feature nothing but its dependencies constrains is shown in every optimum (it
         # only adds to the first objective), so it is the constant True, not a variable.
         p.fixed = free_features(cat, universe, residuals, req)
-        alive = [i for i in range(len(p.identities)) if all(r[i] != FALSE for r in residuals)]
+        alive = [i for i in range(len(p.identities)) if all(r[i] is not FALSE for r in residuals)]
         p.models = useful_models(p, residuals, alive, host_fms)
         p.identities = [p.identities[i] for i in alive]
         residuals = [[r[i] for i in alive] for r in residuals]
@@ -148,8 +149,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
         if f in p.fixed or f in SETTINGS:
             continue
         for group in cat.features[f].requires:
-            alts = [Feature(a) for a in group if a in present]
-            p.must(Implies(Feature(f), Any(tuple(alts))) if alts else Not(Feature(f)))
+            p.must(_dependency(f, tuple(a for a in group if a in present)))
     if "hypervisor" in present:
         p.must(Feature("hypervisor"))
 
@@ -197,12 +197,28 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
                 p.must(Implies(fms_sel(k), OWN_FMS))
 
     # Safety obligations (rule 2, rule 3, hints), read by the same interpreter as the checker.
+    # Residuals are interned (rules.residuals): equal terms are one object, constants the
+    # singletons, so they are told apart by identity.
     for ob, terms in zip(obs, residuals, strict=True):
-        cases: dict[Expr, list] = {}
+        cases: dict[int, tuple[Expr, list]] = {}
         for sel, term in zip(ident, terms, strict=True):
-            if term != FALSE:
-                cases.setdefault(term, []).append(sel)
-        formula = Any(tuple(All((Any(tuple(sels)), t)) if t != TRUE else Any(tuple(sels))
-                            for t, sels in cases.items()))
+            if term is not FALSE:
+                case = cases.get(id(term))
+                if case is None:
+                    cases[id(term)] = (term, [sel])
+                else:
+                    case[1].append(sel)
+        formula = Any(tuple(All((Any(tuple(sels)), t)) if t is not TRUE else Any(tuple(sels))
+                            for t, sels in cases.values()))
         p.must(formula, Must(ob) if wide else None)
     return p
+
+
+@lru_cache(maxsize=1 << 14)
+def _dependency(f: str, alternatives: tuple[str, ...]) -> Expr:
+    """``f`` needs one of ``alternatives`` (the present ones of a dependency group; none:
+    ``f`` is off).  One object per dependency for every problem, so the solver's terms for
+    it are found at once (backend.translate.SharedTerms)."""
+    if not alternatives:
+        return Not(Feature(f))
+    return Implies(Feature(f), Any(tuple(Feature(a) for a in alternatives)))

@@ -9,7 +9,7 @@ into its own terms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cpusolve.encodings.expr import Expr
 
@@ -22,6 +22,16 @@ class Sel(Expr):
 
     kind: str
     key: object = None
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(("Sel", self.kind, self.key)))
+
+    def __hash__(self) -> int:  # a problem's formulas hash their selectors often: once
+        return self._hash
+
+    def __reduce__(self):  # the hash is this process's (string hashes are salted): made anew
+        return Sel, (self.kind, self.key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cpusolve.core.bits import BitNames
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
 from cpusolve.encodings.expr import features_of
@@ -39,46 +40,66 @@ def useful_models(enc: Problem, residuals: list[list], alive: list[int],
     m2 keeps "features" and "hints" and strictly improves "flags".  A version of the same
     model that is no dearer and newer wins too ("newest"; "own_fms" is the same, same identity).
     """
-    variables = [f for f in enc.universe if f not in enc.fixed]
-    bit = {f: 1 << i for i, f in enumerate(variables)}
-    universe = set(enc.universe)
+    # Feature sets as bits of one registry: the counts below are popcounts.
+    universe = _NAMES.mask(enc.universe)
+    fixed = _NAMES.mask(enc.fixed)
+    variables = universe & ~fixed
 
     def cost(m: CpuModel) -> tuple[int, int]:
-        const = len(m.features - universe) + len(enc.fixed - m.features)
-        return const, sum(bit[f] for f in m.features if f in bit)
+        """The flags ``m`` costs whatever the variables are (features outside the universe,
+        fixed features it lacks), and its features among the variables."""
+        own = _model_mask(m)
+        return (own & ~universe).bit_count() + (fixed & ~own).bit_count(), own & variables
 
     # identity -> how every obligation reads it, as a small number (equal readings, equal
-    # numbers: tuples of residuals are hashed once here, not at every comparison below);
-    # None when an obligation refuses it
+    # numbers; residuals are interned, rules.residuals, so equal ones are one object and
+    # their ids tell them apart); None when an obligation refuses it
     kinds: dict = {}
     alive_set = set(alive)
     numbers: dict[tuple, int] = {}
     for i, k in enumerate(enc.identities):
-        kinds[k] = numbers.setdefault(tuple(r[i] for r in residuals), len(numbers)) if i in alive_set else None
+        kinds[k] = numbers.setdefault(tuple(id(r[i]) for r in residuals), len(numbers)) if i in alive_set else None
     host_kinds = {kinds[k] for k in host_fms}
-    costs = {m.name: cost(m) for m in enc.models}
-    by_cost = sorted(enc.models, key=lambda m: costs[m.name][0])
-    keep = []
+    # (cost, features among the variables, identity, its reading, index, model) per model
+    rows = []
     for m in enc.models:
-        w, mask = costs[m.name]
-        kind = kinds[m.fms]
+        w, mask = cost(m)
+        rows.append((w, mask, m.fms, kinds[m.fms], m.index, m))
+    by_cost = sorted(rows, key=lambda r: r[0])
+    keep = []
+    for row in rows:
+        w, mask, fms, kind, index, m = row
         beaten = False
-        for m2 in by_cost:
-            w2, mask2 = costs[m2.name]
+        for w2, mask2, fms2, kind2, index2, m2 in by_cost:
             if w2 > w:
                 break
             if m2 is m:
                 continue
             bound = w2 + (mask ^ mask2).bit_count()
-            if bound < w and (kind is None or kind in host_kinds or kinds[m2.fms] == kind):
+            if bound < w and (kind is None or kind in host_kinds or kind2 == kind):
                 beaten = True
-            elif bound <= w and m2.fms == m.fms and m2.index > m.index:
+            elif bound <= w and fms2 == fms and index2 > index:
                 beaten = True
             if beaten:
                 break
         if not beaten:
             keep.append(m)
     return keep
+
+
+#: feature name -> bit, for this module's set arithmetic (one registry per process)
+_NAMES = BitNames()
+#: id(model) -> (model, its features' bits): models are the catalog's, for the process's life
+_MODEL_MASKS: dict[int, tuple[CpuModel, int]] = {}
+
+
+def _model_mask(m: CpuModel) -> int:
+    hit = _MODEL_MASKS.get(id(m))
+    if hit is None or hit[0] is not m:
+        if len(_MODEL_MASKS) > 1 << 12:
+            _MODEL_MASKS.clear()
+        hit = _MODEL_MASKS[id(m)] = (m, _NAMES.mask(m.features))  # m kept: its id stays unique
+    return hit[1]
 
 
 def free_features(cat: Catalog, universe: list[str], residuals: list[list], req: Requirements) -> frozenset[str]:
