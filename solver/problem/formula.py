@@ -10,6 +10,7 @@ into its own terms.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cpusolve.encodings.expr import Expr
 
@@ -58,9 +59,11 @@ OWN_FMS = Sel("own_fms")
 SETTINGS = frozenset({"topology:smt"})
 
 
+@lru_cache(maxsize=1 << 12)
 def model_sel(name: str) -> Sel:
     return Sel("model", name)
 
 
+@lru_cache(maxsize=1 << 12)
 def fms_sel(fms: tuple[int, int, int]) -> Sel:
     return Sel("fms", fms)

@@ -66,22 +66,34 @@ def ideal_optimum(problem: Problem) -> Optimum | None:
         fits &= bits(e)
         if not fits:
             return None  # no selector fits the ideal features: the solver decides
-    scored = [[(bits(r), w) for r, w in ((reduce(f), w) for f, w in soft) if r is not False]
-              for _, soft in problem.objectives]
-    best: tuple | None = None
-    found: list[int] = []
-    i = 0
-    while fits >> i:
-        if fits >> i & 1:
-            score = tuple(sum(w for mask, w in level if mask >> i & 1) for level in scored)
-            if best is None or score > best:
-                best, found = score, [i]
-            elif score == best:
-                found.append(i)
-        i += 1
-    if best is None or len(found) != 1:
+    # The lexicographic best, one objective at a time: the choices best at this one among
+    # those best at the ones before.  A formula that holds at all of them or none adds the
+    # same to each, so it is left out of the comparison.
+    best = fits
+    for _, soft in problem.objectives:
+        level = []
+        for f, w in soft:
+            r = reduce(f)
+            if r is not False:
+                mask = bits(r) & best
+                if mask and mask != best:
+                    level.append((mask, w))
+        if not level:
+            continue
+        top, keep = None, 0
+        rest = best
+        while rest:
+            low = rest & -rest  # one choice
+            rest ^= low
+            score = sum(w for mask, w in level if mask & low)
+            if top is None or score > top:
+                top, keep = score, low
+            elif score == top:
+                keep |= low
+        best = keep
+    if best & (best - 1):
         return None  # a tie: the solver decides (the objectives make the optimum unique)
-    m, k, _ = picks[found[0]]
+    m, k, _ = picks[best.bit_length() - 1]
     return Optimum("sat", Choice(m.name, on, k))
 
 
