@@ -137,6 +137,14 @@ class _Domain:
         # Features outside the universe are the constant False of the problem (no fact).
         self.absent = read - universe
         self.absent_mask = mask_of(self.absent)
+        # The problem's dependencies (problem.build: f needs one of each group's
+        # alternatives among the universe): a feature whose group has every alternative
+        # off is off in every assignment that meets them (eIBRS with SPEC_CTRL lacking).
+        self._deps = [(f, [tuple(a for a in group if a in universe) for group in cat.features[f].requires])
+                      for f in sorted(universe) if f != SMT and cat.features[f].requires]
+        self._closure: dict[frozenset[str], frozenset[str]] = {}
+        #: whether the proofs follow the dependencies (the second attempt, :func:`precheck`)
+        self.through_dependencies = False
         self._parts = (types, req, allowed, obs)
         self.common = frozenset.intersection(*(t.features for t in types)) & allowed
         # the requirements that are claims, as formulas (Forbid never enters a conflict here)
@@ -145,10 +153,29 @@ class _Domain:
             need = sorted(cat.model(req.min_model).features & cat.guest_features)
             self.required.append((MinModel(req.min_model), All(tuple(Feature(f) for f in need))))
 
+    def closed(self, off: frozenset[str], through_dependencies: bool | None = None) -> frozenset[str]:
+        """``off`` and, through the dependencies (default :attr:`through_dependencies`),
+        the features they then turn off too (remembered)."""
+        if not (self.through_dependencies if through_dependencies is None else through_dependencies):
+            return off
+        hit = self._closure.get(off)
+        if hit is None:
+            out = set(off)
+            grew = True
+            while grew:
+                grew = False
+                for f, groups in self._deps:
+                    if f not in out and any(all(a in out for a in g) for g in groups):
+                        out.add(f)
+                        grew = True
+            hit = self._closure[off] = frozenset(out)
+        return hit
+
     def plausible(self) -> bool:
         """Whether every identity is refuted with every named feature off: the cheap test
         a feasible domain fails (before the facts are listed one by one)."""
-        off = mask_of(f for f in self.universe if f != SMT and f not in self.common) | self.absent_mask
+        named = frozenset(f for f in self.universe if f != SMT and f not in self.common)
+        off = mask_of(self.closed(named, through_dependencies=True)) | self.absent_mask
         formulas = [e for _, e in self.required]
         return all(any(fold_off(rs[i], off) is FALSE for rs in self.residuals)
                    or any(fold_off(e, off) is FALSE for e in formulas)
@@ -175,7 +202,7 @@ class _Domain:
     # -- the proof of a conflict ----------------------------------------------------------
     def dead(self, fact: _Fact, off: frozenset[str]) -> frozenset[int]:
         """The identities under which ``fact`` cannot hold with ``off`` False."""
-        m = mask_of(off) | self.absent_mask
+        m = mask_of(self.closed(off)) | self.absent_mask
         return frozenset(i for i in range(len(self.identities)) if self._dead_at(fact, i, m))
 
     def _dead_at(self, fact: _Fact, i: int, off: int) -> bool:
@@ -184,14 +211,14 @@ class _Domain:
 
     def refuted(self, facts: list[_Fact]) -> bool:
         """Whether ``facts`` fold to False under every identity (a sound proof of unsat)."""
-        off = mask_of(f.off for f in facts if f.off is not None) | self.absent_mask
+        off = mask_of(self.closed(frozenset(f.off for f in facts if f.off is not None))) | self.absent_mask
         claims = [f for f in facts if f.off is None]
         return all(any(self._dead_at(f, i, off) for f in claims) for i in range(len(self.identities)))
 
     # -- the proof that no fact can go --------------------------------------------------
     def satisfiable(self, facts: list[_Fact]) -> bool:
         """Whether an explicit assignment meets ``facts`` and every hard constraint."""
-        off = frozenset(f.off for f in facts if f.off is not None) | self.absent
+        off = self.closed(frozenset(f.off for f in facts if f.off is not None)) | self.absent
         m = mask_of(off)
         for i in range(len(self.identities)):
             terms = []
@@ -274,7 +301,14 @@ def precheck(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     d = _Domain(cat, vendor, types, req)
     if not d.plausible():
         return Verdict(None)
-    return Verdict(_conflict(d), plausible=True)
+    core = _conflict(d)
+    if core is None:
+        # Again through the dependencies: a conflict whose mechanism needs a lacking
+        # feature (eIBRS needs SPEC_CTRL) is refuted only so.  Second, so that a conflict
+        # the direct reading proves stays the one reported.
+        d.through_dependencies = True
+        core = _conflict(d)
+    return Verdict(core, plausible=True)
 
 
 def proven_conflict(cat: Catalog, vendor: str, types: tuple[HostFacts, ...],
@@ -306,6 +340,15 @@ def _conflict(d: _Domain) -> tuple[FactKey, ...] | None:
     for f in kept:
         for e in f.residuals if f.residuals is not None else (f.formula,):
             read |= features_of(e)
+    # and what they depend on: a lacking dependency turns a read feature off
+    needs = dict(d._deps) if d.through_dependencies else {}
+    todo = sorted(read)
+    while todo:
+        for group in needs.get(todo.pop(), ()):
+            for a in group:
+                if a not in read:
+                    read.add(a)
+                    todo.append(a)
     seen: set[str] = set()
     core = list(kept)
     for f in offs:
