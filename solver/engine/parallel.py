@@ -41,7 +41,9 @@ GUIDE = 4
 #: the smallest chunk ``solve_in_workers`` hands out
 MIN_CHUNK = 2
 #: chunks a forked worker has in hand (queued or being solved)
-IN_HAND = 1
+IN_HAND = 2
+#: the interpreter's thread switch interval while workers run (sys.setswitchinterval)
+SWITCH_S = 0.0002
 
 # Set in the parent just before it forks its workers, read by them (never pickled).
 _FORKED: tuple | None = None
@@ -236,6 +238,12 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
             futures[span[0]] = future
 
     _FORKED = (pool, doms, req, timeout, cache, prerender)
+    # This process's threads that receive the workers' reports (concurrent.futures reads a
+    # report from its pipe in a Python loop) wait for the interpreter lock at every step,
+    # while this thread solves; at the default 5 ms a step, a worker would wait for its
+    # report to be taken in longer than it takes to make the next.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_S)
     try:
         with _worker_pool(workers - 1) as ex:
             feeder = threading.Thread(target=feed, args=(ex,), name="cpusolve-feeder", daemon=True)
@@ -257,6 +265,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
         return None
     finally:
         _FORKED = None
+        sys.setswitchinterval(switch)
     out = []
     for first in sorted(chunks):
         results, fragment = chunks[first]
