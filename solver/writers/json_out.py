@@ -113,11 +113,15 @@ class JsonChunks:
         rest = result.domains[len(self._results):]
         if rest:
             self.add(rest, self.fragment(rest))
-        doc = result.to_dict(domains=False)
-        doc["domains"] = _Raw(_list_text(self._texts, 1))
         if self.schema == 2:
+            with numbered_host_sets(self._sets):  # what follows the domains names sets too
+                doc = result.to_dict(domains=False)
+            doc["domains"] = _Raw(_list_text(self._texts, 1))
             doc.update(schema=SCHEMA_2, hosts=self._sets.counts, host_sets=self._sets.sets)
             return dumps(doc, flat_scalars=True) + "\n"
+        with shared_lists():
+            doc = result.to_dict(domains=False)
+        doc["domains"] = _Raw(_list_text(self._texts, 1))
         return dumps(doc) + "\n"
 
 
