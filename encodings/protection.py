@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
@@ -227,8 +227,10 @@ class ProtectionTable:
         return self._remember(("protection", host, bug), lambda: ex.disj(e.guest for e in self.accepted(host, bug)))
 
     def accepted(self, host: HostView, bug: str) -> tuple[Entry, ...]:
-        """The applicable entries policy strict accepts as protection."""
-        return tuple(e for e in self.entries_on(host, bug) if e.status != "unknown" and e.strict)
+        """The applicable entries policy strict accepts as protection (remembered: every
+        guest answer's protection lines ask again)."""
+        return self._remember(("accepted", host, bug), lambda: tuple(
+            e for e in self.entries_on(host, bug) if e.status != "unknown" and e.strict))
 
     def attempt(self, host: HostView, bug: str) -> Expr:
         """The mitigation the guest must at least attempt on ``host`` (first match)."""
@@ -274,8 +276,10 @@ def guest_text(expr: Expr) -> str:
     return repr(expr)
 
 
+@lru_cache(maxsize=1 << 12)
 def host_text(expr: Expr) -> str:
-    """A host condition of the table in words: "Zen 3/4 + verw-clear", "" when it always holds."""
+    """A host condition of the table in words: "Zen 3/4 + verw-clear", "" when it always
+    holds (remembered: the table's conditions are few, every protection line names one)."""
     t = type(expr)
     if t is ex.Const:
         return "" if expr.value else "never"
@@ -319,8 +323,9 @@ def _group(text: str) -> str:
     return f"({text})"
 
 
+@lru_cache(maxsize=1 << 12)
 def actions_named(expr: Expr) -> frozenset[str]:
-    """The guest actions a guest condition names."""
+    """The guest actions a guest condition names (remembered, as host_text)."""
     t = type(expr)
     if t is ex.Ref and expr.kind == "action":
         return frozenset((expr.name,))
