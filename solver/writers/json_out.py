@@ -205,36 +205,49 @@ def _encode(obj, depth: int, out: list[str], memo: dict, flat: bool = False) -> 
         raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
-#: (depth, key, first) -> the text before a member's value (the comma, newline, indent and
-#: key): a report repeats the same keys at the same depths hundreds of thousands of times
-_PREFIX: dict[tuple[int, str, bool], str] = {}
-_PREFIX_LIMIT = 1 << 16
+#: per depth, key -> the text before a member's value (the newline, indent and key; with
+#: the comma before it, and without for the first member): a report repeats the same keys
+#: at the same depths hundreds of thousands of times
+_PREFIX: list[dict[str, tuple[str, str]]] = []
+_PREFIX_LIMIT = 1 << 12
+#: per depth, the text that closes a dict
+_CLOSE: list[str] = []
+
+
+def _prefixes(depth: int) -> dict[str, tuple[str, str]]:
+    while len(_PREFIX) <= depth:
+        _PREFIX.append({})
+        _CLOSE.append("\n" + INDENT * (len(_CLOSE)) + "}")
+    return _PREFIX[depth]
 
 
 def _encode_dict(obj: dict, depth: int, out: list[str], memo: dict, flat: bool) -> None:
-    """A dict, its string and null members written here (most members are)."""
+    """A dict, its string, int and null members written here (most members are)."""
     if not obj:
         out.append("{}")
         return
     out.append("{")
+    prefixes = _prefixes(depth)
     first = True
     for key in sorted(obj):
-        prefix = _PREFIX.get((depth, key, first))
-        if prefix is None:
+        pair = prefixes.get(key)
+        if pair is None:
             if not isinstance(key, str):
                 raise TypeError(f"JSON object keys are strings here, not {type(key).__name__}")
-            if len(_PREFIX) > _PREFIX_LIMIT:
-                _PREFIX.clear()
-            prefix = _PREFIX[(depth, key, first)] = (("" if first else ",") + "\n" + INDENT * (depth + 1)
-                                                     + encode_basestring_ascii(key) + ": ")
+            if len(prefixes) > _PREFIX_LIMIT:
+                prefixes.clear()
+            text = "\n" + INDENT * (depth + 1) + encode_basestring_ascii(key) + ": "
+            pair = prefixes[key] = (text, "," + text)
+        out.append(pair[0] if first else pair[1])
         first = False
-        out.append(prefix)
         value = obj[key]
         kind = type(value)
         if kind is str:  # the commonest members, written without a call
             out.append(encode_basestring_ascii(value))
         elif value is None:
             out.append("null")
+        elif kind is int:
+            out.append(int.__repr__(value))
         else:
             _encode(value, depth + 1, out, memo, flat)
-    out.append("\n" + INDENT * depth + "}")
+    out.append(_CLOSE[depth])
