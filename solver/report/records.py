@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 
 from cpusolve.core.guest import GuestCpu, qemu_cpu_arg
@@ -49,6 +50,9 @@ def shared_lists():
         _SHARED.reset(token)
 
 
+_NAME = attrgetter("name")
+
+
 class HostSets:
     """Schema 2's host lists: each distinct list of host references gets a number, in the
     order they are first written; every host's machine count is kept once.  ``marker``
@@ -66,7 +70,7 @@ class HostSets:
         hit = self._by_id.get(id(refs))
         if hit is not None and hit[0] is refs:
             return hit[1]
-        names = tuple(h.name for h in refs)
+        names = tuple(map(_NAME, refs))
         n = self._index.get(names)
         if n is None:
             n = self._index[names] = self._marker(len(self.sets))
