@@ -16,7 +16,7 @@ two objectives break every tie; a tie found here is left to the solver).
 
 Features no feasible guest can show (:func:`forced_off`: their dependencies are missing)
 stay off in the ideal assignment, since no assignment earns their reward.  On the diverse
-benchmark fleet about 80 % of the feasible domains have an ideal guest; the rest, and
+benchmark fleet about 90 % of the feasible domains have an ideal guest; the rest, and
 every domain where no selector choice fits, go to the solver.
 ``tests/test_ideal.py`` compares the two on random pools and on the diverse generator's
 pools.  The answer is re-checked by the independent checker like any other.
