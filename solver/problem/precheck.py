@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 from cpusolve.core.bits import BitNames
@@ -102,6 +103,12 @@ def _fold_node(e: Expr, off: int) -> Expr:
     raise TypeError(f"not a residual: {e!r}")
 
 
+@lru_cache(maxsize=256)
+def _model_identities(cat: Catalog, vendor: str, req: Requirements) -> frozenset:
+    """The family/model/steppings of the candidate models (every domain of a vendor asks)."""
+    return frozenset(m.fms for m in candidate_models(cat, vendor, req))
+
+
 @dataclass(frozen=True)
 class _Fact:
     """A keyed fact of the explanation problem: what it asserts, as features off or a formula."""
@@ -122,8 +129,7 @@ class _Domain:
         allowed = allowed_features(cat, req)
         obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
         pool = explanation_features(cat, types, req, obs)
-        models = candidate_models(cat, vendor, req)
-        self.identities = sorted({m.fms for m in models} | {t.fms for t in types})
+        self.identities = sorted(_model_identities(cat, vendor, req) | {t.fms for t in types})
         self.residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, self.identities, ob.boot)
                           for ob in obs]
         # What the residuals read (an obligation's expression names actions, whose
