@@ -196,6 +196,12 @@ class ProtectionTable:
         self._memo: dict = {}
         self.compiled = HostCompiler(self)
 
+    def guest_bugs(self, host: HostView) -> tuple[str, ...]:
+        """The bugs of ``host`` a guest must be protected against (scope "guest"), by name
+        (remembered: the obligations and the protection lines of every domain ask)."""
+        return self._remember(("guest_bugs", host), lambda: tuple(
+            bug for bug in sorted(self.bugs) if self.bugs[bug].scope == "guest" and self.affects(host, bug)))
+
     def affects(self, host: HostView, bug: str) -> bool:
         """Remembered per host view (every domain and report asks again)."""
         b = self.bugs.get(bug)

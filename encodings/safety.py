@@ -90,9 +90,8 @@ def host_needs(host, kind: str, waive: frozenset) -> tuple[tuple[str, Expr], ...
     domains of a fleet, so this is asked once per host kind rather than per domain)."""
     table = protection_table()
     out = []
-    for bug in sorted(table.bugs):
-        bp = table.bugs[bug]
-        if bp.scope != "guest" or bug in waive or not table.affects(host, bug):
+    for bug in table.guest_bugs(host):
+        if bug in waive:
             continue
         expr = table.protection(host, bug) if kind == "protected" else table.attempt(host, bug)
         if expr != ex.TRUE:

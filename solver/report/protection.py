@@ -96,10 +96,7 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
     host = t.host_view()
     view = dataclasses.replace(guest.view(), boot=boot_facts(t))
     out = []
-    for bug in sorted(table.bugs):
-        bp = table.bugs[bug]
-        if bp.scope != "guest" or not table.affects(host, bug):
-            continue
+    for bug in table.guest_bugs(host):
         for kernel in req.kernels:
             rt = load_rules(kernel)
             holds = _reader(kernel, view)
