@@ -73,10 +73,7 @@ class HostSets:
         names = tuple(map(_NAME, refs))
         n = self._index.get(names)
         if n is None:
-            n = self._index[names] = self._marker(len(self.sets))
-            self.sets.append(list(names))
-            for h in refs:
-                self.counts[h.name] = h.count
+            n = self._add(names, ((h.name, h.count) for h in refs))
         self._by_id[id(refs)] = (refs, n)  # holding refs keeps its id unique
         return n
 
@@ -85,10 +82,14 @@ class HostSets:
         key = tuple(names)
         n = self._index.get(key)
         if n is None:
-            n = self._index[key] = self._marker(len(self.sets))
-            self.sets.append(list(names))
-            for name in names:
-                self.counts[name] = counts[name]
+            n = self._add(key, ((name, counts[name]) for name in names))
+        return n
+
+    def _add(self, names: tuple[str, ...], counts) -> int:
+        """The next number, for a list not seen before; ``counts``: (name, machines) pairs."""
+        n = self._index[names] = self._marker(len(self.sets))
+        self.sets.append(list(names))
+        self.counts.update(counts)
         return n
 
 
