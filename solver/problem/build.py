@@ -222,3 +222,19 @@ def _dependency(f: str, alternatives: tuple[str, ...]) -> Expr:
     if not alternatives:
         return Not(Feature(f))
     return Implies(Feature(f), Any(tuple(Feature(a) for a in alternatives)))
+
+
+def off_through_dependencies(off, needs) -> frozenset[str]:
+    """``off`` and every feature the dependency constraints then turn off too: one with a
+    group (of ``needs``: feature, its groups of alternatives) whose alternatives are all off,
+    repeatedly (eIBRS needs SPEC_CTRL: with SPEC_CTRL off, eIBRS is off in every
+    assignment that meets the dependencies)."""
+    out = set(off)
+    grew = True
+    while grew:
+        grew = False
+        for f, groups in needs:
+            if f not in out and any(all(a in out for a in g) for g in groups):
+                out.add(f)
+                grew = True
+    return frozenset(out)

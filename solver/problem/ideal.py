@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from cpusolve.encodings.catalog import HINT_BITS
 from cpusolve.encodings.expr import All, Any, Const, Expr, Feature, Not, holds_on
-from cpusolve.problem.build import Problem
+from cpusolve.problem.build import Problem, off_through_dependencies
 from cpusolve.problem.formula import OWN_FMS, SETTINGS, ExactlyOne, Iff, Implies, Sel, fms_sel, model_sel
 from cpusolve.problem.objectives import OPTIMUM
 from cpusolve.problem.solution import Choice, Optimum
@@ -107,7 +107,7 @@ def forced_off(problem: Problem) -> frozenset[str]:
     (every objective-1 literal has weight 1).  A domain whose hosts lack AVX-512F keeps
     ``avx512bw`` and the rest off this way, and still has an ideal guest."""
     off: set[str] = set()
-    needs: list[tuple[str, tuple[str, ...]]] = []
+    needs: list[tuple[str, tuple[tuple[str, ...]]]] = []  # one group per constraint
     for formula, _ in problem.constraints:
         t = type(formula)
         if t is Not and type(formula.item) is Feature:
@@ -115,17 +115,10 @@ def forced_off(problem: Problem) -> frozenset[str]:
         elif t is Implies and type(formula.a) is Feature:
             b = formula.b
             if type(b) is Feature:
-                needs.append((formula.a.name, (b.name,)))
+                needs.append((formula.a.name, ((b.name,),)))
             elif type(b) is Any and all(type(i) is Feature for i in b.items):
-                needs.append((formula.a.name, tuple(i.name for i in b.items)))
-    grew = True
-    while grew:
-        grew = False
-        for f, alternatives in needs:
-            if f not in off and all(a in off for a in alternatives):
-                off.add(f)
-                grew = True
-    return frozenset(off)
+                needs.append((formula.a.name, (tuple(i.name for i in b.items),)))
+    return off_through_dependencies(off, needs)
 
 
 class _Bits:

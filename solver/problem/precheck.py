@@ -32,7 +32,12 @@ from cpusolve.encodings.catalog import Catalog
 from cpusolve.encodings.expr import FALSE, TRUE, All, Any, Const, Expr, Feature, Not, features_of, holds_on
 from cpusolve.encodings.rules import SMT, load_rules
 from cpusolve.encodings.safety import obligations
-from cpusolve.problem.build import allowed_features, candidate_models, explanation_features
+from cpusolve.problem.build import (
+    allowed_features,
+    candidate_models,
+    explanation_features,
+    off_through_dependencies,
+)
 from cpusolve.problem.keys import FactKey, Lacks, MinModel, Must, QemuLacks, Require
 
 #: Witness search: at most this many free variables are enumerated (2**n assignments).
@@ -144,8 +149,7 @@ class _Domain:
         self.absent = read - universe
         self.absent_mask = mask_of(self.absent)
         # The problem's dependencies (problem.build: f needs one of each group's
-        # alternatives among the universe): a feature whose group has every alternative
-        # off is off in every assignment that meets them (eIBRS with SPEC_CTRL lacking).
+        # alternatives among the universe), for build.off_through_dependencies.
         self._deps = [(f, [tuple(a for a in group if a in universe) for group in cat.features[f].requires])
                       for f in sorted(universe) if f != SMT and cat.features[f].requires]
         self._closure: dict[frozenset[str], frozenset[str]] = {}
@@ -166,15 +170,7 @@ class _Domain:
             return off
         hit = self._closure.get(off)
         if hit is None:
-            out = set(off)
-            grew = True
-            while grew:
-                grew = False
-                for f, groups in self._deps:
-                    if f not in out and any(all(a in out for a in g) for g in groups):
-                        out.add(f)
-                        grew = True
-            hit = self._closure[off] = frozenset(out)
+            hit = self._closure[off] = off_through_dependencies(off, self._deps)
         return hit
 
     def plausible(self) -> bool:
@@ -346,15 +342,15 @@ def _conflict(d: _Domain) -> tuple[FactKey, ...] | None:
     for f in kept:
         for e in f.residuals if f.residuals is not None else (f.formula,):
             read |= features_of(e)
-    # and what they depend on: a lacking dependency turns a read feature off
-    needs = dict(d._deps) if d.through_dependencies else {}
-    todo = sorted(read)
-    while todo:
-        for group in needs.get(todo.pop(), ()):
-            for a in group:
-                if a not in read:
-                    read.add(a)
-                    todo.append(a)
+    if d.through_dependencies:  # and what they depend on: a lacking one turns a read feature off
+        needs = dict(d._deps)
+        todo = sorted(read)
+        while todo:
+            for group in needs.get(todo.pop(), ()):
+                for a in group:
+                    if a not in read:
+                        read.add(a)
+                        todo.append(a)
     seen: set[str] = set()
     core = list(kept)
     for f in offs:
