@@ -221,6 +221,7 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         _keep_for_the_run()
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
                                            libvirt=libvirt or _libvirt_default(p.requirements, fmt))
+        prerender = None  # with -j and JSON, the workers write the report's domains too
         if without or add:
             from cpusolve.planning.whatif import what_if
 
@@ -230,17 +231,12 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
 
             with open_executor(executor, jobs) as (ex, chunks):
                 result = solve(p, timeout=timeout, jobs=chunks, executor=ex)
-        elif fmt == "json" and jobs > 1 and not suggest_k:
-            from cpusolve.writers.json_out import JsonChunks, render_json
-
-            # the workers write the report's domains too (writers.json_out.JsonChunks)
-            chunks = JsonChunks(int(json_schema))
-            result = solve(p, timeout=timeout, jobs=jobs, prerender=chunks)
-            _keep_for_the_run()
-            write_atomic(render_json(result, int(json_schema), chunks), output)
-            return result.exit_code
         else:
-            result = solve(p, timeout=timeout, jobs=jobs)
+            if fmt == "json" and jobs > 1:
+                from cpusolve.writers.json_out import JsonChunks
+
+                prerender = JsonChunks(int(json_schema))
+            result = solve(p, timeout=timeout, jobs=jobs, prerender=prerender)
         if suggest_k:
             from cpusolve.planning.suggest import suggest
 
@@ -252,7 +248,8 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
 
             write_atomic(render_summary(result), output)
             return result.exit_code
-        write_atomic(render(result, fmt, int(json_schema)), output)
+        _keep_for_the_run()
+        write_atomic(render(result, fmt, int(json_schema), prerender), output)
         if fmt == "nova":
             from cpusolve.writers.nova import nova_files
 

@@ -8,13 +8,15 @@ from cpusolve.report.records import Result
 FORMATS = ("text", "json", "qemu", "libvirt", "nova", "dot")
 
 
-def render(result: Result, fmt: str, json_schema: int = 2) -> str:
+def render(result: Result, fmt: str, json_schema: int = 2, chunks=None) -> str:
+    """``result`` in ``fmt``; ``chunks`` (json_out.JsonChunks) holds JSON text its domains'
+    processes wrote already."""
     if fmt == "text":
         from cpusolve.writers.text import render_text as fn
     elif fmt == "json":
         from cpusolve.writers.json_out import render_json
 
-        return render_json(result, json_schema)
+        return render_json(result, json_schema, chunks)
     elif fmt == "qemu":
         from cpusolve.writers.qemu import render_qemu as fn
     elif fmt == "libvirt":
