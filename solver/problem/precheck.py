@@ -298,7 +298,7 @@ class Verdict:
 
 def precheck(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements) -> Verdict:
     """What this module can say about the domain before any solver runs."""
-    if not candidate_models(cat, vendor, req):
+    if not _model_identities(cat, vendor, req):  # no candidate model
         return Verdict(None)  # the problem is False outright; the solver path says so
     d = _Domain(cat, vendor, types, req)
     if not d.plausible():
