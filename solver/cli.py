@@ -101,8 +101,11 @@ def run(fn) -> None:
             previous[sig] = signal.signal(sig, _stop)
         except (ValueError, OSError):  # not the main thread: leave the defaults
             pass
+    from cpusolve.engine.collector import collection_paused
+
     try:
-        code = _run(fn)
+        with collection_paused():  # a command is one solve or a few: engine.collector
+            code = _run(fn)
     finally:  # a library caller (a test's CliRunner) gets its own handlers back
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -117,6 +117,43 @@ def test_the_parent_and_its_worker_share_the_domains(diverse, one_process, tmp_p
     assert sum(done.values()) == len(result.domains)
 
 
+def test_the_collector_is_paused_while_domains_are_solved(diverse, tmp_path, monkeypatch):
+    """engine.collector: no cyclic collections in the parent or its forked worker while
+    domains are solved, and the caller's collector state back after, error or not."""
+    import gc
+    import os
+
+    from cpusolve.engine import parallel
+    from cpusolve.engine import solve as engine
+    from cpusolve.errors import InternalError
+
+    log = tmp_path / "collector"
+    real = parallel.solve_chunk
+
+    def logged(*args, **keys):
+        with log.open("a") as f:
+            f.write(f"{os.getpid()} {gc.isenabled()}\n")
+        return real(*args, **keys)
+
+    monkeypatch.setattr(parallel, "solve_chunk", logged)
+    assert gc.isenabled()
+    solve(load_pool(diverse), jobs=2)
+    seen = {tuple(line.split()) for line in log.read_text().splitlines()}
+    assert len({pid for pid, _ in seen}) == 2 and {on for _, on in seen} == {"False"}, seen
+    assert gc.isenabled()
+    monkeypatch.setattr(engine, "check_answer", lambda *a, **k: ["rejected for the test"])
+    with pytest.raises(InternalError):
+        solve(load_pool(diverse))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(InternalError):
+            solve(load_pool(diverse))
+        assert not gc.isenabled()  # a caller's own choice is left alone
+    finally:
+        gc.enable()
+
+
 def test_a_rejected_answer_stops_a_parallel_solve(diverse, monkeypatch):
     """The checker's rejection reaches the caller from the parent's chunks and the worker's."""
     from cpusolve.engine import solve as engine

@@ -19,6 +19,7 @@ from cpusolve.encodings.libvirt import libvirt_versions
 from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.engine import parallel
 from cpusolve.engine.cache import SolveCache, problem_key
+from cpusolve.engine.collector import collection_paused
 from cpusolve.engine.optimize import DEFAULT_TIMEOUT_S, Outcome, optimize
 from cpusolve.errors import InputError, InternalError, check_timeout
 from cpusolve.report.blockers import with_blockers
@@ -50,8 +51,15 @@ def solve(pool: Pool, requirements: Requirements | None = None, policy: str | No
     around it (protection lines, shortfalls, better models): what a planner that only
     needs the answers of many new domains asks (``split``), in the serial path.
     ``prerender`` (writers.json_out.JsonChunks) has the report's text written by the
-    processes that make the domain reports, where they are made in workers.
+    processes that make the domain reports, where they are made in workers.  The cyclic
+    garbage collector is paused meanwhile (engine.collector).
     """
+    with collection_paused():
+        return _solve(pool, requirements, policy, timeout, cache, jobs, executor, detail, prerender)
+
+
+def _solve(pool: Pool, requirements: Requirements | None, policy: str | None, timeout: float,
+           cache: SolveCache | None, jobs: int, executor, detail: bool, prerender) -> Result:
     check_timeout(timeout)
     req = requirements or pool.requirements
     if policy is not None:
