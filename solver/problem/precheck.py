@@ -19,7 +19,6 @@ under any number of workers.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
@@ -80,6 +79,17 @@ def fold_off(e: Expr, off: int) -> Expr:
         hit = entry[2][key] = _fold_node(e, key)
         _SIZE[0] += 1
     return hit
+
+
+def folds_false(e: Expr, off: int) -> bool:
+    """``fold_off(e, off) is FALSE``, answered from the memo where it can (the proofs ask
+    this hundreds of thousands of times per fleet, nearly always a hit)."""
+    entry = _MEMO.get(id(e))
+    if entry is not None:
+        hit = entry[2].get(off & entry[1])
+        if hit is not None:
+            return hit is FALSE
+    return fold_off(e, off) is FALSE
 
 
 def _fold_node(e: Expr, off: int) -> Expr:
@@ -179,8 +189,8 @@ class _Domain:
         named = frozenset(f for f in self.universe if f != SMT and f not in self.common)
         off = mask_of(self.closed(named, through_dependencies=True)) | self.absent_mask
         formulas = [e for _, e in self.required]
-        return all(any(fold_off(rs[i], off) is FALSE for rs in self.residuals)
-                   or any(fold_off(e, off) is FALSE for e in formulas)
+        return all(any(folds_false(rs[i], off) for rs in self.residuals)
+                   or any(folds_false(e, off) for e in formulas)
                    for i in range(len(self.identities)))
 
     def list_facts(self) -> None:
@@ -194,28 +204,38 @@ class _Domain:
                 continue
             lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
             if lacking:
-                facts.append(_Fact(Lacks(f, lacking), off=f))
+                facts.append(_Fact(Lacks(f, lacking), off=f, order=len(facts)))
             if f not in allowed:
-                facts.append(_Fact(QemuLacks(f, target), off=f))
-        facts += [_Fact(key, formula=e) for key, e in self.required]
-        facts += [_Fact(Must(ob), residuals=tuple(rs)) for ob, rs in zip(obs, self.residuals, strict=True)]
-        self.facts = [dataclasses.replace(x, order=n) for n, x in enumerate(facts)]
+                facts.append(_Fact(QemuLacks(f, target), off=f, order=len(facts)))
+        for key, e in self.required:
+            facts.append(_Fact(key, formula=e, order=len(facts)))
+        for ob, rs in zip(obs, self.residuals, strict=True):
+            facts.append(_Fact(Must(ob), residuals=tuple(rs), order=len(facts)))
+        self.facts = facts
 
     # -- the proof of a conflict ----------------------------------------------------------
     def dead(self, fact: _Fact, off: frozenset[str]) -> frozenset[int]:
         """The identities under which ``fact`` cannot hold with ``off`` False."""
         m = mask_of(self.closed(off)) | self.absent_mask
-        return frozenset(i for i in range(len(self.identities)) if self._dead_at(fact, i, m))
+        return frozenset(i for i, e in enumerate(self._per_identity(fact)) if folds_false(e, m))
 
-    def _dead_at(self, fact: _Fact, i: int, off: int) -> bool:
-        e = fact.residuals[i] if fact.residuals is not None else fact.formula
-        return fold_off(e, off) is FALSE
+    def _per_identity(self, fact: _Fact) -> tuple[Expr, ...]:
+        """A claim's expression under each identity."""
+        if fact.residuals is not None:
+            return fact.residuals
+        return (fact.formula,) * len(self.identities)
 
     def refuted(self, facts: list[_Fact]) -> bool:
         """Whether ``facts`` fold to False under every identity (a sound proof of unsat)."""
         off = mask_of(self.closed(frozenset(f.off for f in facts if f.off is not None))) | self.absent_mask
-        claims = [f for f in facts if f.off is None]
-        return all(any(self._dead_at(f, i, off) for f in claims) for i in range(len(self.identities)))
+        rows = [self._per_identity(f) for f in facts if f.off is None]
+        for i in range(len(self.identities)):
+            for row in rows:
+                if folds_false(row[i], off):
+                    break
+            else:
+                return False
+        return True
 
     # -- the proof that no fact can go --------------------------------------------------
     def satisfiable(self, facts: list[_Fact]) -> bool:
