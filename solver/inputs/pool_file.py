@@ -338,6 +338,9 @@ def read_requirements(data: Any, label: str) -> Requirements:
 
 #: host keys that do not change a host's facts (hosts differing only in these share facts)
 NON_FACT_KEYS = ("count", "labels", "description")
+#: an entry's fact-bearing keys as one string (``json.dumps(..., sort_keys=True,
+#: default=str)`` without a new encoder per host)
+_kind_key = json.JSONEncoder(sort_keys=True, default=str).encode
 
 
 def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = None) -> HostSpec:
@@ -366,7 +369,7 @@ def read_host(name: str, spec: Any, label: str, base: Path, memo: dict | None = 
     if isinstance(labels, list):
         labels = {str(x): "" for x in labels}
     _expect(labels, dict, where, "'labels'")
-    key = json.dumps({k: v for k, v in spec.items() if k not in NON_FACT_KEYS}, sort_keys=True, default=str)
+    key = _kind_key({k: v for k, v in spec.items() if k not in NON_FACT_KEYS})
     if memo is not None and key in memo:
         kind = memo[key]
     else:
