@@ -45,8 +45,9 @@ IN_HAND = 2
 #: the interpreter's thread switch interval while workers run (sys.setswitchinterval)
 SWITCH_S = 0.0002
 
-# Set in the parent just before it forks its workers, read by them (never pickled).
-_FORKED: tuple | None = None
+# Set in the parent just before it forks its workers, read by them (never pickled): the
+# work each span gets (:func:`_guided`).
+_FORKED = None
 
 
 def _chunks(n: int, parts: int) -> list[range]:
@@ -81,12 +82,9 @@ def solve_chunk(pool: Pool, doms: list[Domain], first: int, req: Requirements, t
     return out
 
 
-def _forked_chunk(span: tuple[int, int]) -> tuple[list, object]:
-    """A chunk's reports and, where the caller writes them as they come, their text."""
-    pool, doms, req, timeout, cache, prerender = _FORKED
-    lo, hi = span
-    out = solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
-    return out, (None if prerender is None else prerender.fragment(out))
+def _forked_work(span: tuple[int, int]):
+    """In a forked worker: the parent's work on one span (:func:`_guided`)."""
+    return _FORKED(span)
 
 
 def _worker_start() -> None:
@@ -139,24 +137,6 @@ def kill_workers() -> None:
                 pass
 
 
-def forked_map(fn, items: list, jobs: int, chunksize: int = 1) -> list | None:
-    """``fn`` over ``items`` in order, in worker processes (forked where the platform can):
-    no more workers than items or cores (-j 256 for 3 items forks 3 at most).  None when
-    fewer than two workers would run, or when the workers failed to start (a pids limit;
-    warned): the caller then does the work in this process."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    workers = min(jobs, len(items), os.cpu_count() or 1)
-    if workers < 2:
-        return None
-    try:
-        with _worker_pool(workers) as ex:
-            return list(ex.map(fn, items, chunksize=chunksize))
-    except (OSError, BrokenProcessPool) as e:
-        _failed(e)
-        return None
-
-
 @contextmanager
 def _worker_pool(workers: int):
     """``workers`` forked processes (where the platform forks) that leave the interrupt to
@@ -183,38 +163,71 @@ def _failed(e: BaseException) -> None:
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
                      jobs: int, cache=None, prerender=None) -> list | None:
     """Every domain's report, from ``jobs`` processes: this one and ``jobs - 1`` forked
-    workers.  None when forking is not possible here (the caller solves in this process).
-    ``cache`` (outcomes the parent already has) is inherited by the workers through the
-    fork, not sent.
-
-    This process works too, rather than waiting: on a machine with ``jobs`` cores a waiting
-    parent would only compete with its workers for them while it unpickles their reports,
-    and its caches are warm from reading the pool.  The workers take chunks from the front,
-    this process from the back; a feeder thread hands a worker its next chunk as soon as it
-    finishes one (:data:`IN_HAND` each).  Chunks shrink as the domains left do
-    (:data:`GUIDE`), so the processes finish close together.
+    workers (:func:`_guided`).  None when forking is not possible here (the caller solves
+    in this process).  ``cache`` (outcomes the parent already has) is inherited by the
+    workers through the fork, not sent.
 
     ``prerender`` (writers.json_out.JsonChunks) writes each chunk's text in the process
     that made its reports (``fragment``), and is handed the chunks here in domain order
     (``add``): writing the report is then shared out like solving, not done after it."""
+
+    def work(span: tuple[int, int]) -> tuple[list, object]:
+        lo, hi = span
+        out = solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
+        return out, (None if prerender is None else prerender.fragment(out))
+
+    chunks = _guided(len(doms), jobs, work)
+    if chunks is None:
+        return None
+    out = []
+    for first in sorted(chunks):
+        results, fragment = chunks[first]
+        out.extend(results)
+        if prerender is not None:
+            prerender.add(results, fragment)
+    return out
+
+
+def shared_map(fn, items: list, jobs: int) -> list | None:
+    """``fn`` over ``items`` in order, by this process and ``jobs - 1`` forked workers
+    (:func:`_guided`); None where fewer than two processes would run or forking is not
+    possible (the caller then does the work in this process)."""
+    chunks = _guided(len(items), jobs, lambda span: [fn(x) for x in items[span[0]:span[1]]])
+    if chunks is None:
+        return None
+    return [r for first in sorted(chunks) for r in chunks[first]]
+
+
+def _guided(n: int, jobs: int, work) -> dict[int, object] | None:
+    """``work(span)`` over the spans of ``range(n)``, by this process and ``jobs - 1``
+    forked workers, as {first index of the span: what work returned}.
+
+    This process works too, rather than waiting: on a machine with ``jobs`` cores a waiting
+    parent would only compete with its workers for them while it unpickles their results,
+    and its caches are warm from reading the pool.  The workers take spans from the front,
+    this process from the back; a feeder thread hands a worker its next span as soon as it
+    finishes one (:data:`IN_HAND` each).  Spans shrink as what is left does
+    (:data:`GUIDE`), so the processes finish close together.  ``work`` reaches the
+    workers through the fork (:data:`_FORKED`), only the spans are sent.
+    """
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
     global _FORKED
     if "fork" not in multiprocessing.get_all_start_methods():
         return None  # the workers read the pool from the parent's memory
-    workers = min(jobs, len(doms), os.cpu_count() or 1)
+    workers = min(jobs, n, os.cpu_count() or 1)
     if workers < 2:
         return None
-    chunks: dict[int, tuple] = {}  # first domain -> (reports, text)
+    chunks: dict[int, object] = {}
     futures: dict[int, object] = {}
-    left = [0, len(doms)]  # the domains not handed out yet: [left[0], left[1])
+    left = [0, n]  # not handed out yet: [left[0], left[1])
     lock = threading.Lock()
     in_hand = threading.Semaphore(IN_HAND * (workers - 1))
     stop = threading.Event()
 
     def take(front: bool) -> tuple[int, int] | None:
-        """The next chunk from the front (the workers') or the back (this process's)."""
+        """The next span from the front (the workers') or the back (this process's)."""
         with lock:
             lo, hi = left
             if lo >= hi or stop.is_set():
@@ -227,21 +240,21 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
             return left[1], hi
 
     def feed(ex) -> None:
-        """Hand the workers chunks from the front as they finish theirs."""
+        """Hand the workers spans from the front as they finish theirs."""
         while not stop.is_set():
             in_hand.acquire()
             span = take(front=True)
             if span is None:
                 return
-            future = ex.submit(_forked_chunk, span)
+            future = ex.submit(_forked_work, span)
             future.add_done_callback(lambda _: in_hand.release())
             futures[span[0]] = future
 
-    _FORKED = (pool, doms, req, timeout, cache, prerender)
-    # This process's threads that receive the workers' reports (concurrent.futures reads a
-    # report from its pipe in a Python loop) wait for the interpreter lock at every step,
-    # while this thread solves; at the default 5 ms a step, a worker would wait for its
-    # report to be taken in longer than it takes to make the next.
+    _FORKED = work
+    # This process's threads that receive the workers' results (concurrent.futures reads
+    # a result from its pipe in a Python loop) wait for the interpreter lock at every step,
+    # while this thread works; at the default 5 ms a step, a worker would wait for its
+    # result to be taken in longer than it takes to make the next.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_S)
     try:
@@ -250,7 +263,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
             feeder.start()
             try:
                 while (span := take(front=False)) is not None:
-                    chunks[span[0]] = _forked_chunk(span)
+                    chunks[span[0]] = work(span)
                 in_hand.release()  # the feeder may wait for a slot: let it see the end
                 feeder.join()
                 for i, f in futures.items():
@@ -266,13 +279,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
     finally:
         _FORKED = None
         sys.setswitchinterval(switch)
-    out = []
-    for first in sorted(chunks):
-        results, fragment = chunks[first]
-        out.extend(results)
-        if prerender is not None:
-            prerender.add(results, fragment)
-    return out
+    return chunks
 
 
 def solve_on_executor(pool: Pool, doms: list[Domain], req: Requirements, timeout: float, executor,
