@@ -117,6 +117,32 @@ def test_the_parent_and_its_worker_share_the_domains(diverse, one_process, tmp_p
     assert sum(done.values()) == len(result.domains)
 
 
+def test_a_kept_cache_shares_its_distinct_problems_with_a_worker(diverse, one_process, tmp_path, monkeypatch):
+    """With a kept SolveCache the reports are made here, and the distinct problems first,
+    by this process and a forked worker (parallel.shared_map): the same report, each
+    problem solved once, both processes solving."""
+    import os
+
+    from cpusolve.engine import solve as engine
+    from cpusolve.engine.cache import SolveCache
+
+    log = tmp_path / "pids"
+    real = engine._optimize_task
+
+    def logged(task):
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(task)
+
+    monkeypatch.setattr(engine, "_optimize_task", logged)
+    cache = SolveCache()
+    result = solve(load_pool(diverse), cache=cache, jobs=2)
+    assert render(result, "json") == one_process
+    pids = log.read_text().split()
+    assert len(set(pids)) == 2 and str(os.getpid()) in pids, set(pids)
+    assert len(pids) == cache.stats["optimized"]  # nothing solved again in the report pass
+
+
 def test_the_collector_is_paused_while_domains_are_solved(diverse, tmp_path, monkeypatch):
     """engine.collector: no cyclic collections in the parent or its forked worker while
     domains are solved, and the caller's collector state back after, error or not."""
