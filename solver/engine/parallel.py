@@ -239,14 +239,23 @@ def _guided(n: int, jobs: int, work) -> dict[int, object] | None:
             left[1] = max(lo, hi - size)
             return left[1], hi
 
+    failed: list[BaseException] = []
+
     def feed(ex) -> None:
-        """Hand the workers spans from the front as they finish theirs."""
+        """Hand the workers spans from the front as they finish theirs.  A pool that broke
+        (a worker died, or the parent is being interrupted and killed them) stops the
+        feeding; the failure is raised in this process's thread, not printed by this one."""
         while not stop.is_set():
             in_hand.acquire()
             span = take(front=True)
             if span is None:
                 return
-            future = ex.submit(_forked_work, span)
+            try:
+                future = ex.submit(_forked_work, span)
+            except Exception as e:  # BrokenProcessPool, RuntimeError (shut down), OSError (its pipe)
+                failed.append(e)
+                stop.set()
+                return
             future.add_done_callback(lambda _: in_hand.release())
             futures[span[0]] = future
 
@@ -266,6 +275,8 @@ def _guided(n: int, jobs: int, work) -> dict[int, object] | None:
                     chunks[span[0]] = work(span)
                 in_hand.release()  # the feeder may wait for a slot: let it see the end
                 feeder.join()
+                if failed:
+                    raise failed[0]
                 for i, f in futures.items():
                     chunks[i] = f.result()
             except BaseException:
