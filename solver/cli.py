@@ -221,7 +221,6 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         if summary and fmt != "text":
             raise InputError("--summary is a text report: drop --format or use --format text")
         p = load_pool(pool)
-        _keep_for_the_run()
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive,
                                            libvirt=libvirt or _libvirt_default(p.requirements, fmt))
         prerender = None  # with -j and JSON, the workers write the report's domains too
@@ -251,7 +250,6 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
 
             write_atomic(render_summary(result), output)
             return result.exit_code
-        _keep_for_the_run()
         write_atomic(render(result, fmt, int(json_schema), prerender), output)
         if fmt == "nova":
             from cpusolve.writers.nova import nova_files
@@ -260,16 +258,6 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
         return result.exit_code
 
     run(go)
-
-
-def _keep_for_the_run() -> None:
-    """What this process has made so far (the pool read, then the reports) lives until it
-    ends: out of the garbage collector's sight, so that its collections do not walk 10,000
-    hosts again and again, and forked workers (``-j``) do not copy the memory they share
-    with this process by walking it."""
-    import gc
-
-    gc.freeze()
 
 
 def _libvirt_default(req, fmt: str) -> str | None:
