@@ -139,13 +139,14 @@ def kill_workers() -> None:
 
 @contextmanager
 def _worker_pool(workers: int):
-    """``workers`` forked processes (where the platform forks) that leave the interrupt to
-    this one and die with it (:func:`_worker_start`, :func:`kill_workers`)."""
+    """``workers`` forked processes (:func:`_guided` forks only where the platform can) that
+    leave the interrupt to this one and die with it (:func:`_worker_start`,
+    :func:`kill_workers`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     _PARENT[0] = os.getpid()
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_start) as ex:
         _LIVE.append(ex)
         try:
