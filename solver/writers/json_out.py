@@ -33,13 +33,24 @@ def render_json(result: Result, schema: int = 2, chunks: JsonChunks | None = Non
     the others were solved (the rest are written here)."""
     if chunks is not None and chunks.schema == schema and chunks.covers(result):  # else: as if none
         return chunks.render(result)
+    return _document(result, schema)
+
+
+def _document(result: Result, schema: int, sets: HostSets | None = None, domains: str | None = None) -> str:
+    """The report's text; ``domains``: the text of its domains' list, written already
+    (schema 2: with the host sets of ``sets``, which numbers what follows them too)."""
     if schema == 2:
-        with numbered_host_sets() as sets:
-            doc = result.to_dict()
+        with numbered_host_sets(sets) as sets:
+            doc = result.to_dict(domains=domains is None)
+        if domains is not None:
+            doc["domains"] = _Raw(domains)
         doc.update(schema=SCHEMA_2, hosts=sets.counts, host_sets=sets.sets)
         return dumps(doc, flat_scalars=True) + "\n"
     with shared_lists():
-        return dumps(result.to_dict()) + "\n"
+        doc = result.to_dict(domains=domains is None)
+    if domains is not None:
+        doc["domains"] = _Raw(domains)
+    return dumps(doc) + "\n"
 
 
 class _Local(int):
@@ -113,16 +124,7 @@ class JsonChunks:
         rest = result.domains[len(self._results):]
         if rest:
             self.add(rest, self.fragment(rest))
-        if self.schema == 2:
-            with numbered_host_sets(self._sets):  # what follows the domains names sets too
-                doc = result.to_dict(domains=False)
-            doc["domains"] = _Raw(_list_text(self._texts, 1))
-            doc.update(schema=SCHEMA_2, hosts=self._sets.counts, host_sets=self._sets.sets)
-            return dumps(doc, flat_scalars=True) + "\n"
-        with shared_lists():
-            doc = result.to_dict(domains=False)
-        doc["domains"] = _Raw(_list_text(self._texts, 1))
-        return dumps(doc) + "\n"
+        return _document(result, self.schema, self._sets, _list_text(self._texts, 1))
 
 
 class _Raw(str):
