@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 
 from cpusolve.encodings import expr as ex
@@ -134,22 +134,20 @@ class RuleTable:
         self.bugs: list[str] = known + sorted(b for b in self.bug_rules if b not in SYSFS_ORDER)
         self.compiled = GuestCompiler(self)
 
+    @cached_property
     def features_read(self) -> frozenset[str]:
         """Every feature bit an expression of this table can read (its rules, actions,
         sysfs and boot-line conditions, identity tables): a verdict on a view depends on its
-        features only through these (remembered)."""
-        hit = self.__dict__.get("_features_read")
-        if hit is None:
-            exprs = [e for r in self.rules.values()
-                     for e in (r.affected, r.sysfs_unknown, r.sysfs_not_affected_if) if e is not None]
-            exprs += list(self.actions.values())
-            exprs += [when for entries in (*self.sysfs_texts.values(), *self.dmesg.values()) for when, _ in entries]
-            exprs += [test for rows in self.tables.values() for _, test in rows]
-            read = frozenset().union(*map(ex.features_of, exprs))
-            if any(is_arch_cap(f) for f in read):  # such an atom reads the MSR's CPUID bit too
-                read |= {"arch-capabilities"}
-            hit = self.__dict__["_features_read"] = read
-        return hit
+        features only through these."""
+        exprs = [e for r in self.rules.values()
+                 for e in (r.affected, r.sysfs_unknown, r.sysfs_not_affected_if) if e is not None]
+        exprs += list(self.actions.values())
+        exprs += [when for entries in (*self.sysfs_texts.values(), *self.dmesg.values()) for when, _ in entries]
+        exprs += [test for rows in self.tables.values() for _, test in rows]
+        read = frozenset().union(*map(ex.features_of, exprs))
+        if any(is_arch_cap(f) for f in read):  # such an atom reads the MSR's CPUID bit too
+            read |= {"arch-capabilities"}
+        return read
 
     def rule(self, name: str) -> BugRule:
         rule = self.rules.get(name)

@@ -148,7 +148,7 @@ def test_bug_verdicts_depend_only_on_the_bits_the_table_reads():
 
     full = _silicon_bugs.__wrapped__  # the evaluation itself, not remembered
     rt = load_rules()
-    read = rt.features_read()
+    read = rt.features_read
     assert "arch-capabilities" in read  # its ARCH_CAPABILITIES atoms read the MSR's CPUID bit too
     rng = random.Random("silicon-bugs")
     names = sorted(catalog().features)

@@ -38,7 +38,7 @@ def silicon_bugs(vendor: str, fms: tuple[int, int, int],
     sub-rules (one memo for the host's view).  The rules read only some of a host's bits
     (``RuleTable.features_read``): host kinds that differ elsewhere (a fleet's microcode and
     BIOS variants: 3,188 kinds of the diverse benchmark pool pose 48) share one evaluation."""
-    return _silicon_bugs(vendor, fms, own & load_rules().features_read())
+    return _silicon_bugs(vendor, fms, own & load_rules().features_read)
 
 
 @lru_cache(maxsize=1 << 12)
