@@ -58,7 +58,8 @@ def test_probe_reads_kvm(host_facts):
     assert facts["schema"] == "cpusolve-facts/1"
     assert facts["source"]["method"] == "kvm" and facts["exposable"] is True
     assert {"sse2", "arch-capabilities", "hypervisor"} <= set(facts["features"])
-    assert set(facts["features"]) <= set(catalog().features)
+    # QEMU's names, and CPUID bits only Linux names (host facts the bug rules read)
+    assert set(facts["features"]) <= set(catalog().features) | set(catalog().linux_cpuid_bits)
     assert facts["source"]["supported_cpuid_entries"] > 10
 
 
@@ -154,6 +155,20 @@ def test_probe_output_roundtrips_through_the_reader(tmp_path, capsys):
     assert fact.bugs == (None if facts["bugs"] is None else frozenset(facts["bugs"]))
     assert (fact.vendor, fact.family) == (facts["vendor"], facts["family"])
     assert not list(tmp_path.glob(".host.json.*")), "temporary file left behind"
+
+
+def test_a_linux_only_cpuid_bit_in_a_facts_file_is_kept(tmp_path, capsys):
+    """The probe writes CPUID bits only Linux names (linux:amd_ibpb_ret on a Zen 5 host)
+    beside QEMU's names; its reader keeps them as the host facts they are, silently."""
+    probed = probe_mod.probe(dev="/nonexistent/kvm", cpuinfo=str(FACTS / "this-host" / "cpuinfo"),
+                             vulnerabilities=str(FACTS / "this-host" / "vulnerabilities"))
+    probed["features"] = sorted({*probed["features"], "linux:amd_ibpb_ret", "linux:btc_no"})
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps(probed))
+    fact = read_fact_file(path)
+    assert {"linux:amd_ibpb_ret", "linux:btc_no"} <= fact.features
+    assert fact.features == frozenset(probed["features"])
+    assert "unknown feature" not in capsys.readouterr().err
 
 
 def test_probe_to_stdout():

@@ -54,6 +54,9 @@ class FeatureNames:
     def one(self, spelling: str) -> str | None:
         name = self.cat.canonical(spelling)
         if name is None:
+            # a CPUID bit only Linux names (linux:amd_ibpb_ret), as the probe writes it
+            name = self.cat.linux_cpuid_only.get(spelling)
+        if name is None:
             self.report(spelling)
         return name
 
