@@ -194,6 +194,9 @@ class ProtectionTable:
             self.bugs[bug] = BugProtection(bug, b.get("scope", "guest"), parse(b["host_affected"]),
                                            tuple(entries), attempts)
         self._memo: dict = {}
+        #: host view -> its references' verdicts (the host definitions read the host alone,
+        #: and a host's entries, attempts and bugs share most of them)
+        self._refs: dict = {}
         self.compiled = HostCompiler(self)
 
     def guest_bugs(self, host: HostView) -> tuple[str, ...]:
@@ -219,7 +222,12 @@ class ProtectionTable:
 
     def host_holds(self, host: HostView, cond: Expr) -> bool:
         """``cond`` on ``host``: :class:`HostConcrete`'s reading, compiled (encodings.compiled)."""
-        return self.compiled.function(cond)(host, {})
+        refs = self._refs.get(host)
+        if refs is None:
+            if len(self._refs) > MEMO_LIMIT:
+                self._refs.clear()
+            refs = self._refs[host] = {}
+        return self.compiled.function(cond)(host, refs)
 
     def entries_on(self, host: HostView, bug: str) -> tuple[Entry, ...]:
         """The entries whose host condition holds on ``host``, in table order."""

@@ -267,16 +267,15 @@ class RuleTable:
             if len(self._residuals_by_id) > 1 << 16:
                 self._residuals_by_id.clear()
             self._residuals_by_id[(id(expr), vendor, boot)] = (expr, by_fms)  # expr kept: its id stays unique
-        out = []
-        for fms in identities:
-            term = by_fms.get(fms)
-            if term is None:
-                memo = self._residual_memos.setdefault((vendor, fms, boot), {})
-                term = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
-                # one object per distinct residual: the problem builder and the model
-                # reduction compare and key on them, and identical objects compare at once
-                term = by_fms[fms] = self._interned.setdefault(term, term)
-            out.append(term)
+        out = [by_fms.get(fms) for fms in identities]  # nearly always all known already
+        if None in out:
+            for i, fms in enumerate(identities):
+                if out[i] is None:
+                    memo = self._residual_memos.setdefault((vendor, fms, boot), {})
+                    term = fold(expr, Residual(self, vendor, fms, boot=boot), memo)
+                    # one object per distinct residual: the problem builder and the model
+                    # reduction compare and key on them, and identical objects compare at once
+                    out[i] = by_fms[fms] = self._interned.setdefault(term, term)
         return out
 
     # -- what mitigating a bug takes ------------------------------------------------------

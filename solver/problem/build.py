@@ -75,7 +75,14 @@ def candidate_models(cat: Catalog, vendor: str, req: Requirements) -> list[CpuMo
 
 
 def allowed_features(cat: Catalog, req: Requirements) -> frozenset[str]:
-    return cat.guest_features & targets.target(req.qemu, req.libvirt).features
+    return _allowed(cat, req.qemu, req.libvirt)
+
+
+@lru_cache(maxsize=8)
+def _allowed(cat: Catalog, qemu: str | None, libvirt: str | None) -> frozenset[str]:
+    """The guest features the target QEMU and libvirt name (every problem of a fleet asks,
+    and the two sets hold hundreds of names each)."""
+    return cat.guest_features & targets.target(qemu, libvirt).features
 
 
 def optimum_problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requirements,
