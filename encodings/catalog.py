@@ -113,6 +113,8 @@ class Catalog:
             if feat.linux:
                 self._linux.setdefault(feat.linux, feat.name)
         self.guest_features = frozenset(n for n, f in self.features.items() if f.guest_visible)
+        #: the features that need others (most need none), with what they need
+        self._requires = {n: f.requires for n, f in self.features.items() if f.requires}
         # Linux /proc/cpuinfo names QEMU cannot express: real CPUID bits become
         # "linux:<name>" (host facts the bug rules read, e.g. linux:btc_no); Linux's own
         # software flags (constant_tsc, pti...) are not CPU features and are dropped.
@@ -209,12 +211,12 @@ class Catalog:
         This is the greatest subset closed under the dependencies, so the order of removal
         does not matter."""
         features = set(features)
+        needs = [(name, groups) for name in features if (groups := self._requires.get(name))]
         changed = True
         while changed:
             changed = False
-            for name in list(features):
-                feat = self.features.get(name)
-                if feat and any(not any(g in features for g in group) for group in feat.requires):
+            for name, groups in needs:
+                if name in features and any(not any(g in features for g in group) for group in groups):
                     features.discard(name)
                     changed = True
         return features

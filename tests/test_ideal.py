@@ -111,3 +111,25 @@ def test_a_hint_bit_the_hosts_offer_is_hidden_as_z3_hides_it():
         assert "rsba" not in mine.choice.features
         seen += 1
     assert seen == 3
+
+
+def test_the_choice_bits_are_those_of_every_choice_listed_one_by_one():
+    """The selectors' bit sets made with shifts are the ones a loop over every (model,
+    identity, own) choice gives, and each bit decodes to its choice."""
+    from types import SimpleNamespace
+
+    from cpusolve.problem.formula import OWN_FMS, fms_sel, model_sel
+    from cpusolve.problem.ideal import _choice, _choices
+
+    for n_models, n_ids in [(1, 1), (3, 2), (2, 5), (7, 3), (0, 4), (4, 0)]:
+        models = [SimpleNamespace(name=f"M{i}") for i in range(n_models)]
+        ids = [(6, 85, j) for j in range(n_ids)]
+        picks = [(m, k, own) for m in models for k in ids for own in (True, False)]
+        expected: dict = {}
+        for i, (m, k, own) in enumerate(picks):
+            for sel in (model_sel(m.name), fms_sel(k), *((OWN_FMS,) if own else ())):
+                expected[sel] = expected.get(sel, 0) | (1 << i)
+        got, n = _choices(models, ids)
+        assert n == len(picks)
+        assert {s: b for s, b in got.items() if b} == expected
+        assert [_choice(models, ids, i) for i in range(n)] == picks

@@ -138,13 +138,14 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     p.obligations = obs
     residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities, ob.boot) for ob in obs]
     distinct = {id(r): r for rs in residuals for r in rs}  # residuals are interned: few distinct
-    if any(SMT in features_of(r) for r in distinct.values()):
+    read = frozenset().union(*(features_of(r) for r in distinct.values()))  # what the obligations read
+    if SMT in read:
         # The guest's topology is a choice where protection reads it (settings objective).
         p.universe = universe = sorted({*universe, SMT})
     if reduce and not wide:
         # A feature nothing but its dependencies constrains is shown in every optimum (it
         # only adds to the first objective), so it is the constant True, not a variable.
-        p.fixed = free_features(cat, universe, residuals, req)
+        p.fixed = free_features(cat, universe, read, req)
         alive = [i for i in range(len(p.identities)) if all(r[i] is not FALSE for r in residuals)]
         p.models = useful_models(p, residuals, alive, host_fms)
         p.identities = [p.identities[i] for i in alive]

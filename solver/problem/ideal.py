@@ -55,12 +55,8 @@ def ideal_optimum(problem: Problem) -> Optimum | None:
             hard.append(r)
     # Every choice of the selectors the exactly-one constraints allow, as one bit each; a
     # formula over the selectors is the set of choices where it holds (an int of bits).
-    picks = [(m, k, own) for m in problem.models for k in problem.identities for own in (True, False)]
-    sel_bits: dict[Sel, int] = {}
-    for i, (m, k, own) in enumerate(picks):
-        for sel in (model_sel(m.name), fms_sel(k), *((OWN_FMS,) if own else ())):
-            sel_bits[sel] = sel_bits.get(sel, 0) | (1 << i)
-    bits = _Bits(sel_bits, (1 << len(picks)) - 1)
+    sel_bits, n = _choices(problem.models, problem.identities)
+    bits = _Bits(sel_bits, (1 << n) - 1)
     fits = bits.full
     for e in hard:
         fits &= bits(e)
@@ -93,8 +89,39 @@ def ideal_optimum(problem: Problem) -> Optimum | None:
         best = keep
     if best & (best - 1):
         return None  # a tie: the solver decides (the objectives make the optimum unique)
-    m, k, _ = picks[best.bit_length() - 1]
+    m, k, _ = _choice(problem.models, problem.identities, best.bit_length() - 1)
     return Optimum("sat", Choice(m.name, on, k))
+
+
+def _choices(models, identities) -> tuple[dict[Sel, int], int]:
+    """The selectors' bit sets over the choices (model, identity, own identity shown or
+    not), choice ``i`` being :func:`_choice`'s; and how many choices there are.
+
+    Choice ``(m * K + k) * 2 + (0 if own else 1)`` (``K`` identities): so a model's
+    choices are one run of ``2K`` bits, an identity's a pair of bits in each run, "own"
+    every even bit; made with shifts rather than a loop over the choices (a domain has
+    thousands, and every feasible domain asks)."""
+    k_count = len(identities)
+    n = 2 * len(models) * k_count
+    run = 2 * k_count
+    sel_bits: dict[Sel, int] = {}
+    for i, m in enumerate(models):
+        sel = model_sel(m.name)
+        sel_bits[sel] = sel_bits.get(sel, 0) | (((1 << run) - 1) << (i * run))
+    runs = sum(1 << (i * run) for i in range(len(models)))  # one bit at each run's start
+    for j, k in enumerate(identities):
+        sel = fms_sel(k)
+        sel_bits[sel] = sel_bits.get(sel, 0) | ((3 << (2 * j)) * runs)
+    if n:
+        sel_bits[OWN_FMS] = sel_bits.get(OWN_FMS, 0) | (((1 << n) - 1) // 3)  # the even bits
+    return sel_bits, n
+
+
+def _choice(models, identities, i: int):
+    """Choice ``i`` of :func:`_choices`: (model, identity, own identity shown)."""
+    pair, not_own = divmod(i, 2)
+    m, k = divmod(pair, len(identities))
+    return models[m], identities[k], not_own == 0
 
 
 def forced_off(problem: Problem) -> frozenset[str]:

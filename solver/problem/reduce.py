@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from cpusolve.core.bits import BitNames
 from cpusolve.core.pool import Requirements
 from cpusolve.encodings.catalog import HINT_BITS, Catalog, CpuModel
-from cpusolve.encodings.expr import features_of
 from cpusolve.problem.objectives import OPTIMUM
 
 if TYPE_CHECKING:
@@ -102,12 +101,11 @@ def _model_mask(m: CpuModel) -> int:
     return hit[1]
 
 
-def free_features(cat: Catalog, universe: list[str], residuals: list[list], req: Requirements) -> frozenset[str]:
-    """Features every optimum shows: no obligation, requirement or hint objective reads
-    them, and their dependencies are met among themselves.  Showing all of them keeps every
-    constraint (dependencies are monotone) and strictly raises the first objective."""
-    named: set[str] = set(HINT_BITS) | set(req.require) | set(req.forbid)
-    for term in {id(t): t for terms in residuals for t in terms}.values():  # interned: few distinct
-        named |= features_of(term)
+def free_features(cat: Catalog, universe: list[str], read: frozenset[str], req: Requirements) -> frozenset[str]:
+    """Features every optimum shows: no obligation (``read``: the features the obligations'
+    residuals read), requirement or hint objective reads them, and their dependencies are
+    met among themselves.  Showing all of them keeps every constraint (dependencies are
+    monotone) and strictly raises the first objective."""
+    named = read | HINT_BITS | req.require | req.forbid
     # The greatest subset whose dependencies are met among themselves (any order reaches it).
     return frozenset(cat.without_unmet(f for f in universe if f not in named))

@@ -94,20 +94,18 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
     kind, the requirements and the guest, which many domains share."""
     table = protection_table()
     host = t.host_view()
-    view = dataclasses.replace(guest.view(), boot=boot_facts(t))
+    view = _booted_view(guest, boot_facts(t))
+    readers = [(kernel, _reader(kernel, view)) for kernel in req.kernels]
     out = []
     for bug in table.guest_bugs(host):
-        for kernel in req.kernels:
-            rt = load_rules(kernel)
-            holds = _reader(kernel, view)
+        for kernel, holds in readers:
             entry = next((e for e in table.accepted(host, bug) if holds(e.guest)), None)
             if entry is None:  # policy compat: a residual strict does not accept
                 entry = next((e for e in table.entries_on(host, bug) if e.status == "partial" and not e.strict
                               and holds(e.guest)), None)
             if entry is not None:
                 # what rt.does(view) has of these: the reader has decided them already
-                does = ", ".join(sorted(a for a in actions_named(entry.guest) & rt.action_names
-                                        if holds(Ref("action", a))))
+                does = ", ".join(a for a, ref in _action_refs(kernel, entry.guest) if holds(ref))
                 out.append((bug, kernel, (entry.status, does or guest_text(entry.guest), entry.why, entry.residual,
                                           host_text(entry.host))))
             elif bug in req.waive:
@@ -117,3 +115,18 @@ def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
                                           "the guest attempts the mitigation, but it does not work on this host",
                                           None, "")))
     return tuple(out)
+
+
+@lru_cache(maxsize=1 << 12)
+def _booted_view(guest: GuestCpu, boot: frozenset[str]):
+    """What the guest's kernel sees booted on a host where ``boot`` holds (a domain's host
+    kinds share one or two)."""
+    return dataclasses.replace(guest.view(), boot=boot)
+
+
+@lru_cache(maxsize=1 << 12)
+def _action_refs(kernel: str, guest_cond) -> tuple[tuple[str, Ref], ...]:
+    """The Linux ``kernel`` actions a guest condition names, by name, each with one
+    reference object (the reader's memo then finds it by identity)."""
+    names = actions_named(guest_cond) & load_rules(kernel).action_names
+    return tuple((a, Ref("action", a)) for a in sorted(names))
