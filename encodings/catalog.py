@@ -114,7 +114,7 @@ class Catalog:
                 self._linux.setdefault(feat.linux, feat.name)
         self.guest_features = frozenset(n for n, f in self.features.items() if f.guest_visible)
         #: the features that need others (most need none), with what they need
-        self._requires = {n: f.requires for n, f in self.features.items() if f.requires}
+        self.requires = {n: f.requires for n, f in self.features.items() if f.requires}
         # Linux /proc/cpuinfo names QEMU cannot express: real CPUID bits become
         # "linux:<name>" (host facts the bug rules read, e.g. linux:btc_no); Linux's own
         # software flags (constant_tsc, pti...) are not CPU features and are dropped.
@@ -211,7 +211,7 @@ class Catalog:
         This is the greatest subset closed under the dependencies, so the order of removal
         does not matter."""
         features = set(features)
-        needs = [(name, groups) for name in features if (groups := self._requires.get(name))]
+        needs = [(name, groups) for name in features if (groups := self.requires.get(name))]
         changed = True
         while changed:
             changed = False

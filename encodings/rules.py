@@ -267,7 +267,7 @@ class RuleTable:
             if len(self._residuals_by_id) > 1 << 16:
                 self._residuals_by_id.clear()
             self._residuals_by_id[(id(expr), vendor, boot)] = (expr, by_fms)  # expr kept: its id stays unique
-        out = [by_fms.get(fms) for fms in identities]  # nearly always all known already
+        out = list(map(by_fms.get, identities))  # nearly always all known already
         if None in out:
             for i, fms in enumerate(identities):
                 if out[i] is None:

@@ -149,8 +149,10 @@ class _Domain:
                           for ob in obs]
         # What the residuals read (an obligation's expression names actions, whose
         # features only its residuals show); each distinct residual once.
-        distinct = {id(r): r for rs in self.residuals for r in rs}
-        read = frozenset().union(*(features_of(r) for r in distinct.values()))
+        distinct: dict[int, Expr] = {}
+        for rs in self.residuals:
+            distinct.update(zip(map(id, rs), rs, strict=True))
+        read = frozenset().union(*map(features_of, distinct.values()))
         universe = set(pool & cat.guest_features)
         if SMT in read:
             universe.add(SMT)
@@ -160,8 +162,8 @@ class _Domain:
         self.absent_mask = mask_of(self.absent)
         # The problem's dependencies (problem.build: f needs one of each group's
         # alternatives among the universe), for build.off_through_dependencies.
-        self._deps = [(f, [tuple(a for a in group if a in universe) for group in cat.features[f].requires])
-                      for f in sorted(universe) if f != SMT and cat.features[f].requires]
+        self._deps = [(f, [tuple(a for a in group if a in universe) for group in cat.requires[f]])
+                      for f in sorted(universe & cat.requires.keys())]
         self._closure: dict[frozenset[str], frozenset[str]] = {}
         #: whether the proofs follow the dependencies (the second attempt, :func:`precheck`)
         self.through_dependencies = False
@@ -199,8 +201,9 @@ class _Domain:
         universe = self.universe
         facts: list[_Fact] = []
         target = targets.target(req.qemu, req.libvirt).label
+        common = self.common  # every host has these and the target names them: no fact
         for f in sorted(universe):
-            if f == SMT:
+            if f == SMT or f in common:
                 continue
             lacking = tuple(i for i, t in enumerate(types) if f not in t.features)
             if lacking:
@@ -214,10 +217,18 @@ class _Domain:
         self.facts = facts
 
     # -- the proof of a conflict ----------------------------------------------------------
-    def dead(self, fact: _Fact, off: frozenset[str]) -> frozenset[int]:
-        """The identities under which ``fact`` cannot hold with ``off`` False."""
-        m = mask_of(self.closed(off)) | self.absent_mask
-        return frozenset(i for i, e in enumerate(self._per_identity(fact)) if folds_false(e, m))
+    def off_mask(self, off: frozenset[str]) -> int:
+        """The features False with ``off`` False (its closure, and the absent ones), as bits."""
+        return mask_of(self.closed(off)) | self.absent_mask
+
+    def dead(self, fact: _Fact, m: int) -> int:
+        """The identities under which ``fact`` cannot hold with the features of ``m`` (an
+        :meth:`off_mask`) False, as bits (bit i: identity i)."""
+        out = 0
+        for i, e in enumerate(self._per_identity(fact)):
+            if folds_false(e, m):
+                out |= 1 << i
+        return out
 
     def _per_identity(self, fact: _Fact) -> tuple[Expr, ...]:
         """A claim's expression under each identity."""
@@ -344,17 +355,25 @@ def _conflict(d: _Domain) -> tuple[FactKey, ...] | None:
     d.list_facts()
     offs = [f for f in d.facts if f.off is not None]
     claims = [f for f in d.facts if f.off is None]
-    if not d.refuted(offs + claims):
-        return None
-    # With every named feature off, which identities each claim refutes; deletion from
-    # the last claim keeps a claim only if the others leave an identity unrefuted.
-    every_off = frozenset(f.off for f in offs)
+    # With every named feature off, which identities each claim refutes: all of them
+    # together, or the facts are no proof (d.refuted of every fact, asked claim by claim);
+    # then deletion from the last claim keeps a claim only if the others leave an identity
+    # unrefuted.
+    every_off = d.off_mask(frozenset(f.off for f in offs))
     dead = {f.order: d.dead(f, every_off) for f in claims}
+    everyone = (1 << len(d.identities)) - 1
+    union = 0
+    for f in claims:
+        union |= dead[f.order]
+    if union != everyone:
+        return None
     kept = [f for f in claims if dead[f.order]]
-    everyone = frozenset(range(len(d.identities)))
     for i in reversed(range(len(kept))):  # from the last: the first kernel's claims stay
         rest = kept[:i] + kept[i + 1:]
-        if frozenset().union(*(dead[f.order] for f in rest)) == everyone:
+        union = 0
+        for f in rest:
+            union |= dead[f.order]
+        if union == everyone:
             kept = rest
     # The features those claims read: one fact each (a Lacks and a QemuLacks of the same
     # feature say the same), then deletion in constraint order.

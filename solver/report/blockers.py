@@ -115,6 +115,13 @@ def safety_costs(cat: Catalog, kinds: HostKinds, req: Requirements, guest: Guest
 
 
 @cache
+def _guest_set(model) -> frozenset[str]:
+    """The model's features a guest can be shown, without the hint bits (asked for every
+    newer model by every answer's better-model list)."""
+    return frozenset(model.features & catalog().guest_features) - HINT_BITS
+
+
+@cache
 def _guest_size(model) -> int:
     return len(model.features & catalog().guest_features)
 
@@ -133,7 +140,7 @@ def _nearest_newer(model: str, features: frozenset[str], qemu: str | None,
             continue
         if _guest_size(m) <= size:
             continue  # newer but not bigger (an Atom after a Xeon) is not "better"
-        need = (m.features & cat.guest_features) - features - HINT_BITS
+        need = _guest_set(m) - features
         if need:
             candidates.append((len(need), -m.index, m.name, need))
     candidates.sort(key=lambda c: (c[0], c[1]))
