@@ -197,13 +197,17 @@ class ProtectionTable:
         #: host view -> its references' verdicts (the host definitions read the host alone,
         #: and a host's entries, attempts and bugs share most of them)
         self._refs: dict = {}
+        #: the bugs a guest must be protected against where the host has them, by name
+        self._guest_scope = tuple(bug for bug in sorted(self.bugs) if self.bugs[bug].scope == "guest")
         self.compiled = HostCompiler(self)
 
     def guest_bugs(self, host: HostView) -> tuple[str, ...]:
         """The bugs of ``host`` a guest must be protected against (scope "guest"), by name
         (remembered: the obligations and the protection lines of every domain ask)."""
-        return self._remember(("guest_bugs", host), lambda: tuple(
-            bug for bug in sorted(self.bugs) if self.bugs[bug].scope == "guest" and self.affects(host, bug)))
+        def compute() -> tuple[str, ...]:
+            on = self._on(host)
+            return tuple(bug for bug in self._guest_scope if on(self.bugs[bug].affected))
+        return self._remember(("guest_bugs", host), compute)
 
     def affects(self, host: HostView, bug: str) -> bool:
         """Remembered per host view (every domain and report asks again)."""
@@ -222,17 +226,25 @@ class ProtectionTable:
 
     def host_holds(self, host: HostView, cond: Expr) -> bool:
         """``cond`` on ``host``: :class:`HostConcrete`'s reading, compiled (encodings.compiled)."""
+        return self._on(host)(cond)
+
+    def _on(self, host: HostView):
+        """``cond -> host_holds(host, cond)``, with the host's reference verdicts found once
+        (a host's bugs and entries are asked together)."""
         refs = self._refs.get(host)
         if refs is None:
             if len(self._refs) > MEMO_LIMIT:
                 self._refs.clear()
             refs = self._refs[host] = {}
-        return self.compiled.function(cond)(host, refs)
+        function = self.compiled.function
+        return lambda cond: function(cond)(host, refs)
 
     def entries_on(self, host: HostView, bug: str) -> tuple[Entry, ...]:
         """The entries whose host condition holds on ``host``, in table order."""
-        return self._remember(("entries", host, bug), lambda: tuple(
-            e for e in self.bugs[bug].entries if self.host_holds(host, e.host)))
+        def compute() -> tuple[Entry, ...]:
+            on = self._on(host)
+            return tuple(e for e in self.bugs[bug].entries if on(e.host))
+        return self._remember(("entries", host, bug), compute)
 
     def protection(self, host: HostView, bug: str) -> Expr:
         """What the guest must do (or be shown) to be protected against ``bug`` on ``host``:
@@ -248,8 +260,10 @@ class ProtectionTable:
 
     def attempt(self, host: HostView, bug: str) -> Expr:
         """The mitigation the guest must at least attempt on ``host`` (first match)."""
-        return self._remember(("attempt", host, bug), lambda: next(
-            (guest for cond, guest in self.bugs[bug].attempt if self.host_holds(host, cond)), ex.TRUE))
+        def compute() -> Expr:
+            on = self._on(host)
+            return next((guest for cond, guest in self.bugs[bug].attempt if on(cond)), ex.TRUE)
+        return self._remember(("attempt", host, bug), compute)
 
 
 #: host-view answers a table keeps before it starts afresh
