@@ -306,3 +306,27 @@ def test_an_answer_the_checker_rejects_is_never_printed(monkeypatch, tmp_path):
             assert "checker rejected the answer" in run.stderr and "mds" in run.stderr
             assert len(run.stderr.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_host_facts_hash_is_the_hash_of_what_equality_compares():
+    """HostFacts remembers its hash (host kinds key every memo of a solve): it must cover
+    exactly the fields equality compares, and not travel in a pickle (string hashes are
+    salted per process)."""
+    import dataclasses
+    import pickle
+
+    from cpusolve.core.hosts import HostFacts
+
+    base = HostFacts("GenuineIntel", 6, 85, 7, frozenset({"sse2"}), bugs=frozenset({"mds"}), origin="a")
+    compared = [f.name for f in dataclasses.fields(HostFacts) if f.compare]
+    assert hash(base) == hash(tuple(getattr(base, f) for f in compared))
+    assert hash(dataclasses.replace(base, origin="b")) == hash(base)
+    changed = {"vendor": "AuthenticAMD", "family": 25, "model": 1, "stepping": 1, "features": frozenset(),
+               "bugs": frozenset(), "silicon": frozenset({"md-clear"}), "internal_bugs": frozenset({"BHI"}),
+               "kernel": "6.12", "tsx": "on", "smt": False, "microcode_fixes": frozenset({"its_ibpb"}),
+               "qemu": "7.2", "libvirt": "9.0"}
+    assert set(changed) == set(compared)
+    for name, value in changed.items():
+        other = dataclasses.replace(base, **{name: value})
+        assert other != base and hash(other) != hash(base), name
+    assert "_hash" not in pickle.loads(pickle.dumps(base)).__dict__

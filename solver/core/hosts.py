@@ -43,6 +43,22 @@ class HostFacts(Cpu):
     qemu: str | None = None
     libvirt: str | None = None
 
+    def __hash__(self) -> int:
+        """The dataclass's hash (the fields equality compares), made once: host kinds key
+        every memo of a solve (domains' kind sets, obligations, protection lines), and a
+        10,000-host pool's domains hash them hundreds of thousands of times."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.vendor, self.family, self.model, self.stepping, self.features, self.bugs,
+                      self.silicon, self.internal_bugs, self.kernel, self.tsx, self.smt,
+                      self.microcode_fixes, self.qemu, self.libvirt))
+            self.__dict__["_hash"] = h  # a frozen dataclass: bypass its __setattr__
+        return h
+
+    def __getstate__(self) -> dict:
+        # the remembered hash is this process's (string hashes are salted per process)
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def host_view(self) -> HostView:
         """The host as the protection table reads it: its IA32_ARCH_CAPABILITIES bits count
         only where the host has the MSR (the arch-capabilities CPUID bit), as its kernel reads

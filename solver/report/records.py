@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from operator import attrgetter
 from types import MappingProxyType
 
@@ -21,12 +22,14 @@ SCHEMA_2 = "cpusolve-result/2"
 
 
 
+@lru_cache(maxsize=4096)
 def is_mitigation_flag(name: str) -> bool:
     """Flags that exist to let a guest mitigate CPU bugs: mechanisms and worst-case hints."""
     feat = catalog().features.get(name)
     return name in mechanism_features() or (feat is not None and feat.is_arch_cap and not is_immunity_claim(name))
 
 
+@lru_cache(maxsize=4096)
 def is_immunity_claim(name: str) -> bool:
     """ARCH_CAPABILITIES bits that tell the guest it need not mitigate something."""
     feat = catalog().features.get(name)
