@@ -233,18 +233,25 @@ class _Reduce:
             return e.value
         if t is Sel:
             return e
+        # A node whose parts reduce to themselves (the selector formulas: most of a
+        # problem's) is its own reduction: no copy is made.
         if t is Not:
             inner = self(e.item)
-            return (not inner) if type(inner) is bool else Not(inner)
+            return (not inner) if type(inner) is bool else (e if inner is e.item else Not(inner))
         if t is All or t is Any:
             stop = t is Any  # True decides an "or", False an "and"
             items = []
+            same = True
             for i in e.items:
                 r = self(i)
                 if r is stop:
                     return stop
                 if r is not (not stop):
                     items.append(r)
+                if r is not i:
+                    same = False
+            if same and items:
+                return e
             if not items:
                 return not stop
             return items[0] if len(items) == 1 else t(tuple(items))
@@ -254,14 +261,20 @@ class _Reduce:
                 return True
             if a is True:
                 return b
+            if a is e.a and b is e.b:
+                return e
             return Implies(a, b) if b is not False else Not(a)
         if t is Iff:
             a, b = self(e.a), self(e.b)
             if type(a) is bool and type(b) is bool:
                 return a == b
+            if a is e.a and b is e.b:
+                return e
             return Iff(_const(a), _const(b))
         if t is ExactlyOne:
             items = [self(i) for i in e.items]
+            if items and all(r is i for r, i in zip(items, e.items, strict=True)):
+                return e
             fixed_true = sum(1 for i in items if i is True)
             if fixed_true > 1:
                 return False
