@@ -44,26 +44,25 @@ def useful_models(enc: Problem, residuals: list[list], alive: list[int],
     fixed = _NAMES.mask(enc.fixed)
     variables = universe & ~fixed
 
-    def cost(m: CpuModel) -> tuple[int, int]:
-        """The flags ``m`` costs whatever the variables are (features outside the universe,
-        fixed features it lacks), and its features among the variables."""
-        own = _model_mask(m)
-        return (own & ~universe).bit_count() + (fixed & ~own).bit_count(), own & variables
-
     # identity -> how every obligation reads it, as a small number (equal readings, equal
     # numbers; residuals are interned, rules.residuals, so equal ones are one object and
     # their ids tell them apart); None when an obligation refuses it
     kinds: dict = {}
     alive_set = set(alive)
     numbers: dict[tuple, int] = {}
-    for i, k in enumerate(enc.identities):
-        kinds[k] = numbers.setdefault(tuple(id(r[i]) for r in residuals), len(numbers)) if i in alive_set else None
+    columns = zip(*residuals, strict=True) if residuals else (() for _ in enc.identities)
+    for i, (k, column) in enumerate(zip(enc.identities, columns, strict=True)):
+        kinds[k] = numbers.setdefault(tuple(map(id, column)), len(numbers)) if i in alive_set else None
     host_kinds = {kinds[k] for k in host_fms}
-    # (cost, features among the variables, identity, its reading, index, model) per model
+    # (cost, features among the variables, identity, its reading, index, model) per model;
+    # the cost: the flags the model needs whatever the variables are (features outside the
+    # universe, fixed features it lacks)
+    outside = ~universe
     rows = []
     for m in enc.models:
-        w, mask = cost(m)
-        rows.append((w, mask, m.fms, kinds[m.fms], m.index, m))
+        own = _model_mask(m)
+        rows.append(((own & outside).bit_count() + (fixed & ~own).bit_count(), own & variables, m.fms,
+                     kinds[m.fms], m.index, m))
     by_cost = sorted(rows, key=lambda r: r[0])
     keep = []
     for row in rows:
