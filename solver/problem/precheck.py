@@ -145,8 +145,20 @@ class _Domain:
         obs = obligations(vendor, types, req.kernels, req.policy, req.waive)
         pool = explanation_features(cat, types, req, obs)
         self.identities = sorted(_model_identities(cat, vendor, req) | {t.fms for t in types})
-        self.residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, self.identities, ob.boot)
-                          for ob in obs]
+        residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, self.identities, ob.boot) for ob in obs]
+        # Identities every obligation reads alike (the same residual objects: they are
+        # interned) are one for every question asked here, which reads an identity only
+        # through its residuals: one of each class stays (on the diverse benchmark fleet a
+        # domain's 29 identities fall into a handful).
+        classes: dict[tuple[int, ...], int] = {}
+        columns = zip(*residuals, strict=True) if residuals else (() for _ in self.identities)
+        for i, column in enumerate(columns):
+            classes.setdefault(tuple(map(id, column)), i)
+        kept = sorted(classes.values())
+        if len(kept) < len(self.identities):
+            self.identities = [self.identities[i] for i in kept]
+            residuals = [[rs[i] for i in kept] for rs in residuals]
+        self.residuals = residuals
         # What the residuals read (an obligation's expression names actions, whose
         # features only its residuals show); each distinct residual once.
         distinct: dict[int, Expr] = {}
