@@ -173,15 +173,17 @@ class _Bits:
             return full if e.value else 0
         if t is Not:
             return full & ~self(e.item)
+        # selectors (most items) are looked up in place: no call, no memo entry
+        sel_bits = self.sel_bits
         if t is All:
             out = full
             for i in e.items:
-                out &= self(i)
+                out &= sel_bits.get(i, 0) if type(i) is Sel else self(i)
             return out
         if t is Any:
             out = 0
             for i in e.items:
-                out |= self(i)
+                out |= sel_bits.get(i, 0) if type(i) is Sel else self(i)
             return out
         if t is Implies:
             return (full & ~self(e.a)) | self(e.b)
@@ -190,7 +192,7 @@ class _Bits:
         if t is ExactlyOne:
             ones = twos = 0
             for i in e.items:
-                x = self(i)
+                x = sel_bits.get(i, 0) if type(i) is Sel else self(i)
                 twos |= ones & x
                 ones |= x
             return ones & ~twos
@@ -243,7 +245,7 @@ class _Reduce:
             items = []
             same = True
             for i in e.items:
-                r = self(i)
+                r = i if type(i) is Sel else self(i)  # a selector is its own reduction
                 if r is stop:
                     return stop
                 if r is not (not stop):
@@ -272,7 +274,7 @@ class _Reduce:
                 return e
             return Iff(_const(a), _const(b))
         if t is ExactlyOne:
-            items = [self(i) for i in e.items]
+            items = [i if type(i) is Sel else self(i) for i in e.items]
             if items and all(r is i for r, i in zip(items, e.items, strict=True)):
                 return e
             fixed_true = sum(1 for i in items if i is True)
@@ -308,6 +310,7 @@ def _residual_reads(e: Expr) -> frozenset[str] | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def _decided_reads(e: Expr) -> frozenset[str] | None:
     """What decides ``e`` once the features are: the features of a residual rule term or
     of a dependency (an implication between two), or None when it reads selectors too."""
