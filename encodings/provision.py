@@ -9,6 +9,7 @@ bit only when the host's own MSR has it.  The facts are in ``data/kvm-arch-capab
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -109,29 +110,54 @@ def kvm_exposable(own: frozenset[str], bugs: frozenset[str], vendor: str = "Genu
     ``own`` holds the host's CPUID bits and its real ARCH_CAPABILITIES bits (canonical
     QEMU names); ``bugs`` the Linux sysfs names of the bugs it has.
     """
-    from cpusolve.encodings.catalog import ALWAYS_GUEST, catalog
-
-    rules = kvm_rules(kernel)
+    parts = _exposable_parts(kernel)
     arch_caps = _arch_caps()
-    out = {f for f in own if f not in arch_caps}
-    out |= set(ALWAYS_GUEST)
-    out |= set(rules.get("cpuid_emulated", ["arch-capabilities"]))
-    out |= set(kvm_cpuid(kernel)["emulated"]) - topology_bits()
+    out = set(own - arch_caps) | parts.offered
     if vendor not in ("AuthenticAMD", "HygonGenuine"):
-        out -= amd_only_emulated() - own
-    mask = set(rules.get("passthrough_mask", []))
-    caps = {f for f in own if f in arch_caps and f in mask}
-    caps |= set(rules.get("always", []))
-    # Hosts flush L1D on VM entry by default (l1tf_vmx_mitigation "cond"), so KVM tells the
-    # guest it need not flush for its own nested guests.
-    caps |= set(rules.get("if_host_l1d_flush_not_never", []))
-    for bit, bug in rules.get("if_host_not_affected", {}).items():
+        out -= parts.amd_only - own
+    caps = set(own & arch_caps & parts.passthrough_mask) | parts.always
+    for bit, bug in parts.if_host_not_affected:
         if bug not in bugs:
             caps.add(bit)
     # e.g. without RTM the guest sees no TSX, so KVM withholds TAA_NO (data: "assumed" and
     # "conditions" say what a host description cannot tell)
-    for bit, feature in rules.get("only_with_host_feature", {}).items():
+    for bit, feature in parts.only_with_host_feature:
         if feature not in own:
             caps.discard(bit)
-    out |= {c for c in caps if c in catalog().features}
+    out |= caps & parts.named
     return frozenset(out)
+
+
+@dataclass(frozen=True)
+class _ExposableParts:
+    """What :func:`kvm_exposable` reads of one KVM's data, as sets (every host kind asks)."""
+
+    #: offered whatever the host: QEMU's always-guest bits, the CPUID bits KVM emulates
+    #: (ARCH_CAPABILITIES itself among them), without the topology's
+    offered: frozenset[str]
+    amd_only: frozenset[str]
+    passthrough_mask: frozenset[str]
+    #: ARCH_CAPABILITIES bits KVM sets for every guest; hosts flush L1D on VM entry by
+    #: default (l1tf_vmx_mitigation "cond"), so KVM tells the guest it need not flush for
+    #: its own nested guests
+    always: frozenset[str]
+    if_host_not_affected: tuple[tuple[str, str], ...]
+    only_with_host_feature: tuple[tuple[str, str], ...]
+    #: the catalog's feature names (a cap bit the catalog cannot name is not offered)
+    named: frozenset[str]
+
+
+@cache
+def _exposable_parts(kernel: str) -> _ExposableParts:
+    from cpusolve.encodings.catalog import ALWAYS_GUEST, catalog
+
+    rules = kvm_rules(kernel)
+    offered = (set(ALWAYS_GUEST) | set(rules.get("cpuid_emulated", ["arch-capabilities"]))
+               | (set(kvm_cpuid(kernel)["emulated"]) - topology_bits()))
+    return _ExposableParts(
+        offered=frozenset(offered), amd_only=amd_only_emulated(),
+        passthrough_mask=frozenset(rules.get("passthrough_mask", [])),
+        always=frozenset(rules.get("always", [])) | frozenset(rules.get("if_host_l1d_flush_not_never", [])),
+        if_host_not_affected=tuple(rules.get("if_host_not_affected", {}).items()),
+        only_with_host_feature=tuple(rules.get("only_with_host_feature", {}).items()),
+        named=frozenset(catalog().features))
