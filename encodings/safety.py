@@ -75,8 +75,9 @@ def _obligations(vendor: str, types: tuple, kernels: tuple, policy: str, waive: 
     boots = sorted({boot_facts(t) for t in types}, key=sorted)
     kind = "protected" if policy == "strict" else "attempt"
     groups: dict[tuple, list[int]] = {}
+    reading = protection_table().reading  # host kinds that read alike share one answer
     for i, t in enumerate(types):
-        for bug, expr in host_needs(t.host_view(), kind, waive):
+        for bug, expr in host_needs(reading(t.host_view()), kind, waive):
             for kernel in kernels:
                 for boot in boots:
                     groups.setdefault((bug, kernel, boot, expr), []).append(i)

@@ -162,3 +162,30 @@ def test_bug_verdicts_depend_only_on_the_bits_the_table_reads():
             assert got == full(t.vendor, fms, frozenset(own)), (t.origin, sorted(own))
             seen.add(got)
     assert len(seen) > 10  # the hosts differ in their bugs, so equality says something
+
+
+def test_the_protection_tables_reading_of_a_host_answers_as_the_host():
+    """ProtectionTable.reading cuts a host to the features, bugs and microcode fixes the
+    table's conditions name: every one of those conditions (not the host-kernel bits,
+    which are not the table's) holds on the reading exactly where it holds on the host,
+    with the unknown facts of real hosts, the diverse generator's microcode variants, and
+    every kernel, TSX and SMT setting; and the readings are fewer than the hosts."""
+    from .benchdata import genpool
+
+    table = protection_table()
+    exprs = list(table.host_defs.values())
+    for bp in table.bugs.values():
+        exprs += [bp.affected] + [e.host for e in bp.entries] + [cond for cond, _ in bp.attempt]
+    exprs = list(dict.fromkeys(exprs))
+    facts = real_hosts() + list({h.facts: None for h in load_pool(
+        genpool().generate_diverse(n_hosts=400, n_domains=80, seed=11)).hosts.values()})
+    views = {dataclasses.replace(f.host_view(), kernel=k, tsx=tsx, smt=smt): None
+             for f in facts for k in KERNELS for tsx in ("on", "off") for smt in (True, False)}
+    readings = set()
+    for v in views:
+        cut = table.reading(v)
+        readings.add(cut)
+        for e in exprs:
+            assert table.host_holds(cut, e) is table.host_holds(v, e), (e, v)
+        assert table.guest_bugs(v) == table.guest_bugs(cut)
+    assert len(readings) < len(views) / 2, (len(readings), len(views))

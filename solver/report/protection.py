@@ -88,13 +88,17 @@ def _reader(kernel: str, view):
     return holds
 
 
-@lru_cache(maxsize=1 << 14)
 def _per_kind(t, req: Requirements, guest: GuestCpu) -> tuple:
-    """(bug, kernel, (status, does, why, residual)) on one host kind: a function of the
-    kind, the requirements and the guest, which many domains share."""
+    """(bug, kernel, (status, does, why, residual)) on one host kind: a function of what
+    the protection table reads of the kind, the facts its guests boot under, the
+    requirements and the guest, which many domains and kinds share."""
+    return _per_reading(protection_table().reading(t.host_view()), boot_facts(t), req, guest)
+
+
+@lru_cache(maxsize=1 << 14)
+def _per_reading(host, boot: frozenset[str], req: Requirements, guest: GuestCpu) -> tuple:
     table = protection_table()
-    host = t.host_view()
-    view = _booted_view(guest, boot_facts(t))
+    view = _booted_view(guest, boot)
     readers = [(kernel, _reader(kernel, view)) for kernel in req.kernels]
     out = []
     for bug in table.guest_bugs(host):
