@@ -130,21 +130,26 @@ def _guest_size(model) -> int:
 def _nearest_newer(model: str, features: frozenset[str], qemu: str | None,
                    libvirt: str | None = None) -> tuple[tuple[str, frozenset[str]], ...]:
     """The newer, bigger catalog models that need the fewest features more than ``features``."""
-    cat = catalog()
-    known = targets.target(qemu, libvirt).models
-    chosen = cat.model(model)
-    size = _guest_size(chosen)
     candidates = []
-    for m in cat.models:
-        if m.vendor != chosen.vendor or m.index <= chosen.index or m.name not in known:
-            continue
-        if _guest_size(m) <= size:
-            continue  # newer but not bigger (an Atom after a Xeon) is not "better"
-        need = _guest_set(m) - features
+    for m, shown in _newer_bigger(model, qemu, libvirt):
+        need = shown - features
         if need:
             candidates.append((len(need), -m.index, m.name, need))
     candidates.sort(key=lambda c: (c[0], c[1]))
     return tuple((name, need) for _, _, name, need in candidates[:MAX_BETTER])
+
+
+@lru_cache(maxsize=1024)
+def _newer_bigger(model: str, qemu: str | None, libvirt: str | None) -> tuple:
+    """The catalog models the target knows that are newer than ``model`` (same vendor) and
+    show more guest features, with their guest features (every answer on ``model`` asks)."""
+    cat = catalog()
+    known = targets.target(qemu, libvirt).models
+    chosen = cat.model(model)
+    size = _guest_size(chosen)
+    return tuple((m, _guest_set(m)) for m in cat.models
+                 if m.vendor == chosen.vendor and m.index > chosen.index and m.name in known
+                 and _guest_size(m) > size)  # newer but not bigger (an Atom after a Xeon) is not "better"
 
 
 def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
