@@ -330,3 +330,27 @@ def test_host_facts_hash_is_the_hash_of_what_equality_compares():
         other = dataclasses.replace(base, **{name: value})
         assert other != base and hash(other) != hash(base), name
     assert "_hash" not in pickle.loads(pickle.dumps(base)).__dict__
+
+
+def test_host_kinds_that_tie_on_what_a_guest_sees_still_have_one_order():
+    """type_order reads every field equality compares: two kinds that show the same
+    identity, features and bugs but differ in kernel, SMT, TSX, silicon or microcode (a
+    fleet mid-rollout) once tied, and their order in a domain (so which host an
+    explanation names) followed the set they were gathered in: a policy strict run of the
+    diverse benchmark pool named other hosts from one run to the next."""
+    import dataclasses
+
+    from cpusolve.core.hosts import HostFacts
+    from cpusolve.domains.kinds import type_order
+
+    base = HostFacts("AuthenticAMD", 23, 49, 0, frozenset({"sse2"}), bugs=frozenset({"retbleed"}))
+    changed = {"silicon": frozenset({"ibpb"}), "internal_bugs": frozenset({"SRSO"}), "kernel": "6.12",
+               "tsx": "on", "smt": False, "microcode_fixes": frozenset({"its_ibpb"}), "qemu": "7.2",
+               "libvirt": "9.0"}
+    kinds = [base] + [dataclasses.replace(base, **{k: v}) for k, v in changed.items()]
+    import itertools
+
+    keys = [type_order(k) for k in kinds] + [type_order(dataclasses.replace(base, qemu=""))]
+    assert all(a != b for a, b in itertools.combinations(keys, 2))
+    orders = {tuple(sorted(perm, key=type_order)) for perm in (kinds, kinds[::-1], kinds[3:] + kinds[:3])}
+    assert len(orders) == 1

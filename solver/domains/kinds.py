@@ -57,9 +57,17 @@ class HostKinds:
 
 
 def type_order(facts: HostFacts) -> tuple:
-    """A stable order of host kinds, so that equal input gives byte-identical output
-    (remembered on the instance: every domain of a host kind sorts it again)."""
+    """A total order of host kinds, so that equal input gives byte-identical output
+    (remembered on the instance: every domain of a host kind sorts it again).
+
+    It reads every field equality compares: kinds that show a guest the same identity,
+    features and bugs but differ in their kernel, SMT, TSX, silicon or microcode (a fleet's
+    kernel rollout) are different kinds, and a tie between them left their order in a
+    domain, and so which host a conflict names, to the set they were gathered in."""
     key = facts.__dict__.get("_type_order")
     if key is None:
-        key = facts.__dict__["_type_order"] = (facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs))
+        key = facts.__dict__["_type_order"] = (
+            facts.vendor, facts.fms, sorted(facts.features), sorted(facts.bugs), sorted(facts.silicon),
+            sorted(facts.internal_bugs), facts.kernel, facts.tsx, facts.smt, sorted(facts.microcode_fixes),
+            (facts.qemu is not None, facts.qemu or ""), (facts.libvirt is not None, facts.libvirt or ""))
     return key
