@@ -225,11 +225,9 @@ class Catalog:
         """Dependency violations in a visible feature set: (feature, the group of which it
         needs one member and has none), in name order."""
         out = []
-        for name in sorted(features):
-            feat = self.features.get(name)
-            if feat is None:
-                continue
-            for group in feat.requires:
+        requires = self.requires
+        for name in sorted(n for n in features if n in requires):  # most features need none
+            for group in requires[name]:
                 if not any(g in features for g in group):
                     out.append((name, group))
         return out

@@ -39,11 +39,13 @@ class Obligation:
     #: facts of the machine the guest boots on, under which its kernel decides
     boot: frozenset[str] = frozenset()
 
-    def holds(self, cpu: CpuView) -> bool:
-        """Whether a concrete guest view meets this obligation."""
+    def holds(self, cpu: CpuView, memo: dict | None = None) -> bool:
+        """Whether a concrete guest view meets this obligation; ``memo`` keeps the rule
+        references' verdicts for further obligations of the same kernel and boot facts on
+        the same view."""
         if cpu.boot != self.boot:
             cpu = dataclasses.replace(cpu, boot=self.boot)
-        return load_rules(self.kernel).holds(self.expr, cpu)
+        return load_rules(self.kernel).holds(self.expr, cpu, memo)
 
     def describe(self) -> str:
         if self.kind == "protected":

@@ -100,8 +100,9 @@ def problems(cat: Catalog, types: tuple[HostFacts, ...], req: Requirements, gues
     # The safety rule: on every host, the guest's actions protect against each host bug
     # (or, policy compat, the guest attempts the right mitigation), read concretely.
     view = guest.view()
+    memos: dict[tuple, dict] = {}  # per kernel and boot facts: the rule references' verdicts
     for ob in obligations(vendor, types, req.kernels, req.policy, req.waive):
-        if ob.holds(view):
+        if ob.holds(view, memos.setdefault((ob.kernel, ob.boot), {})):
             continue
         who = ", ".join(label[i] for i in ob.causes)
         why = failure_text(types[ob.causes[0]], ob, view)
