@@ -203,15 +203,13 @@ class ProtectionTable:
         # The host features, bugs and microcode fixes the table's conditions name: its
         # answers about a host depend on these and on the identity, kernel, TSX and SMT,
         # nothing else (:meth:`reading`).
-        named: dict[str, set[str]] = {"host_feature": set(), "host_bug": set(), "host_ucode": set()}
         conditions = [*self.host_defs.values()]
         for b in self.bugs.values():
             conditions += [b.affected, *(e.host for e in b.entries), *(cond for cond, _ in b.attempt)]
-        for cond in conditions:
-            _named_facts(cond, named)
-        self._read_features = frozenset(named["host_feature"])
-        self._read_bugs = frozenset(named["host_bug"])
-        self._read_ucode = frozenset(named["host_ucode"])
+        named = frozenset().union(*(fold(cond, _NamedFacts()) for cond in conditions))
+        self._read_features = frozenset(arg for kind, arg in named if kind == "host_feature")
+        self._read_bugs = frozenset(arg for kind, arg in named if kind == "host_bug")
+        self._read_ucode = frozenset(arg for kind, arg in named if kind == "host_ucode")
         self._readings: dict = {}
 
     def reading(self, host: HostView) -> HostView:
@@ -234,11 +232,8 @@ class ProtectionTable:
         """The bugs of ``host`` a guest must be protected against (scope "guest"), by name
         (remembered: the obligations and the protection lines of every domain ask)."""
         host = self.reading(host)
-
-        def compute() -> tuple[str, ...]:
-            on = self._on(host)
-            return tuple(bug for bug in self._guest_scope if on(self.bugs[bug].affected))
-        return self._remember(("guest_bugs", host), compute)
+        return self._remember(("guest_bugs", host), lambda: tuple(
+            bug for bug in self._guest_scope if self.affects(host, bug)))
 
     def affects(self, host: HostView, bug: str) -> bool:
         """Remembered per host view (every domain and report asks again)."""
@@ -308,22 +303,27 @@ class ProtectionTable:
 MEMO_LIMIT = 1 << 18
 
 
-def _named_facts(cond: Expr, named: dict[str, set[str]]) -> None:
-    """Add the host features, bugs and microcode fixes ``cond`` names to ``named`` (a
-    reference's definition is one of the table's conditions, walked on its own)."""
-    t = type(cond)
-    if t is ex.All or t is ex.Any:
-        for item in cond.items:
-            _named_facts(item, named)
-    elif t is ex.Not:
-        _named_facts(cond.item, named)
-    elif t is ex.Fact:
-        if cond.kind in named:
-            named[cond.kind].add(cond.arg)
-        elif cond.kind not in ("host_vendor", "host_cpu", "kvm", "tsx", "host_smt"):
-            raise ValueError(f"a host condition reads {cond.kind}, which ProtectionTable.reading would not keep")
-    elif t is not ex.Const and t is not ex.Ref:
-        raise TypeError(f"not a host condition: {cond!r}")
+class _NamedFacts(Algebra[frozenset]):
+    """The host features, bugs and microcode fixes a host condition names, as (kind, name)
+    pairs; references are not followed (each definition is one of the table's conditions,
+    read on its own).  Any other fact must be one :meth:`ProtectionTable.reading` keeps."""
+
+    empty: frozenset = frozenset()
+    cut = ("host_feature", "host_bug", "host_ucode")
+    kept = ("host_vendor", "host_cpu", "kvm", "tsx", "host_smt")
+
+    def const(self, node): return self.empty
+    def all(self, node, items): return frozenset().union(*items)
+    def any(self, node, items): return frozenset().union(*items)
+    def not_(self, node, item): return item
+    def ref(self, node, memo): return self.empty
+
+    def fact(self, node):
+        if node.kind in self.cut:
+            return frozenset({(node.kind, node.arg)})
+        if node.kind in self.kept:
+            return self.empty
+        raise ValueError(f"a host condition reads {node.kind}, which ProtectionTable.reading would not keep")
 
 
 @cache
