@@ -137,8 +137,7 @@ def _problem(cat: Catalog, vendor: str, types: tuple[HostFacts, ...], req: Requi
     p.identities = sorted({m.fms for m in p.models} | host_fms)
     p.obligations = obs
     residuals = [load_rules(ob.kernel).residuals(ob.expr, vendor, p.identities, ob.boot) for ob in obs]
-    distinct = {id(r): r for rs in residuals for r in rs}  # residuals are interned: few distinct
-    read = frozenset().union(*(features_of(r) for r in distinct.values()))  # what the obligations read
+    read = residual_features(residuals)  # what the obligations read
     if SMT in read:
         # The guest's topology is a choice where protection reads it (settings objective).
         p.universe = universe = sorted({*universe, SMT})
@@ -230,6 +229,16 @@ def _dependency(f: str, alternatives: tuple[str, ...]) -> Expr:
     if not alternatives:
         return Not(Feature(f))
     return Implies(Feature(f), Any(tuple(Feature(a) for a in alternatives)))
+
+
+def residual_features(residuals: list[list[Expr]]) -> frozenset[str]:
+    """The features the obligations' residuals read (an obligation's expression names
+    actions, whose features only its residuals show), each distinct residual once: they
+    are interned, so a domain's lists hold few distinct objects."""
+    distinct: dict[int, Expr] = {}
+    for rs in residuals:
+        distinct.update(zip(map(id, rs), rs, strict=True))
+    return frozenset().union(*map(features_of, distinct.values()))
 
 
 def off_through_dependencies(off, needs) -> frozenset[str]:

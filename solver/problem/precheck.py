@@ -36,8 +36,10 @@ from cpusolve.problem.build import (
     candidate_models,
     explanation_features,
     off_through_dependencies,
+    residual_features,
 )
 from cpusolve.problem.keys import FactKey, Lacks, MinModel, Must, QemuLacks, Require
+from cpusolve.problem.reduce import readings
 
 #: Witness search: at most this many free variables are enumerated (2**n assignments).
 MAX_WITNESS_VARS = 12
@@ -151,20 +153,14 @@ class _Domain:
         # through its residuals: one of each class stays (on the diverse benchmark fleet a
         # domain's 29 identities fall into a handful).
         classes: dict[tuple[int, ...], int] = {}
-        columns = zip(*residuals, strict=True) if residuals else (() for _ in self.identities)
-        for i, column in enumerate(columns):
-            classes.setdefault(tuple(map(id, column)), i)
+        for i, reading in enumerate(readings(residuals, len(self.identities))):
+            classes.setdefault(reading, i)
         kept = sorted(classes.values())
         if len(kept) < len(self.identities):
             self.identities = [self.identities[i] for i in kept]
             residuals = [[rs[i] for i in kept] for rs in residuals]
         self.residuals = residuals
-        # What the residuals read (an obligation's expression names actions, whose
-        # features only its residuals show); each distinct residual once.
-        distinct: dict[int, Expr] = {}
-        for rs in self.residuals:
-            distinct.update(zip(map(id, rs), rs, strict=True))
-        read = frozenset().union(*map(features_of, distinct.values()))
+        read = residual_features(self.residuals)
         universe = set(pool & cat.guest_features)
         if SMT in read:
             universe.add(SMT)
@@ -201,7 +197,7 @@ class _Domain:
         """Whether every identity is refuted with every named feature off: the cheap test
         a feasible domain fails (before the facts are listed one by one)."""
         named = frozenset(f for f in self.universe if f != SMT and f not in self.common)
-        off = mask_of(self.closed(named, through_dependencies=True)) | self.absent_mask
+        off = self.off_mask(named, through_dependencies=True)
         formulas = [e for _, e in self.required]
         return all(any(folds_false(rs[i], off) for rs in self.residuals)
                    or any(folds_false(e, off) for e in formulas)
@@ -229,9 +225,10 @@ class _Domain:
         self.facts = facts
 
     # -- the proof of a conflict ----------------------------------------------------------
-    def off_mask(self, off: frozenset[str]) -> int:
-        """The features False with ``off`` False (its closure, and the absent ones), as bits."""
-        return mask_of(self.closed(off)) | self.absent_mask
+    def off_mask(self, off: frozenset[str], through_dependencies: bool | None = None) -> int:
+        """The features False with ``off`` False (its closure, :meth:`closed`, and the
+        absent ones), as bits."""
+        return mask_of(self.closed(off, through_dependencies)) | self.absent_mask
 
     def dead(self, fact: _Fact, m: int) -> int:
         """The identities under which ``fact`` cannot hold with the features of ``m`` (an
@@ -250,7 +247,7 @@ class _Domain:
 
     def refuted(self, facts: list[_Fact]) -> bool:
         """Whether ``facts`` fold to False under every identity (a sound proof of unsat)."""
-        off = mask_of(self.closed(frozenset(f.off for f in facts if f.off is not None))) | self.absent_mask
+        off = self.off_mask(frozenset(f.off for f in facts if f.off is not None))
         rows = [self._per_identity(f) for f in facts if f.off is None]
         for i in range(len(self.identities)):
             for row in rows:
@@ -374,18 +371,18 @@ def _conflict(d: _Domain) -> tuple[FactKey, ...] | None:
     every_off = d.off_mask(frozenset(f.off for f in offs))
     dead = {f.order: d.dead(f, every_off) for f in claims}
     everyone = (1 << len(d.identities)) - 1
-    union = 0
-    for f in claims:
-        union |= dead[f.order]
-    if union != everyone:
+
+    def refute(facts: list[_Fact]) -> int:
+        out = 0
+        for f in facts:
+            out |= dead[f.order]
+        return out
+    if refute(claims) != everyone:
         return None
     kept = [f for f in claims if dead[f.order]]
     for i in reversed(range(len(kept))):  # from the last: the first kernel's claims stay
         rest = kept[:i] + kept[i + 1:]
-        union = 0
-        for f in rest:
-            union |= dead[f.order]
-        if union == everyone:
+        if refute(rest) == everyone:
             kept = rest
     # The features those claims read: one fact each (a Lacks and a QemuLacks of the same
     # feature say the same), then deletion in constraint order.

@@ -50,9 +50,8 @@ def useful_models(enc: Problem, residuals: list[list], alive: list[int],
     kinds: dict = {}
     alive_set = set(alive)
     numbers: dict[tuple, int] = {}
-    columns = zip(*residuals, strict=True) if residuals else (() for _ in enc.identities)
-    for i, (k, column) in enumerate(zip(enc.identities, columns, strict=True)):
-        kinds[k] = numbers.setdefault(tuple(map(id, column)), len(numbers)) if i in alive_set else None
+    for i, (k, reading) in enumerate(zip(enc.identities, readings(residuals, len(enc.identities)), strict=True)):
+        kinds[k] = numbers.setdefault(reading, len(numbers)) if i in alive_set else None
     host_kinds = {kinds[k] for k in host_fms}
     # (cost, features among the variables, identity, its reading, index, model) per model;
     # the cost: the flags the model needs whatever the variables are (features outside the
@@ -83,6 +82,15 @@ def useful_models(enc: Problem, residuals: list[list], alive: list[int],
         if not beaten:
             keep.append(m)
     return keep
+
+
+def readings(residuals: list[list], count: int) -> list[tuple[int, ...]]:
+    """For each of ``count`` identities, how every obligation reads it: the ids of its
+    residuals, one per obligation.  Residuals are interned (rules.residuals), so equal
+    readings are equal tuples."""
+    if not residuals:
+        return [()] * count
+    return [tuple(map(id, column)) for column in zip(*residuals, strict=True)]
 
 
 #: feature name -> bit, for this module's set arithmetic (one registry per process)
