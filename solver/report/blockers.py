@@ -115,15 +115,10 @@ def safety_costs(cat: Catalog, kinds: HostKinds, req: Requirements, guest: Guest
 
 
 @cache
-def _guest_set(model) -> frozenset[str]:
-    """The model's features a guest can be shown, without the hint bits (asked for every
-    newer model by every answer's better-model list)."""
-    return frozenset(model.features & catalog().guest_features) - HINT_BITS
-
-
-@cache
-def _guest_size(model) -> int:
-    return len(model.features & catalog().guest_features)
+def _guest_features(model) -> frozenset[str]:
+    """The model's features a guest can be shown (asked for every newer model by every
+    answer's better-model list)."""
+    return frozenset(model.features & catalog().guest_features)
 
 
 @lru_cache(maxsize=4096)
@@ -146,10 +141,10 @@ def _newer_bigger(model: str, qemu: str | None, libvirt: str | None) -> tuple:
     cat = catalog()
     known = targets.target(qemu, libvirt).models
     chosen = cat.model(model)
-    size = _guest_size(chosen)
-    return tuple((m, _guest_set(m)) for m in cat.models
+    size = len(_guest_features(chosen))
+    return tuple((m, _guest_features(m) - HINT_BITS) for m in cat.models
                  if m.vendor == chosen.vendor and m.index > chosen.index and m.name in known
-                 and _guest_size(m) > size)  # newer but not bigger (an Atom after a Xeon) is not "better"
+                 and len(_guest_features(m)) > size)  # newer but not bigger (an Atom after a Xeon) is not "better"
 
 
 def better_models(cat: Catalog, kinds: HostKinds, req: Requirements, guest: GuestCpu,
