@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from cpusolve.encodings.cpu import Cpu
 from cpusolve.encodings.protection import HostView
@@ -49,9 +49,7 @@ class HostFacts(Cpu):
         10,000-host pool's domains hash them hundreds of thousands of times."""
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash((self.vendor, self.family, self.model, self.stepping, self.features, self.bugs,
-                      self.silicon, self.internal_bugs, self.kernel, self.tsx, self.smt,
-                      self.microcode_fixes, self.qemu, self.libvirt))
+            h = hash(tuple(getattr(self, name) for name in _COMPARED))
             self.__dict__["_hash"] = h  # a frozen dataclass: bypass its __setattr__
         return h
 
@@ -74,6 +72,10 @@ class HostFacts(Cpu):
                         ucode=self.microcode_fixes)
         self.__dict__["_host_view"] = view  # a frozen dataclass: bypass its __setattr__
         return view
+
+
+#: the fields HostFacts equality compares, which its hash reads
+_COMPARED = tuple(f.name for f in fields(HostFacts) if f.compare)
 
 
 @dataclass(frozen=True)
