@@ -243,6 +243,14 @@ def solve_cmd(pool, fmt, policy, kernels, qemu, libvirt, waive, timeout, without
                 from cpusolve.writers.json_out import JsonChunks
 
                 prerender = JsonChunks(int(json_schema))
+                if not suggest_k:  # the report is all that is asked: the records stay in the workers
+                    from cpusolve.engine.solve import solve_written
+
+                    written = solve_written(p, timeout, jobs, prerender)
+                    if written is not None:
+                        head, solved = written
+                        write_atomic(prerender.render_written(head), output)
+                        return 0 if solved else 1
             result = solve(p, timeout=timeout, jobs=jobs, prerender=prerender)
         if suggest_k:
             from cpusolve.planning.suggest import suggest

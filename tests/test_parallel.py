@@ -220,3 +220,18 @@ def test_expressions_pickled_to_another_process_hash_as_its_own():
         out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(e), capture_output=True,
                              timeout=60, env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"})
         assert out.stdout.decode().split() == ["True", "found"], out.stderr.decode()[-400:]
+
+
+def test_cli_json_with_workers_exits_zero_when_every_domain_is_solved(tmp_path):
+    """`-j 2 --format json` keeps the domain records in the workers (engine.solve.solve_written):
+    the exit code comes from their statuses alone, 0 when every domain has an answer."""
+    pool = json.loads((ROOT / "examples" / "intel-rack.json").read_text())
+    del pool["migration"]["edges"]  # the two racks: two domains, each with an answer
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(pool))
+    cmd = [sys.executable, "-m", "cpusolve.cli", str(path), "--format", "json"]
+    here = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    there = subprocess.run(cmd + ["-j", "2"], capture_output=True, text=True, timeout=300)
+    assert [d["status"] for d in json.loads(here.stdout)["domains"]] == ["ok", "ok"]
+    assert here.returncode == there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout and there.stderr == here.stderr

@@ -162,7 +162,7 @@ def _failed(e: BaseException) -> None:
 
 
 def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout: float,
-                     jobs: int, cache=None, prerender=None) -> list | None:
+                     jobs: int, cache=None, prerender=None, records: bool = True) -> list | None:
     """Every domain's report, from ``jobs`` processes: this one and ``jobs - 1`` forked
     workers (:func:`_guided`).  None when forking is not possible here (the caller solves
     in this process).  ``cache`` (outcomes the parent already has) is inherited by the
@@ -170,12 +170,15 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
 
     ``prerender`` (writers.json_out.JsonChunks) writes each chunk's text in the process
     that made its reports (``fragment``), and is handed the chunks here in domain order
-    (``add``): writing the report is then shared out like solving, not done after it."""
+    (``add``): writing the report is then shared out like solving, not done after it.
+    ``records=False`` (with a ``prerender``) keeps the reports where they were made: only
+    their text comes back, and each domain's ``solved``, which is then what is returned."""
 
-    def work(span: tuple[int, int]) -> tuple[list, object]:
+    def work(span: tuple[int, int]) -> tuple[list | tuple, object]:
         lo, hi = span
         out = solve_chunk(pool, doms[lo:hi], lo + 1, req, timeout, cache)
-        return out, (None if prerender is None else prerender.fragment(out))
+        fragment = None if prerender is None else prerender.fragment(out)
+        return (out if records else tuple(d.solved for d in out)), fragment
 
     chunks = _guided(len(doms), jobs, work)
     if chunks is None:
@@ -185,7 +188,7 @@ def solve_in_workers(pool: Pool, doms: list[Domain], req: Requirements, timeout:
         results, fragment = chunks[first]
         out.extend(results)
         if prerender is not None:
-            prerender.add(results, fragment)
+            prerender.add(results if records else None, fragment)
     return out
 
 

@@ -101,8 +101,10 @@ class JsonChunks:
             return Fragment(tuple(_text(d.to_dict(), memo, False) for d in results))
 
     def add(self, results, fragment: Fragment) -> None:
-        """The next chunk of the report's domains (in domain order) and its text."""
-        self._results.extend(results)
+        """The next chunk of the report's domains (in domain order) and its text;
+        ``results`` None: only the text (:meth:`render_written` writes the report)."""
+        if results is not None:
+            self._results.extend(results)
         if not fragment.sets:
             self._texts.extend(fragment.texts)
             return
@@ -126,7 +128,12 @@ class JsonChunks:
         rest = result.domains[len(self._results):]
         if rest:
             self.add(rest, self.fragment(rest))
-        return _document(result, self.schema, self._sets, _list_text(self._texts, 1))
+        return self.render_written(result)
+
+    def render_written(self, head: Result) -> str:
+        """The report of every domain added, around the rest of ``head`` (its source,
+        requirements...; its ``domains`` are not read: engine.solve.solve_written)."""
+        return _document(head, self.schema, self._sets, _list_text(self._texts, 1))
 
 
 class _Raw(str):
