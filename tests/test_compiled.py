@@ -141,12 +141,13 @@ def test_an_atom_the_reading_cannot_read_fails_as_the_fold_does():
 
 
 def test_bug_verdicts_depend_only_on_the_bits_the_table_reads():
-    """Host facts share one bug evaluation per identity and *read* bits
-    (hostfacts.derive.silicon_bugs): every real host, with each of its bits dropped and
-    with random bits added, gets the verdicts of a full evaluation of its own bits."""
-    from cpusolve.hostfacts.derive import _silicon_bugs, silicon_bugs
+    """Host facts share one bug evaluation per identity and bits that evaluation read
+    (hostfacts.derive.silicon_bugs, encodings.readsets): every real host, with each of its
+    bits dropped and with random bits added, gets the verdicts of a full evaluation of its
+    own bits."""
+    from cpusolve.hostfacts.derive import _silicon_bugs as full  # the evaluation itself
+    from cpusolve.hostfacts.derive import silicon_bugs
 
-    full = _silicon_bugs.__wrapped__  # the evaluation itself, not remembered
     rt = load_rules()
     read = rt.features_read
     assert "arch-capabilities" in read  # its ARCH_CAPABILITIES atoms read the MSR's CPUID bit too

@@ -8,7 +8,6 @@ that pose the same problem share one solve.
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
 from types import MappingProxyType
 
 from cpusolve.core.pool import POLICIES, Pool, Requirements
@@ -16,6 +15,7 @@ from cpusolve.domains.graph import Domain, domains
 from cpusolve.encodings import targets
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.libvirt import libvirt_versions
+from cpusolve.encodings.readsets import ReadSets
 from cpusolve.encodings.rules import CpuView, load_rules
 from cpusolve.engine import parallel
 from cpusolve.engine.cache import SolveCache, problem_key
@@ -167,10 +167,16 @@ def _solve_in_parallel(doms, req: Requirements, timeout: float, cache: SolveCach
         cache.put_outcome(*args, outcome)
 
 
-@lru_cache(maxsize=1 << 16)
 def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
-    """The bugs a Linux guest on ``view`` marks itself affected by (many domains share a guest)."""
-    return tuple(b for b, hit in load_rules(kernel).affected(view).items() if hit)
+    """The bugs a Linux guest on ``view`` marks itself affected by.  Answers that agree on
+    the identity and on every bit an earlier answer's evaluation read share it
+    (encodings.readsets): a fleet's answers differ mostly in bits no bug rule reaches."""
+    key = (kernel, view.vendor, view.fms, view.hypervisor, view.smt, view.boot)
+    return _GUEST_SEES.get(key, view.features, lambda features: tuple(
+        b for b, hit in load_rules(kernel).affected(dataclasses.replace(view, features=features)).items() if hit))
+
+
+_GUEST_SEES: ReadSets[tuple[str, ...]] = ReadSets()
 
 
 def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,

@@ -7,7 +7,6 @@ bugs follow from Linux's rules where the entry does not state them.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import networkx as nx
@@ -18,6 +17,7 @@ from cpusolve.encodings.cpu import CpuView
 from cpusolve.encodings.expr import Ref
 from cpusolve.encodings.protection import HostView, kvm_offers_synthesised, synthesised_bits
 from cpusolve.encodings.provision import kvm_cpuid_filter, kvm_exposable, kvm_never
+from cpusolve.encodings.readsets import ReadSets
 from cpusolve.encodings.rules import load_rules
 from cpusolve.inputs.pool_file import HostKindSpec, HostSpec, PoolSpec, read_host, read_pool, warn
 
@@ -35,17 +35,19 @@ def silicon_bugs(vendor: str, fms: tuple[int, int, int],
                  own: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
     """The sysfs bugs and Linux's internal bug bits on bare metal (the protection table
     reads MSBDS_ONLY, BHI...), from one evaluation of the newest table: they share their
-    sub-rules (one memo for the host's view).  The rules read only some of a host's bits
-    (``RuleTable.features_read``): host kinds that differ elsewhere (a fleet's microcode and
-    BIOS variants: 3,188 kinds of the diverse benchmark pool pose 48) share one evaluation."""
-    return _silicon_bugs(vendor, fms, own & load_rules().features_read)
+    sub-rules (one memo for the host's view).  Host kinds that agree on the identity and
+    on every bit an earlier evaluation read share it (encodings.readsets: a fleet's
+    microcode and BIOS variants, 3,188 kinds of the diverse benchmark pool, take 47 paths)."""
+    return _SILICON.get((vendor, fms), own, lambda features: _silicon_bugs(vendor, fms, features))
 
 
-@lru_cache(maxsize=1 << 12)
-def _silicon_bugs(vendor: str, fms: tuple[int, int, int],
-                  own: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+_SILICON: ReadSets[tuple[frozenset[str], frozenset[str]]] = ReadSets()
+
+
+def _silicon_bugs(vendor: str, fms: tuple[int, int, int], features) -> tuple[frozenset[str], frozenset[str]]:
     table = load_rules()
-    view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2], features=own, hypervisor=False)
+    view = CpuView(vendor=vendor, family=fms[0], model=fms[1], stepping=fms[2], features=features,
+                   hypervisor=False)
     memo: dict = {}
     bugs = frozenset(b for b in table.bugs if table.holds(Ref("bug", b), view, memo))
     internal = frozenset(name for name in table.internal if table.holds(Ref("bug", name), view, memo))
