@@ -59,8 +59,36 @@ def med(xs):
 
 
 def cpusolve_cmd() -> list[str]:
+    """The command of the interpreter running this script (its venv's entry point): the
+    figures are that interpreter's, whichever ``cpusolve`` is first on PATH."""
+    exe = Path(sys.executable).with_name("cpusolve")
+    if exe.exists():
+        return [str(exe)]
     exe = shutil.which("cpusolve")
     return [exe] if exe else CPUSOLVE
+
+
+def byte_compile() -> None:
+    """Compile the package's modules, as ``pip install`` does for an installed package: a
+    checkout installed editable under PYTHONDONTWRITEBYTECODE (set on some machines) would
+    otherwise compile every module again in every timed process (0.2 s of each run)."""
+    import compileall
+
+    for folder in ("solver", "encodings"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1)
+
+
+def python_speed() -> float:
+    """Seconds of a fixed pure-Python loop: how fast this interpreter on this machine is, so
+    that figures of different days (the same machine kind has run 2x apart) compare."""
+    def loop() -> float:
+        t0 = time.perf_counter()
+        s, d = 0, {}
+        for i in range(2_000_000):
+            s += i
+            d[i % 1000] = d.get(i % 1000, 0) + 1
+        return time.perf_counter() - t0
+    return round(min(loop() for _ in range(3)), 3)
 
 
 def env_info() -> dict:
@@ -76,7 +104,8 @@ def env_info() -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "git_head": out(["git", "rev-parse", "--short", "HEAD"]),
         "git_dirty_solver": bool(out(["git", "status", "--porcelain", "--", "solver", "encodings"])),
-        "python": platform.python_version(), "z3": z3.get_version_string(),
+        "python": platform.python_version(), "python_executable": sys.executable,
+        "python_loop_s": python_speed(), "z3": z3.get_version_string(),
         "virsh": out(["virsh", "--version"]), "cpus": os.cpu_count(), "cpu_model": cpu,
         "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
@@ -562,7 +591,9 @@ def markdown(r: dict) -> str:
     L = ["# cpusolve benchmark results", "",
          f"`python benchmarks/run.py{' --quick' if r['quick'] else ''}` on {r['env']['date']}, "
          f"{r['env']['cpus']} CPUs ({r['env']['cpu_model']}), {r['env']['mem_gb']} GB, "
-         f"Python {r['env']['python']}, Z3 {r['env']['z3']}, virsh {r['env']['virsh']}, "
+         f"Python {r['env']['python']} ({r['env'].get('python_executable')}, "
+         f"a fixed loop {r['env'].get('python_loop_s')} s), "
+         f"Z3 {r['env']['z3']}, virsh {r['env']['virsh']}, "
          f"git {r['env']['git_head']}{' (solver tree dirty)' if r['env']['git_dirty_solver'] else ''}. "
          f"Total {r['total_s']:.0f} s. Load average at start {r['env']['loadavg_start']}, at end "
          f"{r['env'].get('loadavg_end')} (anything above ~1 means other work shared the 2 cores).", ""]
@@ -711,6 +742,7 @@ def main(argv=None) -> int:
                    ("types", 2_000, 10, 50), ("types", 2_000, 100, 50),
                    ("domains", 2_000, 25, 200), ("domains", 2_000, 25, 800)]
     t_all = time.perf_counter()
+    byte_compile()
     r: dict = {"quick": a.quick, "env": env_info()}
     if want("domain3"):
         print("figure 1: one 3-host domain, in-process vs virsh", flush=True)
