@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from cpusolve.errors import CpusolveError, check_timeout, one_line
-from cpusolve.writers.atomic import write_atomic
+from cpusolve.writers.atomic import write_all_atomic, write_atomic
 
 
 class DefaultGroup(click.Group):
@@ -425,15 +425,19 @@ def split_cmd(pool, fmt, policy, kernels, qemu, waive, held_back, timeout, jobs,
         import json
 
         from cpusolve.api import load_pool, with_requirements
+        from cpusolve.errors import InputError
         from cpusolve.planning.split import split, split_pool_file
         from cpusolve.writers.split import render_split
 
+        if write_pool and output not in (None, "-") and Path(write_pool).resolve() == Path(output).resolve():
+            raise InputError(f"{output}: --write-pool and -o name the same file; give the split pool its own")
         p = load_pool(pool)
         p.requirements = with_requirements(p.requirements, policy=policy, kernels=kernels, qemu=qemu, waive=waive)
         result = split(p, timeout=timeout, held_back=held_back, jobs=jobs)
-        if write_pool:
-            write_atomic(json.dumps(split_pool_file(result, pool, write_pool), indent=2) + "\n", write_pool)
-        write_atomic(render_split(result, fmt), output)
+        report = [(render_split(result, fmt), output)]
+        if write_pool:  # both or neither: an -o that cannot be written leaves no new pool behind
+            report.insert(0, (json.dumps(split_pool_file(result, pool, write_pool), indent=2) + "\n", write_pool))
+        write_all_atomic(report)
         return result.exit_code
 
     run(go)

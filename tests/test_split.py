@@ -561,3 +561,17 @@ def test_write_pool_rewrites_relative_fact_files_for_its_own_folder(tmp_path):
     assert data["hosts"]["rome-real"]["facts"] == "../site/hosts/rome.xml"
     assert data["migration"]["groups"] == [] or all(len(g) > 1 for g in data["migration"]["groups"])
     assert len(solve(load_pool(str(out))).domains) == 2
+
+
+def test_write_pool_and_a_report_that_cannot_be_written_leave_nothing_behind(tmp_path):
+    """Both files or neither (writers.atomic.write_all_atomic): an -o in a missing folder
+    fails with one line and the split pool is not written either (nor a temporary)."""
+    pool_out = tmp_path / "split.json"
+    run = CliRunner().invoke(main, ["split", str(EXAMPLES / "amd-split.json"), "--write-pool", str(pool_out),
+                                    "-o", str(tmp_path / "missing" / "report.txt")])
+    assert run.exit_code == 2 and "cannot write" in run.output and "report.txt" in run.output
+    assert list(tmp_path.iterdir()) == []
+    run = CliRunner().invoke(main, ["split", str(EXAMPLES / "amd-split.json"), "--write-pool", str(pool_out),
+                                    "-o", str(pool_out)])
+    assert run.exit_code == 2 and "name the same file" in run.output
+    assert list(tmp_path.iterdir()) == []

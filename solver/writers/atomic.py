@@ -34,10 +34,39 @@ def discard_temporaries() -> None:
 
 def write_atomic(text: str, output: str | Path | None) -> None:
     """``text`` to ``output`` via a temporary file and rename; None or '-' is stdout."""
-    if output in (None, "-"):
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
+    write_all_atomic([(text, output)])
+
+
+def write_all_atomic(items: list[tuple[str, str | Path | None]]) -> None:
+    """Each ``(text, output)``, all or none: every file is written to its temporary first,
+    and only when all of them are on disk are they renamed into place (then stdout is
+    written), so an output that cannot be written (``split --write-pool F -o BAD``) leaves
+    every other one as it was."""
+    staged: list[tuple[str, Path, str]] = []
+    try:
+        for text, output in items:
+            if output not in (None, "-"):
+                staged.append((*_stage(text, output), str(output)))
+        for tmp, target, output in staged:
+            try:
+                os.replace(tmp, target)
+            except OSError as e:
+                raise InputError(f"{output}: cannot write: {e.strerror or e}") from None
+            _PENDING.discard(tmp)
+    except BaseException:
+        for tmp, _, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+            _PENDING.discard(tmp)
+        raise
+    for text, output in items:
+        if output in (None, "-"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+
+def _stage(text: str, output: str | Path) -> tuple[str, Path]:
+    """``text`` in a temporary file beside ``output``, flushed to disk with the mode the
+    target should have: (temporary path, target)."""
     target = Path(output)
     try:
         st = os.stat(target)
@@ -62,17 +91,17 @@ def write_atomic(text: str, output: str | Path | None) -> None:
         raise InputError(f"{output}: cannot write: {getattr(e, 'strerror', None) or e}") from None
     _PENDING.add(tmp)
     try:
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise InputError(f"{output}: cannot write: {e.strerror or e}") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        _PENDING.discard(tmp)
+        raise InputError(f"{output}: cannot write: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
         _PENDING.discard(tmp)
+        raise
+    return tmp, target
