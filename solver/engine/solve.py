@@ -171,12 +171,13 @@ def guest_sees(view: CpuView, kernel: str) -> tuple[str, ...]:
     """The bugs a Linux guest on ``view`` marks itself affected by.  Answers that agree on
     the identity and on every bit an earlier answer's evaluation read share it
     (encodings.readsets): a fleet's answers differ mostly in bits no bug rule reaches."""
-    key = (kernel, view.vendor, view.fms, view.hypervisor, view.smt, view.boot)
+    key = (kernel, *(getattr(view, f) for f in _VIEW_FIELDS))  # every field but the features
     return _GUEST_SEES.get(key, view.features, lambda features: tuple(
         b for b, hit in load_rules(kernel).affected(dataclasses.replace(view, features=features)).items() if hit))
 
 
 _GUEST_SEES: ReadSets[tuple[str, ...]] = ReadSets()
+_VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(CpuView) if f.name != "features")
 
 
 def _solve_domain(pool: Pool, dom: Domain, index: int, req: Requirements, timeout: float,
