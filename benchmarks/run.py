@@ -101,7 +101,7 @@ def env_info() -> dict:
                 if ln.startswith("model name")), platform.processor())
     import z3
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "git_head": out(["git", "rev-parse", "--short", "HEAD"]),
         "git_dirty_solver": bool(out(["git", "status", "--porcelain", "--", "solver", "encodings"])),
         "python": platform.python_version(), "python_executable": sys.executable,

@@ -278,35 +278,6 @@ class RuleTable:
                     out[i] = by_fms[fms] = self._interned.setdefault(term, term)
         return out
 
-    # -- what mitigating a bug takes ------------------------------------------------------
-    def scope(self, bug: str) -> str:
-        return self.rule(bug).scope
-
-    def mechanisms(self, bug: str, vendor: str) -> list[list[str]]:
-        return self.rule(bug).data.get("mechanisms", {}).get(vendor, [])
-
-    def mechanism_expr(self, bug: str, vendor: str) -> Expr | None:
-        """What the guest must show to mitigate ``bug``, as an expression; None if nothing.
-
-        ``mechanism_overrides`` are tried in order (the first whose ``if`` holds on the guest
-        replaces ``mechanisms``), so the choice itself depends on the guest's visible bits:
-        e.g. with mds-no visible, MMIO stale data is only mitigated by fb-clear.
-        """
-        data = self.rule(bug).data
-
-        def alternatives(mechs: dict) -> Expr:
-            alts = mechs.get(vendor, [])
-            if not alts or any(not a for a in alts):
-                return ex.TRUE  # nothing needed, or no CPU mechanism exists for this vendor
-            return ex.Any(tuple(ex.All(tuple(parse({"feature": f}) for f in alt)) for alt in alts))
-
-        out = alternatives(data.get("mechanisms", {}))
-        for o in reversed(data.get("mechanism_overrides", [])):
-            cond = parse(o["if"])
-            out = ex.Any((ex.All((cond, alternatives(o["mechanisms"]))), ex.All((ex.Not(cond), out))))
-        out = ex.fold_constants(out)
-        return None if out == ex.TRUE else out
-
 
 class Concrete(Algebra[bool]):
     """Python booleans on one concrete CPU."""
