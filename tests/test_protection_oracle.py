@@ -187,3 +187,45 @@ def test_disagreements_are_few_and_every_known_entry_occurs(compared):
     # both sides are exercised: the sample has protected and unprotected cases of most bugs
     both = {b for b in {c.bug for c in compared} if {c.product for c in compared if c.bug == b} == {True, False}}
     assert len(both) >= 10, sorted(both)
+
+
+def test_compat_answers_attempt_what_the_oracle_calls_the_right_mitigation():
+    """Policy compat asks every answer to at least attempt the right kind of mitigation for
+    each bug of each host (where the host's microcode may make it ineffective): on the
+    examples and on diverse generated fleets, every answer does by the oracle's ``attempted``
+    on every host kind, kernel and bug, except where KNOWN says the two read a source
+    differently (the product has nothing to attempt where it counts the guest protected)."""
+    from pathlib import Path
+
+    from cpusolve.api import solve
+    from cpusolve.engine.solve import domain_requirements
+
+    from .benchdata import genpool
+    from .oracle import oracle_host
+
+    table = protection_table()
+    pools = [load_pool(str(p)) for p in sorted((Path(__file__).parents[1] / "examples").glob("*.json"))]
+    pools += [load_pool(genpool().generate_diverse(n_hosts=300, n_domains=60, seed=s)) for s in (5, 6)]
+    checked, unexplained = 0, []
+    for pool in pools:
+        for d in solve(pool, policy="compat").domains:
+            if d.guest is None:
+                continue
+            types = tuple({pool.hosts[h.name].facts: None for h in d.hosts})
+            req = domain_requirements(pool.requirements, types)
+            view = d.guest.view()
+            og = po.Guest(view.vendor, view.family, view.model, view.stepping, view.features, view.smt)
+            for t in types:
+                hv, host = t.host_view(), oracle_host(t)
+                for kernel in req.kernels:
+                    for bug in sorted(table.bugs):
+                        if table.bugs[bug].scope != "guest" or not table.affects(hv, bug) or bug in req.waive:
+                            continue
+                        checked += 1
+                        if po.attempted(og, kernel, host, bug):
+                            continue
+                        case = Case(bug, True, False, t, d.guest, kernel)
+                        if not any(k.applies(case) for k in KNOWN.values()):
+                            unexplained.append((pool.source, d.index, t.origin, kernel, bug))
+    assert checked > 3000
+    assert not unexplained, unexplained[:5]
