@@ -66,6 +66,3 @@ class ReadSets(Generic[V]):
             del paths[0]
         paths.append((tuple(reading.read.items()), value))
         return value
-
-    def clear(self) -> None:
-        self._paths.clear()

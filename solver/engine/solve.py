@@ -84,8 +84,7 @@ def _solve(pool: Pool, requirements: Requirements | None, policy: str | None, ti
             # started, more than the problems both processes meet cost them twice.
             done = parallel.solve_in_workers(pool, doms, req, timeout, jobs, cache, prerender)
         if done is not None:
-            return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(done),
-                          directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
+            return _result(pool, req, done)
     if jobs > 1 and reuse:
         _solve_in_parallel(doms, req, timeout, cache, jobs)
     for index, dom in enumerate(doms, start=1):
@@ -99,8 +98,7 @@ def _solve(pool: Pool, requirements: Requirements | None, policy: str | None, ti
                                                                            cache, cat, detail))
         results.append(hit if hit.index == index else dataclasses.replace(hit, index=index))
     cache.end()
-    return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(results),
-                  directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
+    return _result(pool, req, results)
 
 
 def solve_written(pool: Pool, timeout: float, jobs: int, prerender) -> tuple[Result, bool] | None:
@@ -120,9 +118,12 @@ def solve_written(pool: Pool, timeout: float, jobs: int, prerender) -> tuple[Res
                                            records=False)
     if solved is None:
         return None
-    head = Result(source=pool.source, requirements=req.to_dict(), domains=(), directed=pool.directed,
-                  graph=pool.graph, groups=tuple(pool.groups))
-    return head, all(solved)
+    return _result(pool, req, ()), all(solved)
+
+
+def _result(pool: Pool, req: Requirements, domain_results) -> Result:
+    return Result(source=pool.source, requirements=req.to_dict(), domains=tuple(domain_results),
+                  directed=pool.directed, graph=pool.graph, groups=tuple(pool.groups))
 
 
 def domain_requirements(req: Requirements, types) -> Requirements:

@@ -38,10 +38,11 @@ def write_atomic(text: str, output: str | Path | None) -> None:
 
 
 def write_all_atomic(items: list[tuple[str, str | Path | None]]) -> None:
-    """Each ``(text, output)``, all or none: every file is written to its temporary first,
-    and only when all of them are on disk are they renamed into place (then stdout is
-    written), so an output that cannot be written (``split --write-pool F -o BAD``) leaves
-    every other one as it was."""
+    """Each ``(text, output)``: every file is written to its temporary first, and only
+    when all of them are on disk are they renamed into place (then stdout is written), so
+    an output that cannot be written (``split --write-pool F -o BAD``) leaves every other
+    one as it was.  (A rename that fails after every temporary was written, which the
+    checks before it make rare, leaves the files renamed before it in place.)"""
     staged: list[tuple[str, Path, str]] = []
     try:
         for text, output in items:
@@ -96,12 +97,10 @@ def _stage(text: str, output: str | Path) -> tuple[str, Path]:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-    except OSError as e:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         _PENDING.discard(tmp)
-        raise InputError(f"{output}: cannot write: {e.strerror or e}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        _PENDING.discard(tmp)
+        if isinstance(e, OSError):
+            raise InputError(f"{output}: cannot write: {e.strerror or e}") from None
         raise
     return tmp, target
