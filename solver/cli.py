@@ -145,7 +145,7 @@ def _run(fn) -> int:
 @click.version_option(package_name="cpusolve")
 def main() -> None:
     """Pick, for every migration domain of a pool, the maximal guest CPU model that every host
-    can run and that leaves no guest believing it is immune to a bug its hosts have.
+    can run and on which the guest is protected, on every host, from the bugs that host has.
 
     \b
     cpusolve POOL.json [--format text|json|qemu|libvirt]   solve a pool
@@ -173,8 +173,8 @@ def _timeout(ctx, param, value):
 
 policy_option = click.option(
     "--policy", type=click.Choice(["strict", "compat"]), default=None,
-    help="strict: guests also get each bug's mitigation mechanism (default from the pool, else strict); "
-         "compat: only truthful bug verdicts.")
+    help="strict: the guest's mitigation must work on every host (default from the pool, else strict); "
+         "compat: the right kind of mitigation suffices where a host's microcode makes it ineffective.")
 timeout_option = click.option("--timeout", type=float, default=30.0, show_default=True, callback=_timeout,
                               help="Seconds Z3 may spend on one domain.")
 qemu_option = click.option("--qemu", "qemu", type=click.Choice(["7.2", "10.2", "current"]), default=None,
@@ -187,7 +187,7 @@ output_option = click.option("-o", "--output", default=None, help="Write here at
 @format_option("text", "json", "qemu", "libvirt", "nova", "dot")
 @policy_option
 @click.option("--kernel", "kernels", multiple=True, metavar="VERSION",
-              help="Guest Linux rule table(s) whose verdicts must be truthful (6.1, 6.12); repeatable.")
+              help="Guest Linux kernel(s) whose mitigation choices must protect (6.1, 6.12); repeatable.")
 @qemu_option
 @click.option("--libvirt", "libvirt", type=click.Choice(["9.0", "11.3"]), default=None,
               help="Guests are started through this libvirt: only its model and feature names.")
@@ -388,7 +388,7 @@ def pool_init_cmd(files, group, directed, no_merge, output) -> None:
 @timeout_option
 @output_option
 def audit_cmd(pool, guests, fmt, policy, timeout, output) -> None:
-    """Which running guests cannot run where they may migrate, or believe a false immunity."""
+    """Which running guests cannot run where they may migrate, or would run unprotected there."""
     def go() -> int:
         from cpusolve.api import load_pool, with_requirements
         from cpusolve.inputs.guests_file import read_guests

@@ -19,12 +19,13 @@ class Requirements:
     forbid: frozenset[str] = frozenset()
     min_model: str | None = None
     vendor: str | None = None
-    #: "strict": the guest also gets the mechanism each present bug needs; "compat": only
-    #: the guest's own verdicts must be truthful.
+    #: "strict": the mitigation each guest kernel picks must protect on every host; "compat":
+    #: the right kind of mitigation is accepted where a host's microcode makes it
+    #: ineffective (reported INEFFECTIVE).
     policy: str = "strict"
     #: bugs the operator accepts; the output says so loudly
     waive: frozenset[str] = frozenset()
-    #: guest kernels whose verdicts must be truthful (rule tables, see encodings.rules)
+    #: guest kernels whose mitigation choices must protect (rule tables, see encodings.rules)
     kernels: tuple[str, ...] = ("6.1", "6.12")
     #: restrict models and feature names to what this QEMU knows ("7.2"; encodings.targets)
     #: or None (the catalog's own, current QEMU)

@@ -1,5 +1,5 @@
-"""Audit running guests: which ones cannot run on a host they may reach, which believe they
-are immune to a bug a reachable host has, and the smallest change that makes each safe.
+"""Audit running guests: which ones cannot run on a host they may reach, which would run
+unprotected from a bug a reachable host has, and the smallest change that makes each safe.
 """
 
 from __future__ import annotations

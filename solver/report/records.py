@@ -129,7 +129,7 @@ def ref_list(refs) -> list[dict] | int:
 class Conflict:
     """One named fact of a minimal infeasible set."""
 
-    kind: str  # "lacks", "require", "forbid", "min_model", "vendor", "truthful", "mechanism", "hint", "qemu"
+    kind: str  # "lacks", "qemu", "require", "forbid", "min_model", "vendor", "unprotected", "unknown"
     text: str
     fix: str
     hosts: tuple[HostRef, ...] = ()
