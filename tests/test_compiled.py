@@ -190,3 +190,47 @@ def test_the_protection_tables_reading_of_a_host_answers_as_the_host():
             assert table.host_holds(cut, e) is table.host_holds(v, e), (e, v)
         assert table.guest_bugs(v) == table.guest_bugs(cut)
     assert len(readings) < len(views) / 2, (len(readings), len(views))
+
+
+def test_the_host_kernels_own_bits_are_those_of_a_full_evaluation():
+    """encodings.protection.synthesised_bits evaluates the host-kernel rules on the host cut
+    to what they (and the host definitions they name) read, and remembers the cut: every
+    real host and diverse-generator variant, under each kernel and with each bit those rules
+    name dropped or added, gets what the rules give on its whole view; Zen 2 hosts get
+    TSA_SQ_NO and TSA_L1_NO, a Rome host showing IBPB gets IBPB_BRTYPE; and the cuts of the
+    hosts are fewer than half their views."""
+    from cpusolve.encodings import protection
+    from cpusolve.encodings.protection import synthesised_bits
+
+    from .benchdata import genpool
+
+    table = protection_table()
+    rules = _kernel_bits()["parsed"]
+
+    def full(v) -> frozenset[str]:
+        return frozenset().union(*(bits for bits, kernels, when in rules
+                                   if v.kernel in kernels and fold(when, HostConcrete(table, v))))
+
+    features = _kernel_bits()["cut"][0]
+    facts = real_hosts() + list({h.facts: None for h in load_pool(
+        genpool().generate_diverse(n_hosts=400, n_domains=80, seed=12)).hosts.values()})
+    views = [dataclasses.replace(f.host_view(), kernel=k) for f in facts for k in KERNELS]
+    protection._SYNTHESISED.clear()
+    for v in views:
+        synthesised_bits(v)
+    assert len(protection._SYNTHESISED) < len(views) / 2, (len(protection._SYNTHESISED), len(views))
+    seen = set()
+    for v in views:
+        for own in [v.features, *(v.features ^ {b} for b in sorted(features))]:
+            w = dataclasses.replace(v, features=frozenset(own))
+            got = synthesised_bits(w)
+            assert got == full(w), (v, sorted(own))
+            seen.add(got)
+    assert len(seen) >= 4  # the rules give different bits to different hosts
+    from cpusolve.encodings.protection import HostView
+
+    for kernel in KERNELS:  # EPYC Rome (Zen 2, family 0x17 model 0x31) with IBPB
+        got = synthesised_bits(HostView("AuthenticAMD", 23, 49, 0, frozenset({"ibpb", "avx2"}), kernel=kernel))
+        assert {"tsa-sq-no", "tsa-l1-no", "ibpb-brtype"} <= got, (kernel, got)
+        assert "ibpb-brtype" not in synthesised_bits(HostView("AuthenticAMD", 23, 49, 0, frozenset(), kernel=kernel))
+        assert not synthesised_bits(HostView("GenuineIntel", 6, 85, 7, frozenset({"ibpb"}), kernel=kernel))
