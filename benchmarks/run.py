@@ -335,9 +335,30 @@ def fig_big(work: Path, hosts: int, types: int, doms_n: int, runs: int, sample: 
 
 
 def fig_diverse(work: Path, hosts: int, doms_n: int, runs: int, sample: int) -> dict:
-    row = fig_pool(make_diverse_pool(work, hosts, doms_n), work, runs, sample, goal_x=10)
+    path = make_diverse_pool(work, hosts, doms_n)
+    row = fig_pool(path, work, runs, sample, goal_x=10)
     row["goal_j2_scaling_met"] = row["wall_s"] / row["j2_wall_s"] >= 1.7
+    row["phases"] = fig_phases(path, work, runs)
     return row
+
+
+def fig_phases(path: Path, work: Path, runs: int) -> dict:
+    """Serial and shared parts of the whole CLI (benchmarks/phases.py), -j 1 and -j 2
+    interleaved, medians: what bounds the -j 2 speed-up (Amdahl)."""
+    out = work / (path.stem + ".phases.json")
+    rows: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(runs):
+        for jobs in (1, 2):
+            proc = subprocess.run([sys.executable, str(HERE / "phases.py"), str(path), "--format", "json",
+                                   "-j", str(jobs), "-o", str(out)], capture_output=True, text=True)
+            rows[jobs].append(json.loads(proc.stderr.strip().splitlines()[-1]))
+    m = {j: {k: med([r[k] for r in rs]) for k in rs[0]} for j, rs in rows.items()}
+    t1 = m[1]["wall_s"]
+    serial = m[2]["before_s"] + m[2]["after_s"]  # what the parent alone runs with -j 2
+    shared1 = t1 - serial  # the rest of a one-process run: what -j can share out
+    return {"runs": runs, "j1": m[1], "j2": m[2], "serial_s": serial, "shared_j1_s": shared1,
+            "shared_scaling": shared1 / m[2]["shared_s"], "whole_scaling": t1 / m[2]["wall_s"],
+            "amdahl_bound_j2": t1 / (serial + shared1 / 2)}
 
 
 def fig_pool(path: Path, work: Path, runs: int, sample: int, goal_x: float) -> dict:
@@ -624,6 +645,14 @@ def markdown(r: dict) -> str:
                  f"(one process: {yes[f3['goal_10s_met_one_process']]}); "
                  f"{f3['speedup_vs_virsh']:.1f}x virsh (`-j 2`: {f3['j2_speedup_vs_virsh']:.1f}x), "
                  f"{yes[f3['goal_x_met']]} |")
+    fv = r.get("diverse")
+    if fv and fv.get("phases"):
+        ph = fv["phases"]
+        L.append(f"| diverse pool, `-j 2` against one process (the runs above; phases: medians of {ph['runs']} more "
+                 f"each) | {fv['j2_scaling']:.2f}x whole CLI ({ph['whole_scaling']:.2f}x in the phase runs); the "
+                 f"part `-j` shares {ph['shared_scaling']:.2f}x; bound by the parent's serial "
+                 f"{ph['serial_s']:.2f} s: {ph['amdahl_bound_j2']:.2f}x | - | >= 1.7x | "
+                 f"{yes[fv['goal_j2_scaling_met']]} |")
     fd = r.get("dask")
     if fd and "skipped" not in fd:
         L.append(f"| diverse pool on a dask LocalCluster of 2 workers (`--executor dask:local -j 2`) | "
@@ -669,6 +698,19 @@ def markdown(r: dict) -> str:
               f"extrapolated to all {f3['domains']:,} domains: {f3['virsh_extrapolated_s']:.1f} s / "
               f"{f3['virsh_types_extrapolated_s']:.1f} s. virsh failures in the sample: "
               f"{f3['virsh_failed_in_sample']}.", ""]
+        ph = f3.get("phases")
+        if ph:
+            a, b = ph["j1"], ph["j2"]
+            L += [f"Where the time goes (`benchmarks/phases.py`, medians of {ph['runs']} interleaved runs each, in "
+                  f"one process with clocks around the parent's stages): one process {a['wall_s']:.2f} s = imports "
+                  f"{a['imports_s']:.2f}, reading the pool {a['load_s']:.2f}, domains {a['domains_s']:.2f}, solving "
+                  f"{a['shared_s']:.2f}, JSON writer and file {a['after_s']:.2f}; `-j 2` {b['wall_s']:.2f} s = "
+                  f"{b['before_s']:.2f} before the workers, {b['shared_s']:.2f} solving and writing the domains in "
+                  f"two processes, {b['after_s']:.2f} joining and writing. The parent alone runs "
+                  f"{ph['serial_s']:.2f} s of it, so the rest of a one-process run ({ph['shared_j1_s']:.2f} s) "
+                  f"is what `-j` shares: that part scales {ph['shared_scaling']:.2f}x, "
+                  f"the whole run {ph['whole_scaling']:.2f}x, and no "
+                  f"2-process run can beat {ph['amdahl_bound_j2']:.2f}x (Amdahl: T1 / (serial + shared / 2)).", ""]
     if f4:
         L += ["## check(guest, host)", "",
               f"{f4['pairs']:,} (guest, host type) pairs, half a domain's answer with one of its own host "
