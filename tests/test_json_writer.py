@@ -110,3 +110,40 @@ def test_chunked_report_is_the_one_pass_report():
         other = JsonChunks(schema)
         other.add(doms[1:2], other.fragment(doms[1:2]))
         assert render_json(result, schema, other) == whole
+
+
+
+def test_chunks_of_scattered_domains_joined_domain_by_domain_are_the_one_pass_report():
+    """-j hands out runs of alike domains (engine.parallel.kindred_order), so a chunk holds
+    domains from all over the report: written in any grouping and joined one domain at a
+    time in domain order (JsonChunks.add_domain), both schemas give render_json's text."""
+    import random
+
+    from cpusolve.api import load_pool
+    from cpusolve.domains.graph import domains
+    from cpusolve.engine.parallel import kindred_order
+    from cpusolve.writers.json_out import JsonChunks, render_json
+
+    from .benchdata import genpool
+
+    pool = load_pool(genpool().generate_diverse(n_hosts=200, n_domains=40, seed=13))
+    result = solve(pool)
+    doms = result.domains
+    rng = random.Random(13)
+    shuffled = list(range(len(doms)))
+    rng.shuffle(shuffled)
+    orders = {"kindred": kindred_order(domains(pool)), "shuffled": shuffled}
+    assert orders["kindred"] != list(range(len(doms)))  # the test scatters domains
+    for schema in (1, 2):
+        whole = render_json(result, schema)
+        for name, order in orders.items():
+            for size in (1, 4, 15):
+                chunks = JsonChunks(schema)
+                where = {}
+                for lo in range(0, len(order), size):
+                    picked = order[lo:lo + size]
+                    fragment = chunks.fragment([doms[i] for i in picked])
+                    where.update({i: (fragment, k) for k, i in enumerate(picked)})
+                for i in range(len(doms)):
+                    chunks.add_domain(*where[i], doms[i])
+                assert render_json(result, schema, chunks) == whole, (schema, name, size)

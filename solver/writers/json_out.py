@@ -63,12 +63,29 @@ class _Local(int):
 
 @dataclass(frozen=True)
 class Fragment:
-    """The text of a run of domains, as the report's ``domains`` list holds them, with the
-    host sets it names in its own numbering (schema 2; schema 1 has none)."""
+    """The text of some domains, as the report's ``domains`` list holds them, with the host
+    sets they name in the fragment's own numbering (schema 2; schema 1 has none) and, per
+    domain, the distinct numbers it names in the order it first names them."""
 
     texts: tuple[str, ...]
     sets: tuple[tuple[str, ...], ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
+    naming: tuple[tuple[int, ...], ...] = ()
+    #: own number -> the report's, as text (filled where the fragment is joined)
+    numbers: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+class _NamingSets(HostSets):
+    """HostSets that also record the numbers handed out, in order (one domain's naming)."""
+
+    def __init__(self, marker: type) -> None:
+        super().__init__(marker)
+        self.named: list[int] = []
+
+    def number(self, refs) -> int:
+        n = super().number(refs)
+        self.named.append(n)
+        return n
 
 
 class JsonChunks:
@@ -76,10 +93,11 @@ class JsonChunks:
 
     Schema 2 numbers host sets in the order the report first names them, which ties every
     domain's text to the domains before it.  So each chunk is written with its own numbers
-    (:meth:`fragment`, in whichever process made its reports), and when the chunks are
-    joined in domain order (:meth:`add`, :meth:`render`) each chunk's sets are numbered in
-    its own order of first naming: exactly the numbers one pass over the whole report
-    gives.  The text is byte-identical to :func:`render_json`'s (tests compare the two).
+    (:meth:`fragment`, in whichever process made its reports), and when its domains are
+    joined in domain order (:meth:`add`, :meth:`add_domain`, :meth:`render`) each domain's
+    sets are numbered in its own order of first naming: exactly the numbers one pass over
+    the whole report gives, whichever domains a chunk held.  The text is byte-identical to
+    :func:`render_json`'s (tests compare the two).
     """
 
     def __init__(self, schema: int = 2) -> None:
@@ -92,11 +110,15 @@ class JsonChunks:
         """The text of ``results`` (DomainResults in order), in this chunk's own numbering."""
         memo: dict = {}
         if self.schema == 2:
-            sets = HostSets(marker=_Local)
+            sets = _NamingSets(marker=_Local)
+            docs, naming = [], []
             with numbered_host_sets(sets):
-                docs = [d.to_dict() for d in results]
+                for d in results:
+                    docs.append(d.to_dict())
+                    naming.append(tuple(dict.fromkeys(map(int, sets.named))))
+                    sets.named.clear()
             texts = tuple(_text(doc, memo, True) for doc in docs)
-            return Fragment(texts, tuple(tuple(s) for s in sets.sets), sets.counts)
+            return Fragment(texts, tuple(tuple(s) for s in sets.sets), sets.counts, tuple(naming))
         with shared_lists():
             return Fragment(tuple(_text(d.to_dict(), memo, False) for d in results))
 
@@ -105,17 +127,28 @@ class JsonChunks:
         ``results`` None: only the text (:meth:`render_written` writes the report)."""
         if results is not None:
             self._results.extend(results)
+        for k in range(len(fragment.texts)):
+            self.add_domain(fragment, k)
+
+    def add_domain(self, fragment: Fragment, k: int, result=None) -> None:
+        """The next domain of the report (in domain order): the ``k``-th of ``fragment``;
+        ``result`` its record, where the report is rendered from records."""
+        if result is not None:
+            self._results.append(result)
+        text = fragment.texts[k]
         if not fragment.sets:
-            self._texts.extend(fragment.texts)
+            self._texts.append(text)
             return
-        numbers = [str(self._sets.number_names(names, fragment.counts)) for names in fragment.sets]
-        for text in fragment.texts:
-            if "\x00" not in text:
-                self._texts.append(text)
-                continue
-            parts = text.split("\x00")
-            parts[1::2] = [numbers[int(p)] for p in parts[1::2]]
-            self._texts.append("".join(parts))
+        numbers = fragment.numbers
+        for n in fragment.naming[k]:
+            if n not in numbers:
+                numbers[n] = str(self._sets.number_names(fragment.sets[n], fragment.counts))
+        if "\x00" not in text:
+            self._texts.append(text)
+            return
+        parts = text.split("\x00")
+        parts[1::2] = [numbers[int(p)] for p in parts[1::2]]
+        self._texts.append("".join(parts))
 
     def covers(self, result: Result) -> bool:
         """Whether chunks were added and they are the first domains of ``result``."""
