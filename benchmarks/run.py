@@ -351,7 +351,10 @@ def fig_phases(path: Path, work: Path, runs: int) -> dict:
         for jobs in (1, 2):
             proc = subprocess.run([sys.executable, str(HERE / "phases.py"), str(path), "--format", "json",
                                    "-j", str(jobs), "-o", str(out)], capture_output=True, text=True)
-            rows[jobs].append(json.loads(proc.stderr.strip().splitlines()[-1]))
+            last = proc.stderr.strip().splitlines()[-1:] or [""]
+            if proc.returncode != 0 or not last[0].startswith("{"):
+                raise SystemExit(f"benchmark: phases.py -j {jobs} on {path.name} failed: {proc.stderr[-2000:]}")
+            rows[jobs].append(json.loads(last[0]))
     m = {j: {k: med([r[k] for r in rs]) for k in rs[0]} for j, rs in rows.items()}
     t1 = m[1]["wall_s"]
     serial = m[2]["before_s"] + m[2]["after_s"]  # what the parent alone runs with -j 2

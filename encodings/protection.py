@@ -222,9 +222,7 @@ class ProtectionTable:
         if hit is None:
             if len(self._readings) > MEMO_LIMIT:
                 self._readings.clear()
-            cut = HostView(host.vendor, host.family, host.model, host.stepping, host.features & self._read_features,
-                           bugs=host.bugs & self._read_bugs, kernel=host.kernel, tsx=host.tsx, smt=host.smt,
-                           ucode=host.ucode & self._read_ucode)
+            cut = cut_view(host, self._read_features, self._read_bugs, self._read_ucode)
             hit = self._readings[host] = self._readings.setdefault(cut, cut)
         return hit
 
@@ -301,6 +299,13 @@ class ProtectionTable:
 
 #: host-view answers a table keeps before it starts afresh
 MEMO_LIMIT = 1 << 18
+
+
+def cut_view(host: HostView, features: frozenset[str], bugs: frozenset[str], ucode: frozenset[str]) -> HostView:
+    """``host`` with its features, bugs and microcode fixes cut to those named: what
+    conditions that name only these (:class:`_NamedFacts`) read of it."""
+    return HostView(host.vendor, host.family, host.model, host.stepping, host.features & features,
+                    bugs=host.bugs & bugs, kernel=host.kernel, tsx=host.tsx, smt=host.smt, ucode=host.ucode & ucode)
 
 
 class _NamedFacts(Algebra[frozenset]):
@@ -470,9 +475,7 @@ def synthesised_bits(host: HostView) -> frozenset[str]:
     Evaluated on ``host`` cut to what the conditions read and remembered by that cut: the
     diverse benchmark pool's 3,188 host kinds differ mostly in bits none of them names."""
     data = _kernel_bits()
-    features, bugs, ucode = data["cut"]
-    cut = HostView(host.vendor, host.family, host.model, host.stepping, host.features & features,
-                   bugs=host.bugs & bugs, kernel=host.kernel, tsx=host.tsx, smt=host.smt, ucode=host.ucode & ucode)
+    cut = cut_view(host, *data["cut"])
     hit = _SYNTHESISED.get(cut)
     if hit is None:
         if len(_SYNTHESISED) > MEMO_LIMIT:

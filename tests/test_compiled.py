@@ -21,7 +21,7 @@ from cpusolve.encodings import compiled
 from cpusolve.encodings import expr as ex
 from cpusolve.encodings.catalog import catalog
 from cpusolve.encodings.expr import fold
-from cpusolve.encodings.protection import HostConcrete, _kernel_bits, protection_table
+from cpusolve.encodings.protection import HostConcrete, HostView, _kernel_bits, protection_table
 from cpusolve.encodings.rules import KERNELS, Concrete, CpuView, load_rules
 
 from .test_rules_interpreters import random_cpu, rule_features
@@ -227,8 +227,6 @@ def test_the_host_kernels_own_bits_are_those_of_a_full_evaluation():
             assert got == full(w), (v, sorted(own))
             seen.add(got)
     assert len(seen) >= 4  # the rules give different bits to different hosts
-    from cpusolve.encodings.protection import HostView
-
     for kernel in KERNELS:  # EPYC Rome (Zen 2, family 0x17 model 0x31) with IBPB
         got = synthesised_bits(HostView("AuthenticAMD", 23, 49, 0, frozenset({"ibpb", "avx2"}), kernel=kernel))
         assert {"tsa-sq-no", "tsa-l1-no", "ibpb-brtype"} <= got, (kernel, got)

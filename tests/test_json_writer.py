@@ -112,7 +112,6 @@ def test_chunked_report_is_the_one_pass_report():
         assert render_json(result, schema, other) == whole
 
 
-
 def test_chunks_of_scattered_domains_joined_domain_by_domain_are_the_one_pass_report():
     """-j hands out runs of alike domains (engine.parallel.kindred_order), so a chunk holds
     domains from all over the report: written in any grouping and joined one domain at a

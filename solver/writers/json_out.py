@@ -71,8 +71,6 @@ class Fragment:
     sets: tuple[tuple[str, ...], ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
     naming: tuple[tuple[int, ...], ...] = ()
-    #: own number -> the report's, as text (filled where the fragment is joined)
-    numbers: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 class _NamingSets(HostSets):
@@ -105,6 +103,9 @@ class JsonChunks:
         self._results: list = []
         self._texts: list[str] = []
         self._sets = HostSets()
+        #: id(fragment) -> (fragment, its own numbers -> this report's, as text); the
+        #: fragment is held so that its id stays unique
+        self._numbers: dict[int, tuple[Fragment, dict[int, str]]] = {}
 
     def fragment(self, results) -> Fragment:
         """The text of ``results`` (DomainResults in order), in this chunk's own numbering."""
@@ -139,7 +140,10 @@ class JsonChunks:
         if not fragment.sets:
             self._texts.append(text)
             return
-        numbers = fragment.numbers
+        hit = self._numbers.get(id(fragment))
+        if hit is None or hit[0] is not fragment:
+            hit = self._numbers[id(fragment)] = (fragment, {})
+        numbers = hit[1]
         for n in fragment.naming[k]:
             if n not in numbers:
                 numbers[n] = str(self._sets.number_names(fragment.sets[n], fragment.counts))
